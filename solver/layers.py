@@ -1,0 +1,240 @@
+"""Layer and graph descriptions: plain, immutable config objects with their checks.
+
+A sequential architecture is a list of `Layer`; a graph is a list of `Layer` whose `inputs` name
+earlier or later nodes (the implicit source is ``input``). `as_graph` turns either form, given as
+`Layer` objects or plain dicts, into a checked tuple of named nodes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, replace
+from typing import Iterable, Mapping, Sequence, Union
+
+from .errors import GraphStructureError, InvalidLayerError, LimitExceededError
+from .limits import (
+    MAX_CHANNELS,
+    MAX_DILATION,
+    MAX_FAN_IN,
+    MAX_KERNEL_SIZE,
+    MAX_LAYERS,
+    MAX_NAME_LENGTH,
+    MAX_PADDING,
+    MAX_STRIDE,
+)
+
+INPUT = "input"
+"""Name of the implicit source node (the image)."""
+
+CONV = "conv"
+MAXPOOL = "maxpool"
+AVGPOOL = "avgpool"
+GLOBAL_MAXPOOL = "global_maxpool"
+GLOBAL_AVGPOOL = "global_avgpool"
+LINEAR = "linear"
+ADD = "add"
+CONCAT = "concat"
+ELEMENTWISE_KINDS = frozenset({"relu", "bn", "dropout"})
+POOL_KINDS = frozenset({MAXPOOL, AVGPOOL})
+GLOBAL_KINDS = frozenset({GLOBAL_MAXPOOL, GLOBAL_AVGPOOL, LINEAR})
+MERGE_KINDS = frozenset({ADD, CONCAT})
+WINDOWED_KINDS = frozenset({CONV}) | POOL_KINDS
+LAYER_KINDS = frozenset({CONV}) | POOL_KINDS | GLOBAL_KINDS | MERGE_KINDS | ELEMENTWISE_KINDS
+
+FEATURE = "feature"
+CLASSIFIER = "classifier"
+LEVELS = frozenset({FEATURE, CLASSIFIER})
+
+Padding = Union[int, str]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer or graph node. Kernels, strides and paddings are square.
+
+    ``stride`` defaults to 1 for convolutions and to ``kernel_size`` for pooling (PyTorch's rule);
+    ``rate`` is a dropout probability in [0, 1). ``padding`` is an int (both sides), ``"same"`` (output = ceil(size / stride); left pad
+    (ke - 1) // 2) or ``"valid"`` (0). ``out_channels`` is conv filters or linear outputs.
+    """
+
+    kind: str
+    kernel_size: int = 1
+    stride: int | None = None
+    dilation: int = 1
+    padding: Padding = 0
+    groups: int = 1
+    out_channels: int | None = None
+    name: str | None = None
+    level: str = FEATURE
+    inputs: tuple[str, ...] | None = None
+    bias: bool = True
+    rate: float | None = None
+
+    @property
+    def effective_stride(self) -> int:
+        """The stride in use: the given one, else 1 for convolutions and kernel_size for pools."""
+        if self.stride is not None:
+            return self.stride
+        return self.kernel_size if self.kind in POOL_KINDS else 1
+
+
+ArchitectureInput = Union[Sequence[Layer], Sequence[Mapping[str, object]]]
+
+_LAYER_FIELDS = {f for f in Layer.__dataclass_fields__}  # noqa: SIM118
+_ALIASES = {"type": "kind"}
+
+
+def layer_from_mapping(data: Mapping[str, object], where: str) -> Layer:
+    """Build a `Layer` from a plain dict (``type`` is accepted for ``kind``); unknown keys are errors."""
+    if not isinstance(data, Mapping):
+        raise InvalidLayerError(where, "must be an object")
+    values: dict[str, object] = {}
+    for key, value in data.items():
+        name = _ALIASES.get(key, key)
+        if name not in _LAYER_FIELDS:
+            raise InvalidLayerError(f"{where}.{key}", "is not a layer field")
+        if value is not None:
+            values[name] = value
+    if "kind" not in values:
+        raise InvalidLayerError(f"{where}.type", "is required")
+    if "inputs" in values:
+        inputs = values["inputs"]
+        if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)):
+            raise InvalidLayerError(f"{where}.inputs", "must be a list of node names")
+        values["inputs"] = tuple(inputs)
+    return Layer(**values)  # type: ignore[arg-type]
+
+
+def _check_int(value: object, where: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidLayerError(where, f"must be an integer, got {value!r}")
+    if value < low:
+        raise InvalidLayerError(where, f"must be at least {low}, got {value}")
+    if value > high:
+        raise LimitExceededError(where, f"must be at most {high}, got {value}")
+
+
+def check_layer(layer: Layer, where: str) -> None:
+    """Raise a typed error naming ``where.<field>`` if any parameter of `layer` is out of range."""
+    if not isinstance(layer.kind, str) or layer.kind not in LAYER_KINDS:
+        kinds = ", ".join(sorted(LAYER_KINDS))
+        raise InvalidLayerError(f"{where}.type", f"unknown layer type {layer.kind!r}; expected one of {kinds}")
+    if layer.level not in LEVELS:
+        raise InvalidLayerError(f"{where}.level", f"must be 'feature' or 'classifier', got {layer.level!r}")
+    _check_int(layer.kernel_size, f"{where}.kernel_size", 1, MAX_KERNEL_SIZE)
+    if layer.stride is not None:
+        _check_int(layer.stride, f"{where}.stride", 1, MAX_STRIDE)
+    _check_int(layer.dilation, f"{where}.dilation", 1, MAX_DILATION)
+    _check_int(layer.groups, f"{where}.groups", 1, MAX_CHANNELS)
+    if layer.out_channels is not None:
+        _check_int(layer.out_channels, f"{where}.out_channels", 1, MAX_CHANNELS)
+    if isinstance(layer.padding, str):
+        if layer.padding not in ("same", "valid"):
+            raise InvalidLayerError(f"{where}.padding", f"must be an integer, 'same' or 'valid', got {layer.padding!r}")
+    else:
+        _check_int(layer.padding, f"{where}.padding", 0, MAX_PADDING)
+    if layer.rate is not None:
+        if layer.kind != "dropout":
+            raise InvalidLayerError(f"{where}.rate", f"only dropout layers take a rate, not {layer.kind!r}")
+        if isinstance(layer.rate, bool) or not isinstance(layer.rate, (int, float)) or not 0 <= layer.rate < 1:
+            raise InvalidLayerError(f"{where}.rate", f"must be a probability in [0, 1), got {layer.rate!r}")
+    if not isinstance(layer.bias, bool):
+        raise InvalidLayerError(f"{where}.bias", "must be a boolean")
+    if layer.name is not None:
+        if not isinstance(layer.name, str) or not layer.name:
+            raise InvalidLayerError(f"{where}.name", "must be a non-empty string")
+        if len(layer.name) > MAX_NAME_LENGTH:
+            raise LimitExceededError(f"{where}.name", f"must be at most {MAX_NAME_LENGTH} characters")
+        if layer.name == INPUT:
+            raise GraphStructureError(f"{where}.name", f"'{INPUT}' is reserved for the image")
+    if layer.kind != CONV and layer.dilation != 1 and layer.kind not in POOL_KINDS:
+        raise InvalidLayerError(f"{where}.dilation", f"only convolutions and pools take a dilation, not {layer.kind!r}")
+    if layer.kind != CONV and layer.groups != 1:
+        raise InvalidLayerError(f"{where}.groups", f"only convolutions take groups, not {layer.kind!r}")
+
+
+def as_graph(architecture: Iterable[Layer | Mapping[str, object]], field: str = "layers") -> tuple[Layer, ...]:
+    """Return checked, named nodes: names default to ``<type><index>``, inputs to the previous node.
+
+    Raises on unknown kinds, bad parameters, duplicate names, dangling inputs, wrong input counts,
+    more than `MAX_LAYERS` nodes or more than `MAX_FAN_IN` inputs to one merge. Cycles are found
+    by `topological_order`.
+    """
+    items = list(architecture)
+    if not items:
+        raise InvalidLayerError(field, "must contain at least one layer")
+    if len(items) > MAX_LAYERS:
+        raise LimitExceededError(field, f"has {len(items)} layers; at most {MAX_LAYERS} are accepted")
+    nodes: list[Layer] = []
+    seen: set[str] = set()
+    previous = INPUT
+    for index, item in enumerate(items):
+        where = f"{field}[{index}]"
+        layer = item if isinstance(item, Layer) else layer_from_mapping(item, where)
+        check_layer(layer, where)
+        name = layer.name if layer.name is not None else f"{layer.kind}{index}"
+        if name in seen:
+            raise GraphStructureError(f"{where}.name", f"duplicate node name {name!r}")
+        seen.add(name)
+        inputs = layer.inputs if layer.inputs is not None else (previous,)
+        for position, source in enumerate(inputs):
+            if not isinstance(source, str) or not source:
+                raise GraphStructureError(f"{where}.inputs[{position}]", "must be a node name")
+        if layer.kind in MERGE_KINDS:
+            if len(inputs) < 2:
+                raise GraphStructureError(f"{where}.inputs", f"a {layer.kind!r} merge needs at least 2 inputs")
+            if len(inputs) > MAX_FAN_IN:
+                raise LimitExceededError(f"{where}.inputs", f"a merge takes at most {MAX_FAN_IN} inputs, got {len(inputs)}")
+            if len(set(inputs)) != len(inputs):
+                raise GraphStructureError(f"{where}.inputs", "names the same input twice")
+        elif len(inputs) != 1:
+            raise GraphStructureError(f"{where}.inputs", f"a {layer.kind!r} layer takes exactly 1 input, got {len(inputs)}")
+        nodes.append(replace(layer, name=name, inputs=tuple(inputs)))
+        previous = name
+    known = seen | {INPUT}
+    for index, node in enumerate(nodes):
+        for position, source in enumerate(node.inputs or ()):
+            if source not in known:
+                raise GraphStructureError(f"{field}[{index}].inputs[{position}]", f"names unknown node {source!r}")
+            if source == node.name:
+                raise GraphStructureError(f"{field}[{index}].inputs[{position}]", "a node cannot be its own input")
+    return tuple(nodes)
+
+
+def topological_order(nodes: Sequence[Layer], field: str = "layers") -> list[int]:
+    """Kahn's algorithm, stable in list order; raises `GraphStructureError` naming a node on a cycle."""
+    index_of = {node.name: i for i, node in enumerate(nodes)}
+    indegree = [0] * len(nodes)
+    consumers: list[list[int]] = [[] for _ in nodes]
+    for i, node in enumerate(nodes):
+        for source in node.inputs or ():
+            if source != INPUT:
+                indegree[i] += 1
+                consumers[index_of[source]].append(i)
+    ready = [i for i, degree in enumerate(indegree) if degree == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for j in consumers[i]:
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                heapq.heappush(ready, j)
+    if len(order) != len(nodes):
+        stuck = min(i for i, degree in enumerate(indegree) if degree > 0)
+        raise GraphStructureError(f"{field}[{stuck}].inputs", f"node {nodes[stuck].name!r} is on a cycle")
+    return order
+
+
+__all__ = [
+    "Layer",
+    "as_graph",
+    "check_layer",
+    "layer_from_mapping",
+    "topological_order",
+    "INPUT",
+    "LAYER_KINDS",
+    "FEATURE",
+    "CLASSIFIER",
+]

@@ -1,0 +1,94 @@
+"""A complete plan: optimal stages, the concrete network, its exact analysis and its counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from .analysis import ImageSize, LayerStats, analyse, normalize_image_size
+from .constraints import RfSide, ValidationReport, check_constraints
+from .layers import Layer
+from .network import WidthRule, classifier_layers, feature_layers
+from .planner import Downsample, Model, RelaxedPlan, StagePlan, check_plan_inputs, plan_stages, relaxed_optimum
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Everything a plan depends on; the defaults are THEORY.md's."""
+
+    image_size: ImageSize
+    kernel_size: int = 3
+    min_c_value: object = None
+    model: Model = "exact"
+    downsample: Downsample = "maxpool"
+    in_channels: int = 3
+    num_classes: int = 1000
+    dropout: float = 0.5
+    widths: WidthRule = field(default_factory=WidthRule)
+    batch_norm: bool = True
+    rf_side: RfSide = "min"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The answer: stage lengths, the relaxed optimum, the full layer list and its exact report."""
+
+    request: PlanRequest
+    image_size: tuple[int, int]
+    min_c_value: Fraction
+    stages: tuple[int, ...]
+    depth: int
+    relaxed: RelaxedPlan
+    layers: tuple[Layer, ...]
+    report: ValidationReport
+
+    @property
+    def top_receptive_field(self) -> int:
+        """Receptive field of the topmost feature-level conv, by the exact arithmetic."""
+        assert self.report.top_receptive_field is not None
+        return self.report.top_receptive_field
+
+    @property
+    def layer_stats(self) -> tuple[LayerStats, ...]:
+        """Per-layer statistics in network order."""
+        return self.report.analysis.layers
+
+    @property
+    def params(self) -> int:
+        """Learnable parameters (conv weights and biases, BN scale and shift, linear)."""
+        return self.report.analysis.params
+
+    @property
+    def flops(self) -> int:
+        """FLOPs per image: 2 per multiply-add of convolutions and the linear layer."""
+        return self.report.analysis.flops
+
+
+def network_for_stages(request: PlanRequest, stages: tuple[int, ...]) -> tuple[Layer, ...]:
+    """Feature layers for `stages` followed by the classifier level sized from the last feature map."""
+    features = feature_layers(stages, request.kernel_size, request.downsample, request.widths, request.batch_norm)
+    feature_analysis = analyse(features, request.image_size, request.in_channels)
+    last_side = min(feature_analysis.layers[-1].output_size)
+    width = request.widths.width(len(stages))
+    return tuple(features + classifier_layers(last_side, width, request.num_classes, request.dropout))
+
+
+def make_plan(request: PlanRequest) -> Plan:
+    """Optimise the stages (`plan_stages`), build the network and analyse it exactly."""
+    t = check_plan_inputs(request.kernel_size, request.min_c_value, request.model, request.downsample)
+    size = normalize_image_size(request.image_size)
+    stage_plan: StagePlan = plan_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
+    relaxed = relaxed_optimum(size, request.kernel_size, t, request.rf_side)
+    layers = network_for_stages(request, stage_plan.stages)
+    analysis = analyse(layers, size, request.in_channels)
+    report = check_constraints(analysis, t, include_pointwise=False, rf_side=request.rf_side)
+    return Plan(
+        request=request,
+        image_size=size,
+        min_c_value=t,
+        stages=stage_plan.stages,
+        depth=stage_plan.depth,
+        relaxed=relaxed,
+        layers=layers,
+        report=report,
+    )

@@ -1,0 +1,237 @@
+"""The deepest network under both constraints (THEORY.md sections 4 and 5).
+
+Both models reduce to one integer program over T_l = sum_{i<=l} a_i 2^(i-1) (a_i >= 1): the
+receptive field after stage l is affine in T_l, R_l = alpha_l + g T_l, so every constraint is an
+upper bound on some T_l:
+
+* exact model, 2x2 pool downsampling: alpha_l = 2^(l-1), g = k - 1;
+* exact model, stride-2 conv downsampling: alpha_l = 1 + g - g 2^(l-1), g = k - 1, and stage l+1
+  exists only if its stride-2 conv keeps c >= t, i.e. T_l <= cap_l - 2^(l-1);
+* simplified model (the seed's): alpha_l = 0, g = k.
+
+`cap_l` (c >= t for the last conv of stage l: R_l <= k 2^(l-1) / t), `final_l` (R_l <= image side if
+stage l is the last) and `next_l` (stage l+1 may follow) bound T_l. The optimiser is a dynamic
+programme over stages whose state is T_l reduced to its class under the future bounds: two values
+with the same quotient T_l >> l and the same position of T_l mod 2^l among the bounds' residues
+mod 2^l satisfy exactly the same future constraints, because every later increment is a multiple
+of 2^l. There are O(n/t) classes per stage and O(1/t) choices of a_(l+1), so the cost is
+polynomial in the number of stages n = O(log z); within a class only the lexicographically best
+(depth, T_l, a_1..a_l) survives, which is exact because objectives add across the split.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal, Optional
+
+from .analysis import ImageSize, normalize_image_size
+from .constraints import RfSide, receptive_field_limit
+from .errors import InfeasiblePlanError, InvalidLayerError
+from .limits import MAX_LAYERS, PLAN_KERNEL_SIZES, PLAN_MIN_C_VALUE_FLOOR
+from .rational import format_fraction, parse_min_c_value
+
+Model = Literal["exact", "simplified"]
+Downsample = Literal["maxpool", "avgpool", "conv"]
+MODELS = ("exact", "simplified")
+DOWNSAMPLES = ("maxpool", "avgpool", "conv")
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """The optimal stage lengths (a_1, ..., a_n), their depth and the top receptive field under the model."""
+
+    stages: tuple[int, ...]
+    depth: int
+    top_receptive_field: int
+
+
+@dataclass(frozen=True)
+class RelaxedPlan:
+    """The simplified model's optimum with real a_i > 0 (THEORY.md section 5)."""
+
+    stages: tuple[Fraction, ...]
+    depth: Fraction
+
+
+@dataclass(frozen=True)
+class _Family:
+    """The bounds of one planning problem, tabulated by stage l = 1..max_stages (index 0 unused).
+
+    ``next[l]`` is None when stage l+1 may always follow stage l.
+    """
+
+    cap: tuple[int, ...]
+    next: tuple[Optional[int], ...]
+    final: tuple[int, ...]
+    alpha: tuple[int, ...]
+    growth: int
+    max_stages: int
+
+    def radius(self, stage: int, total: int) -> int:
+        """R_l = alpha_l + g T_l."""
+        return self.alpha[stage] + self.growth * total
+
+
+def check_plan_inputs(kernel_size: int, min_c_value: object, model: str, downsample: str) -> Fraction:
+    """Validate the planner's scalar inputs and return t as a Fraction."""
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size not in PLAN_KERNEL_SIZES:
+        raise InvalidLayerError(
+            "kernel_size", f"the planner takes odd kernel sizes from 3 to {PLAN_KERNEL_SIZES[-1]}, got {kernel_size!r}"
+        )
+    if model not in MODELS:
+        raise InvalidLayerError("model", f"must be one of {', '.join(MODELS)}, got {model!r}")
+    if downsample not in DOWNSAMPLES:
+        raise InvalidLayerError("downsample", f"must be one of {', '.join(DOWNSAMPLES)}, got {downsample!r}")
+    t = parse_min_c_value(min_c_value)
+    if t < Fraction(PLAN_MIN_C_VALUE_FLOOR):
+        raise InvalidLayerError(
+            "min_c_value", f"the planner takes t >= {PLAN_MIN_C_VALUE_FLOOR}, got {format_fraction(t)}"
+        )
+    return t
+
+
+def plan_stages(
+    image_size: ImageSize,
+    kernel_size: int = 3,
+    min_c_value: object = None,
+    model: Model = "exact",
+    downsample: Downsample = "maxpool",
+    rf_side: RfSide = "min",
+) -> StagePlan:
+    """Maximise D = sum a_i; ties go to the larger top receptive field, then fewer stages, then the
+    lexicographically larger (a_1, a_2, ...)."""
+    t = check_plan_inputs(kernel_size, min_c_value, model, downsample)
+    size = normalize_image_size(image_size)
+    family = _family(min(size), receptive_field_limit(size, rf_side), kernel_size, t, model, downsample)
+    best = _optimise(family)
+    if best is None:
+        raise InfeasiblePlanError(
+            "image_size",
+            f"no network of the family fits a {size[0]}x{size[1]} image with kernel {kernel_size} and "
+            f"t = {format_fraction(t)}: even one {kernel_size}x{kernel_size} convolution sees more than the image",
+        )
+    depth, radius, _, stages = best
+    if depth > MAX_LAYERS:
+        raise InfeasiblePlanError("min_c_value", f"the plan would have {depth} layers, more than {MAX_LAYERS}")
+    return StagePlan(stages=stages, depth=depth, top_receptive_field=radius)
+
+
+def _family(z_map: int, z_rf: int, k: int, t: Fraction, model: str, downsample: str) -> _Family:
+    """Tabulate cap_l, next_l, final_l and alpha_l with integer arithmetic (t = p/q)."""
+    p, q = t.numerator, t.denominator
+    simplified = model == "simplified"
+    growth = k if simplified else k - 1
+    caps, nexts, finals, alphas = [0], [None], [0], [0]
+    for stage in range(1, 64):
+        weight = 2 ** (stage - 1)
+        if simplified:
+            alpha = 0
+        elif downsample == "conv":
+            alpha = 1 + growth - growth * weight
+        else:
+            alpha = weight
+        # c >= t for the last conv of the stage: t (alpha + g T) <= k 2^(l-1)
+        cap = (k * weight * q - alpha * p) // (p * growth)
+        if simplified:
+            following: Optional[int] = None
+        elif downsample == "conv":
+            following = cap - weight
+        else:
+            following = None if 2 * weight <= z_map else -1
+        caps.append(cap)
+        nexts.append(following)
+        finals.append((z_rf - alpha) // growth)
+        alphas.append(alpha)
+        if 2 * weight - 1 > finals[-1]:  # T_l >= 2^l - 1 outgrows final_l for good from here on
+            break
+    max_stages = max((stage for stage in range(1, len(caps)) if 2**stage - 1 <= min(caps[stage], finals[stage])), default=0)
+    return _Family(
+        cap=tuple(caps), next=tuple(nexts), final=tuple(finals), alpha=tuple(alphas), growth=growth, max_stages=max_stages
+    )
+
+
+def _residues(family: _Family, level: int) -> list[int]:
+    """Sorted distinct residues mod 2^level of every bound checked at this level or later."""
+    modulus = 1 << level
+    bounds: set[int] = set()
+    for stage in range(level, family.max_stages + 1):
+        bounds.add(family.final[stage] % modulus)
+        if stage > level:
+            bounds.add(family.cap[stage] % modulus)
+        following = family.next[stage]
+        if following is not None:
+            bounds.add(following % modulus)
+    return sorted(bounds)
+
+
+def _optimise(family: _Family) -> tuple[int, int, int, tuple[int, ...]] | None:
+    """Best (depth, top radius, -stages, stages) over all feasible stage lists, or None."""
+    if family.max_stages == 0:
+        return None
+    final_suffix_max = [0] * (family.max_stages + 2)
+    running = -1
+    for stage in range(family.max_stages, 0, -1):
+        running = max(running, family.final[stage])
+        final_suffix_max[stage] = running
+    best: tuple[int, int, int, tuple[int, ...]] | None = None
+    states = _collect(family, 1, ((a, a, (a,)) for a in range(1, min(family.cap[1], final_suffix_max[1]) + 1)))
+    level = 1
+    while states:
+        stop_bound = family.final[level]
+        for depth, total, stages in states:
+            if total <= stop_bound:
+                candidate = (depth, family.radius(level, total), -level, stages)
+                if best is None or candidate > best:
+                    best = candidate
+        if level == family.max_stages:
+            break
+        continue_bound = family.next[level]
+        step = 1 << level
+        ceiling = min(family.cap[level + 1], final_suffix_max[level + 1])
+        moves = (
+            (depth + a, total + a * step, stages + (a,))
+            for depth, total, stages in states
+            if continue_bound is None or total <= continue_bound
+            for a in range(1, (ceiling - total) // step + 1)
+        )
+        level += 1
+        states = _collect(family, level, moves)
+    return best
+
+
+def _collect(family: _Family, level: int, moves) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Keep the lexicographically best (depth, T, stages) of each equivalence class of T at `level`."""
+    residues = _residues(family, level)
+    kept: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}
+    mask = (1 << level) - 1
+    for move in moves:
+        total = move[1]
+        key = (total >> level, bisect_left(residues, total & mask))
+        current = kept.get(key)
+        if current is None or move > current:
+            kept[key] = move
+    return list(kept.values())
+
+
+def relaxed_optimum(image_size: ImageSize, kernel_size: int = 3, min_c_value: object = None, rf_side: RfSide = "min") -> RelaxedPlan:
+    """Simplified model with real a_i > 0: fill T_l = 2^(l-1)/t stage by stage while 2^(l-1)/t < z/k;
+    the last stage takes the rest, a_n = (z/k - 2^(n-2)/t) / 2^(n-1). At z = 2^(n-1) k / t this is
+    a_1 = 1/t, a_i = 1/(2t)."""
+    t = check_plan_inputs(kernel_size, min_c_value, "simplified", "maxpool")
+    size = normalize_image_size(image_size)
+    budget = Fraction(receptive_field_limit(size, rf_side), kernel_size)
+    stages: list[Fraction] = []
+    filled = Fraction(0)
+    stage = 1
+    while True:
+        weight = Fraction(2 ** (stage - 1))
+        bound = weight / t
+        if bound >= budget:
+            stages.append((budget - filled) / weight)
+            break
+        stages.append((bound - filled) / weight)
+        filled = bound
+        stage += 1
+    return RelaxedPlan(stages=tuple(stages), depth=sum(stages, Fraction(0)))

@@ -1,0 +1,45 @@
+"""Exact parsing of the minimum c-value t (a number or a "p/q" string) into a Fraction."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from numbers import Real
+
+from .errors import SolverError
+from .limits import MAX_FRACTION_DENOMINATOR
+
+DEFAULT_MIN_C_VALUE = Fraction(1, 6)
+
+
+def parse_min_c_value(value: object, field: str = "min_c_value") -> Fraction:
+    """Return t as an exact Fraction in (0, 1]; decimals are read as written (0.25 -> 1/4)."""
+    if value is None:
+        return DEFAULT_MIN_C_VALUE
+    if isinstance(value, bool):
+        raise SolverError(field, "must be a number or a 'p/q' string, not a boolean")
+    try:
+        if isinstance(value, Fraction):
+            t = value
+        elif isinstance(value, int):
+            t = Fraction(value)
+        elif isinstance(value, Real):
+            t = Fraction(repr(float(value)))
+        elif isinstance(value, str):
+            text = value.strip()
+            if len(text) > 64:
+                raise SolverError(field, "is too long to be a fraction")
+            t = Fraction(text)
+        else:
+            raise SolverError(field, "must be a number or a 'p/q' string")
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise SolverError(field, f"cannot be read as a number or a 'p/q' fraction: {value!r}") from None
+    if t.denominator > MAX_FRACTION_DENOMINATOR:
+        raise SolverError(field, f"denominator must be at most {MAX_FRACTION_DENOMINATOR}")
+    if not (0 < t <= 1):
+        raise SolverError(field, f"must satisfy 0 < t <= 1 (a c-value never exceeds 1), got {format_fraction(t)}")
+    return t
+
+
+def format_fraction(value: Fraction) -> str:
+    """Render a Fraction as 'p/q' (or 'p' when integral)."""
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
