@@ -7,7 +7,7 @@ Layout: `arithmetic` (one formula per function), `layers` (config objects, graph
 planned network), `presets` (well-known architectures). Pure Python: no web or torch imports.
 """
 
-from .analysis import Analysis, LayerStats, analyse, depth, normalize_image_size
+from .analysis import Analysis, LayerStats, analyse, analyse_chain, depth, normalize_image_size
 from .constraints import ValidationReport, Violation, check_constraints, validate
 from .errors import (
     GraphStructureError,
@@ -22,6 +22,7 @@ from .errors import (
 from .layers import Layer, as_graph
 from .network import WidthRule
 from .plan import Plan, PlanRequest, make_plan
+from .presets import preset, preset_info, preset_names
 from .planner import RelaxedPlan, StagePlan, plan_stages, relaxed_optimum
 from .rational import DEFAULT_MIN_C_VALUE, format_fraction, parse_min_c_value
 
@@ -46,6 +47,7 @@ __all__ = [
     "Violation",
     "WidthRule",
     "analyse",
+    "analyse_chain",
     "as_graph",
     "check_constraints",
     "depth",
@@ -54,6 +56,9 @@ __all__ = [
     "normalize_image_size",
     "parse_min_c_value",
     "plan_stages",
+    "preset",
+    "preset_info",
+    "preset_names",
     "relaxed_optimum",
     "validate",
 ]

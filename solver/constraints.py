@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Literal, Mapping
@@ -87,10 +88,11 @@ def check_constraints(
     feature_convs = [layer for layer in analysis.layers if is_feature_conv(layer)]
     constrained = [layer for layer in feature_convs if is_constrained(layer, include_pointwise)]
     stage_of = _stage_numbers(constrained)
+    stage_sizes = Counter(layer.jump_in for layer in constrained)
     violations: list[Violation] = []
     for layer in constrained:
         if layer.c_value is not None and layer.c_value < t:
-            violations.append(_c_value_violation(layer, t, stage_of, constrained))
+            violations.append(_c_value_violation(layer, t, stage_of, stage_sizes))
     top = _topmost(feature_convs)
     if top is not None and top.receptive_field > limit:
         violations.append(_receptive_field_violation(top, limit))
@@ -136,15 +138,13 @@ def _stage_numbers(constrained: list[LayerStats]) -> dict[int, int]:
     return {layer.jump_in: rank[layer.jump_in] for layer in constrained}
 
 
-def _c_value_violation(
-    layer: LayerStats, t: Fraction, stage_of: dict[int, int], constrained: list[LayerStats]
-) -> Violation:
+def _c_value_violation(layer: LayerStats, t: Fraction, stage_of: dict[int, int], stage_sizes: Counter) -> Violation:
     kernel_effective = ar.effective_kernel(layer.kernel_size, layer.dilation)
     real = layer.real_filter_size or 0
     r_limit = Fraction(real) / t
     remove = ar.layers_to_remove(layer.receptive_field, r_limit, (kernel_effective - 1) * layer.jump_in)
     stage = stage_of[layer.jump_in]
-    stage_size = sum(1 for other in constrained if other.jump_in == layer.jump_in)
+    stage_size = stage_sizes[layer.jump_in]
     r_in = layer.receptive_field - (kernel_effective - 1) * layer.jump_in
     jump_after_pool = 2 * layer.jump_in
     r_after_pool = r_in + layer.jump_in + (kernel_effective - 1) * jump_after_pool

@@ -8,7 +8,7 @@ earlier or later nodes (the implicit source is ``input``). `as_graph` turns eith
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence, Union
 
 from .errors import GraphStructureError, InvalidLayerError, LimitExceededError
@@ -76,6 +76,17 @@ class Layer:
         if self.stride is not None:
             return self.stride
         return self.kernel_size if self.kind in POOL_KINDS else 1
+
+
+_LAYER_DEFAULTS = {name: field.default for name, field in Layer.__dataclass_fields__.items() if name != "kind"}
+
+
+def trusted_layer(kind: str, **fields: object) -> Layer:
+    """`Layer(kind, **fields)` for generated, known-good fields, built without the frozen-dataclass
+    per-field ``object.__setattr__`` (the planner emits hundreds of layers per request)."""
+    layer = object.__new__(Layer)
+    layer.__dict__.update(_LAYER_DEFAULTS, kind=kind, **fields)
+    return layer
 
 
 ArchitectureInput = Union[Sequence[Layer], Sequence[Mapping[str, object]]]
@@ -189,7 +200,7 @@ def as_graph(architecture: Iterable[Layer | Mapping[str, object]], field: str = 
                 raise GraphStructureError(f"{where}.inputs", "names the same input twice")
         elif len(inputs) != 1:
             raise GraphStructureError(f"{where}.inputs", f"a {layer.kind!r} layer takes exactly 1 input, got {len(inputs)}")
-        nodes.append(replace(layer, name=name, inputs=tuple(inputs)))
+        nodes.append(_named(layer, name, tuple(inputs)))
         previous = name
     known = seen | {INPUT}
     for index, node in enumerate(nodes):
@@ -199,6 +210,16 @@ def as_graph(architecture: Iterable[Layer | Mapping[str, object]], field: str = 
             if source == node.name:
                 raise GraphStructureError(f"{field}[{index}].inputs[{position}]", "a node cannot be its own input")
     return tuple(nodes)
+
+
+def _named(layer: Layer, name: str, inputs: tuple[str, ...]) -> Layer:
+    """`layer` with `name` and `inputs` set: `dataclasses.replace` without its per-call field walk."""
+    if layer.name == name and layer.inputs == inputs:
+        return layer
+    copy = object.__new__(Layer)
+    copy.__dict__.update(layer.__dict__)
+    copy.__dict__.update(name=name, inputs=inputs)
+    return copy
 
 
 def topological_order(nodes: Sequence[Layer], field: str = "layers") -> list[int]:
@@ -229,6 +250,7 @@ def topological_order(nodes: Sequence[Layer], field: str = "layers") -> list[int
 
 __all__ = [
     "Layer",
+    "trusted_layer",
     "as_graph",
     "check_layer",
     "layer_from_mapping",

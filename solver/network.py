@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InvalidLayerError
-from .layers import CLASSIFIER, Layer
+from .layers import CLASSIFIER, Layer, trusted_layer
 from .limits import MAX_CHANNELS
 
 CLASSIFIER_TARGET_SIDES = (8, 7, 6)
@@ -52,22 +52,31 @@ def classifier_pooling(side: int) -> tuple[int, int] | None:
     return side - (target - 1) * stride, stride
 
 
+def feature_side(side: int, stage_count: int, downsample: str) -> int:
+    """Side of the last feature map: 'same' stride-1 convs keep it; each of the stage_count - 1
+    downsamplings maps s to floor(s / 2) (2x2 stride-2 pool) or ceil(s / 2) (stride-2 'same' conv)."""
+    for _ in range(stage_count - 1):
+        side = -(-side // 2) if downsample == "conv" else side // 2
+    return side
+
+
 def feature_layers(
     stages: tuple[int, ...], kernel_size: int, downsample: str, widths: WidthRule, batch_norm: bool
 ) -> list[Layer]:
     """Stage i: a_i k x k 'same' convolutions (+BN) + ReLU; a 2x2 stride-2 pool between stages, or a
     stride-2 conv as the first layer of each stage after the first (downsample='conv')."""
     layers: list[Layer] = []
+    append = layers.append
     for stage, count in enumerate(stages, start=1):
         width = widths.width(stage)
+        prefix = f"s{stage}."
         if stage > 1 and downsample in ("maxpool", "avgpool"):
-            layers.append(Layer(kind=downsample, kernel_size=2, stride=2, name=f"s{stage - 1}.pool"))
+            append(trusted_layer(downsample, kernel_size=2, stride=2, name=f"s{stage - 1}.pool"))
         for position in range(1, count + 1):
             stride = 2 if downsample == "conv" and stage > 1 and position == 1 else 1
-            prefix = f"s{stage}."
-            layers.append(
-                Layer(
-                    kind="conv",
+            append(
+                trusted_layer(
+                    "conv",
                     kernel_size=kernel_size,
                     stride=stride,
                     padding="same",
@@ -77,8 +86,8 @@ def feature_layers(
                 )
             )
             if batch_norm:
-                layers.append(Layer(kind="bn", name=f"{prefix}bn{position}"))
-            layers.append(Layer(kind="relu", name=f"{prefix}relu{position}"))
+                append(trusted_layer("bn", name=f"{prefix}bn{position}"))
+            append(trusted_layer("relu", name=f"{prefix}relu{position}"))
     return layers
 
 
@@ -112,4 +121,4 @@ def classifier_layers(last_side: int, width: int, num_classes: int, dropout: flo
     return layers
 
 
-__all__ = ["WidthRule", "classifier_pooling", "feature_layers", "classifier_layers"]
+__all__ = ["WidthRule", "classifier_pooling", "feature_layers", "feature_side", "classifier_layers"]

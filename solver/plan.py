@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .analysis import ImageSize, LayerStats, analyse, normalize_image_size
+from .analysis import ImageSize, LayerStats, analyse_chain, normalize_image_size
 from .constraints import RfSide, ValidationReport, check_constraints
 from .layers import Layer
-from .network import WidthRule, classifier_layers, feature_layers
+from .network import WidthRule, classifier_layers, feature_layers, feature_side
 from .planner import Downsample, Model, RelaxedPlan, StagePlan, check_plan_inputs, plan_stages, relaxed_optimum
 
 
@@ -67,8 +67,8 @@ class Plan:
 def network_for_stages(request: PlanRequest, stages: tuple[int, ...]) -> tuple[Layer, ...]:
     """Feature layers for `stages` followed by the classifier level sized from the last feature map."""
     features = feature_layers(stages, request.kernel_size, request.downsample, request.widths, request.batch_norm)
-    feature_analysis = analyse(features, request.image_size, request.in_channels)
-    last_side = min(feature_analysis.layers[-1].output_size)
+    height, width = normalize_image_size(request.image_size)
+    last_side = min(feature_side(height, len(stages), request.downsample), feature_side(width, len(stages), request.downsample))
     width = request.widths.width(len(stages))
     return tuple(features + classifier_layers(last_side, width, request.num_classes, request.dropout))
 
@@ -80,7 +80,8 @@ def make_plan(request: PlanRequest) -> Plan:
     stage_plan: StagePlan = plan_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
     relaxed = relaxed_optimum(size, request.kernel_size, t, request.rf_side)
     layers = network_for_stages(request, stage_plan.stages)
-    analysis = analyse(layers, size, request.in_channels)
+    # The layers are generated here and valid by construction: skip the graph checks of `analyse`.
+    analysis = analyse_chain(layers, size, request.in_channels)
     report = check_constraints(analysis, t, include_pointwise=False, rf_side=request.rf_side)
     return Plan(
         request=request,
