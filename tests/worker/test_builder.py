@@ -1,0 +1,89 @@
+"""The builder's modules match the solver's analytic parameter and FLOP counts exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from service.worker.builder import build_model
+from solver import PlanRequest, WidthRule, make_plan
+from solver.layers import Layer
+
+SMALL = WidthRule(base=4, multiplier=2, max_width=16)
+
+
+def measured(model: torch.nn.Module, image_size: tuple[int, int], in_channels: int = 3) -> tuple[int, int, torch.Size]:
+    """(parameters, FLOPs of one image, output shape of a batch of 2) measured by torch itself."""
+    model.eval()
+    params = sum(p.numel() for p in model.parameters())
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, in_channels, *image_size))
+    with torch.no_grad():
+        shape = model(torch.zeros(2, in_channels, *image_size)).shape
+    return params, counter.get_total_flops(), shape
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        PlanRequest(image_size=32, widths=SMALL, num_classes=10),
+        PlanRequest(image_size=(24, 40), widths=SMALL, num_classes=7, downsample="avgpool"),
+        PlanRequest(image_size=36, widths=SMALL, num_classes=5, downsample="conv", batch_norm=False),
+        PlanRequest(image_size=50, kernel_size=5, widths=SMALL, num_classes=3),
+        PlanRequest(image_size=(9, 20), widths=SMALL, num_classes=4, in_channels=1),
+    ],
+    ids=["square", "rectangular-avgpool", "conv-downsample-no-bn", "kernel5", "small-rectangular-1ch"],
+)
+def test_plan_module_matches_solver_counts(request_: PlanRequest) -> None:
+    plan = make_plan(request_)
+    model, analysis = build_model(plan.layers, plan.image_size, request_.in_channels)
+    assert analysis.params == plan.params and analysis.flops == plan.flops
+    params, flops, shape = measured(model, plan.image_size, request_.in_channels)
+    assert params == plan.params
+    assert flops == plan.flops
+    assert tuple(shape) == (2, request_.num_classes)
+
+
+def test_graph_with_merges_even_kernels_and_dilation() -> None:
+    """Residual add, concat, an even 'same' kernel, dilated and padded pools, a global avg pool."""
+    graph = [
+        Layer(kind="conv", kernel_size=3, padding="same", out_channels=6, name="stem"),
+        Layer(kind="conv", kernel_size=2, padding="same", out_channels=6, name="even", inputs=("stem",)),
+        Layer(kind="bn", name="even_bn"),
+        Layer(kind="add", name="sum", inputs=("stem", "even_bn")),
+        Layer(kind="conv", kernel_size=3, dilation=2, padding="same", out_channels=4, groups=2, name="dil", inputs=("sum",)),
+        Layer(kind="concat", name="cat", inputs=("sum", "dil")),
+        Layer(kind="maxpool", kernel_size=3, stride=2, padding=1, name="mp"),
+        Layer(kind="avgpool", kernel_size=2, stride=1, dilation=2, padding="same", name="ap"),
+        Layer(kind="relu", name="r"),
+        Layer(kind="global_avgpool", name="gap"),
+        Layer(kind="dropout", rate=0.1, name="drop"),
+        Layer(kind="linear", out_channels=5, name="fc"),
+    ]
+    model, analysis = build_model(graph, (15, 22))
+    params, flops, shape = measured(model, (15, 22))
+    assert (params, flops) == (analysis.params, analysis.flops)
+    assert analysis.flops > 0 and tuple(shape) == (2, 5)
+
+
+def test_linear_on_a_spatial_map_flattens_it() -> None:
+    graph = [
+        Layer(kind="conv", kernel_size=3, stride=2, padding="valid", out_channels=3),
+        Layer(kind="linear", out_channels=11, bias=False),
+    ]
+    model, analysis = build_model(graph, (9, 13), in_channels=2)
+    params, flops, shape = measured(model, (9, 13), in_channels=2)
+    assert (params, flops) == (analysis.params, analysis.flops) and tuple(shape) == (2, 11)
+
+
+def test_presets_match_solver_counts() -> None:
+    from solver.presets import preset, preset_info
+
+    for name in ("alexnet", "resnet18", "mobilenet_v1"):
+        size = preset_info(name)["default_image_size"]
+        model, analysis = build_model(preset(name), size)  # full-size networks: counted, not timed
+        params, flops, shape = measured(model, (size, size))
+        assert (params, flops) == (analysis.params, analysis.flops), name
+        assert shape[0] == 2
