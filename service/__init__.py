@@ -1,0 +1,1 @@
+"""cnnplan's REST service and command line: thin layers over the `solver` package."""

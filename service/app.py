@@ -1,0 +1,52 @@
+"""The ASGI application: ``service.app:app``, built by `create_app` from `Settings`."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from .body_limit import BodySizeLimitMiddleware
+from .metrics import MetricsMiddleware, ServiceMetrics
+from .problems import install_problem_handlers
+from .responses import FastJSONResponse
+from .routers import ROUTERS
+from .settings import Settings, get_settings
+
+DESCRIPTION = """Design very deep CNNs from first principles (receptive-field arithmetic, the c-value
+constraint and the optimal-depth planner). c-values come as a rounded JSON number (`c_value`) and
+an exact `"p/q"` string (`c_value_exact`). A layer's `stride` defaults to 1 for convolutions and to
+`kernel_size` for pools, as in PyTorch. Errors are RFC 9457 `application/problem+json` bodies with
+`field` and `reason`."""
+
+
+def package_version() -> str:
+    """The installed distribution's version (0.0.0 when running from an uninstalled checkout)."""
+    try:
+        return version("cnnplan")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A FastAPI app with every router of `ROUTERS`, problem+json errors, the body limit and metrics."""
+    settings = settings if settings is not None else get_settings()
+    app = FastAPI(
+        title="cnnplan",
+        version=package_version(),
+        description=DESCRIPTION,
+        default_response_class=FastJSONResponse,
+    )
+    app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
+    install_problem_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+app = create_app()
+
+__all__ = ["app", "create_app"]

@@ -1,0 +1,256 @@
+"""The ``cnnplan`` command line (click): serve, plan, validate, openapi; other areas add commands with
+``main.add_command(...)``.
+
+Exit codes: 0 success (``validate``: the architecture is valid), 1 ``validate`` found a constraint
+violation, 2 bad input (unreadable file, malformed architecture, bad option).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable, Sequence
+
+import click
+from pydantic import ValidationError
+
+from solver.errors import SolverError
+
+from .convert import plan_body, report_dict, validate_body
+from .problems import ProblemError, problem_for_exception
+from .schemas import PlanRequestModel, ValidateRequestModel
+from .settings import get_settings
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_BAD_INPUT = 2
+
+
+class ImageSizeParam(click.ParamType):
+    """``224`` or ``224x160`` (height x width)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | list[int]:
+        if isinstance(value, (int, list)):
+            return value
+        text = str(value).lower().strip()
+        try:
+            parts = [int(part) for part in text.split("x")]
+        except ValueError:
+            self.fail(f"{value!r} is not a side like 224 or HEIGHTxWIDTH like 224x160", param, ctx)
+        if len(parts) not in (1, 2):
+            self.fail(f"{value!r} is not a side like 224 or HEIGHTxWIDTH like 224x160", param, ctx)
+        return parts[0] if len(parts) == 1 else parts
+
+
+IMAGE_SIZE = ImageSizeParam()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cnnplan", message="cnnplan %(version)s")
+def main() -> None:
+    """Design very deep CNNs from first principles: plan, validate, serve."""
+
+
+@main.command()
+@click.option("--host", default=lambda: get_settings().host, show_default="CNNPLAN_HOST or 127.0.0.1")
+@click.option("--port", type=click.IntRange(0, 65535), default=lambda: get_settings().port, show_default="8000")
+@click.option("--workers", type=click.IntRange(1, 64), default=lambda: get_settings().workers, show_default="1")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the REST API (service.app:app) under uvicorn."""
+    import uvicorn
+
+    uvicorn.run("service.app:app", host=host, port=port, workers=workers, log_level=get_settings().log_level)
+
+
+def fail(error: Exception) -> None:
+    """Print a client error as 'error: field: reason' lines on stderr and exit 2."""
+    problem = problem_for_exception(error)
+    for item in problem.get("errors") or [{"field": problem.get("field") or "input", "reason": problem.get("reason") or problem["detail"]}]:
+        click.echo(f"error: {item['field']}: {item['reason']}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Left-aligned text columns, one header line and a rule."""
+    cells = [[("-" if value is None else str(value)) for value in row] for row in rows]
+    widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    return "\n".join(lines)
+
+
+LAYER_COLUMNS = ("name", "type", "level", "k", "s", "pad", "out", "output", "rf", "jump", "P", "real", "c")
+
+
+def layer_rows(layers: Iterable[dict[str, Any]]) -> list[list[Any]]:
+    """Table rows of the per-layer statistics (c shown as the exact fraction)."""
+    return [
+        [
+            layer["name"],
+            layer["type"],
+            layer["level"],
+            layer["kernel_size"],
+            layer["stride"],
+            "{}/{}".format(*layer["padding"]),
+            layer["out_channels"],
+            "{}x{}".format(*layer["output_size"]),
+            layer["receptive_field"],
+            layer["jump"],
+            layer["effective_padding"],
+            layer["real_filter_size"],
+            layer["c_value_exact"],
+        ]
+        for layer in layers
+    ]
+
+
+def echo_json(data: Any) -> None:
+    """Pretty, stable JSON on stdout."""
+    click.echo(json.dumps(data, indent=2))
+
+
+@main.command()
+@click.argument("image_size", type=IMAGE_SIZE)
+@click.option("--kernel-size", "-k", type=int, default=3, show_default=True, help="Odd kernel size, 3..31.")
+@click.option("--min-c-value", "-t", default="1/6", show_default=True, help="Minimum c-value: a number or p/q.")
+@click.option("--model", type=click.Choice(["exact", "simplified"]), default="exact", show_default=True)
+@click.option("--downsample", type=click.Choice(["maxpool", "avgpool", "conv"]), default="maxpool", show_default=True)
+@click.option("--in-channels", type=int, default=3, show_default=True)
+@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--dropout", type=float, default=0.5, show_default=True)
+@click.option("--width-base", type=int, default=64, show_default=True, help="Filters in stage 1.")
+@click.option("--width-multiplier", type=int, default=2, show_default=True, help="Growth per stage.")
+@click.option("--max-width", type=int, default=512, show_default=True, help="Cap on filters per stage.")
+@click.option("--no-batch-norm", is_flag=True, help="Convolutions with bias instead of BN.")
+@click.option("--json", "as_json", is_flag=True, help="Print the POST /plan response body instead of tables.")
+def plan(
+    image_size: int | list[int],
+    kernel_size: int,
+    min_c_value: str,
+    model: str,
+    downsample: str,
+    in_channels: int,
+    num_classes: int,
+    dropout: float,
+    width_base: int,
+    width_multiplier: int,
+    max_width: int,
+    no_batch_norm: bool,
+    as_json: bool,
+) -> None:
+    """Plan the deepest valid network for IMAGE_SIZE (224 or 224x160)."""
+    try:
+        body = PlanRequestModel.model_validate(
+            {
+                "image_size": image_size,
+                "kernel_size": kernel_size,
+                "min_c_value": min_c_value,
+                "model": model,
+                "downsample": downsample,
+                "in_channels": in_channels,
+                "num_classes": num_classes,
+                "dropout": dropout,
+                "widths": {"base": width_base, "multiplier": width_multiplier, "max_width": max_width},
+                "batch_norm": not no_batch_norm,
+            }
+        )
+        result = plan_body(body)
+    except (SolverError, ValidationError, ProblemError) as error:
+        fail(error)
+        return
+    if as_json:
+        echo_json(result)
+        return
+    inputs = result["inputs"]
+    relaxed = result["relaxed"]
+    click.echo(
+        f"image {inputs['image_size'][0]}x{inputs['image_size'][1]}, kernel {inputs['kernel_size']}, "
+        f"t = {inputs['min_c_value_exact']}, model {inputs['model']}, downsample {inputs['downsample']}"
+    )
+    click.echo(f"depth {result['depth']}  stages {result['stages']}  top receptive field {result['top_receptive_field']}")
+    click.echo(f"relaxed optimum: stages [{', '.join(relaxed['stages_exact'])}], depth {relaxed['depth_exact']}")
+    click.echo(f"params {result['params']:,}  FLOPs {result['flops']:,}")
+    click.echo()
+    click.echo(format_table(LAYER_COLUMNS, layer_rows(result["layers"])))
+
+
+def read_architecture(path: str) -> dict[str, Any]:
+    """A validate body from a JSON file ('-' = stdin): a full body, a list of layers, or {"nodes": [...]}."""
+    try:
+        with click.open_file(path, "r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ProblemError(422, "Unreadable file", f"cannot read {path}: {error}", field="file", code="bad_file") from None
+    except json.JSONDecodeError as error:
+        raise ProblemError(422, "Bad JSON", f"{path} is not valid JSON: {error}", field="file", code="bad_file") from None
+    if isinstance(data, list):
+        return {"layers": data}
+    if isinstance(data, dict) and "nodes" in data and "graph" not in data:
+        return {"graph": data}
+    if isinstance(data, dict):
+        return data
+    raise ProblemError(422, "Bad architecture", f"{path}: expected a JSON object or list of layers", field="file")
+
+
+@main.command()
+@click.argument("architecture", required=False, metavar="[ARCH.json|-]")
+@click.option("--preset", help="A preset name (see GET /presets) instead of a file.")
+@click.option("--image-size", type=IMAGE_SIZE, help="224 or 224x160; required unless the file or preset gives it.")
+@click.option("--min-c-value", "-t", help="Minimum c-value (default 1/6, or the file's).")
+@click.option("--include-pointwise", is_flag=True, default=None, help="Also constrain 1x1 convolutions.")
+@click.option("--json", "as_json", is_flag=True, help="Print the POST /validate response body instead of tables.")
+def validate(
+    architecture: str | None,
+    preset: str | None,
+    image_size: int | list[int] | None,
+    min_c_value: str | None,
+    include_pointwise: bool | None,
+    as_json: bool,
+) -> None:
+    """Check an architecture (JSON file or --preset) against both constraints; exit 1 on a violation."""
+    try:
+        if (architecture is None) == (preset is None):
+            raise ProblemError(422, "Bad usage", "give an architecture file or --preset, not both or neither", field="architecture")
+        data = read_architecture(architecture) if architecture is not None else {"preset": preset}
+        for key, value in (("image_size", image_size), ("min_c_value", min_c_value), ("include_pointwise", include_pointwise)):
+            if value is not None:
+                data[key] = value
+        report = report_dict(validate_body(ValidateRequestModel.model_validate(data)))
+    except (SolverError, ValidationError, ProblemError) as error:
+        fail(error)
+        return
+    if as_json:
+        echo_json(report)
+    else:
+        verdict = "VALID" if report["valid"] else f"INVALID ({len(report['violations'])} violations)"
+        click.echo(
+            f"{verdict}: depth {report['depth']}, top receptive field {report['top_receptive_field']} "
+            f"({report['top_layer']}, limit {report['receptive_field_limit']}), t = {report['min_c_value_exact']}, "
+            f"depth headroom {report['depth_headroom']}"
+        )
+        for violation in report["violations"]:
+            click.echo(f"  - [{violation['constraint']}] {violation['message']}")
+        click.echo()
+        click.echo(format_table(LAYER_COLUMNS, layer_rows(report["layers"])))
+    sys.exit(EXIT_OK if report["valid"] else EXIT_VIOLATION)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI spec of an app built with default settings (what openapi/openapi.json holds)."""
+    from .app import create_app
+    from .settings import Settings
+
+    return create_app(Settings()).openapi()
+
+
+@main.command()
+def openapi() -> None:
+    """Print the OpenAPI spec (JSON); `cnnplan openapi > openapi/openapi.json` refreshes the committed copy."""
+    click.echo(json.dumps(openapi_document(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Translation between API bodies and solver objects: request models in, plain JSON-ready dicts out.
+
+Responses are built as dicts directly (no response-model round trip) to keep the hot path lean;
+their shapes are the `PlanResponse` and `ValidateResponse` models of `service.schemas`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints, make_plan
+from solver.analysis import LayerStats, analyse
+from solver.presets import preset, preset_info
+from solver.rational import format_fraction
+
+from .problems import ProblemError
+from .schemas import LayerModel, PlanRequestModel, ValidateRequestModel
+
+C_VALUE_DIGITS = 6
+"""Decimal places of the rounded ``c_value`` numbers (the exact value is in ``c_value_exact``)."""
+
+
+def to_plan_request(body: PlanRequestModel) -> PlanRequest:
+    """The solver's PlanRequest for a validated body."""
+    return PlanRequest(
+        image_size=body.image_size,
+        kernel_size=body.kernel_size,
+        min_c_value=body.min_c_value,
+        model=body.model,
+        downsample=body.downsample,
+        in_channels=body.in_channels,
+        num_classes=body.num_classes,
+        dropout=body.dropout,
+        widths=WidthRule(body.widths.base, body.widths.multiplier, body.widths.max_width),
+        batch_norm=body.batch_norm,
+        rf_side=body.rf_side,
+    )
+
+
+def to_layer(model: LayerModel) -> Layer:
+    """A solver Layer for one layer or graph node body."""
+    inputs = getattr(model, "inputs", None)
+    return Layer(
+        kind=model.type,
+        kernel_size=model.kernel_size,
+        stride=model.stride,
+        dilation=model.dilation,
+        padding=model.padding,
+        groups=model.groups,
+        out_channels=model.out_channels,
+        name=model.name,
+        level=model.level,
+        inputs=tuple(inputs) if inputs is not None else None,
+        bias=model.bias,
+        rate=model.rate,
+    )
+
+
+def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tuple[int, int] | int, str]:
+    """(layers, image size, field prefix) of a validate body; exactly one of layers, graph, preset."""
+    given = [name for name in ("layers", "graph", "preset") if getattr(body, name) is not None]
+    if len(given) != 1:
+        reason = "give exactly one of layers, graph or preset" + (f" (got {', '.join(given)})" if given else "")
+        raise ProblemError(422, "Invalid request", f"layers: {reason}", field="layers", reason=reason, code="validation_error")
+    image_size = body.image_size
+    if body.preset is not None:
+        layers = preset(body.preset)
+        if image_size is None:
+            image_size = int(preset_info(body.preset)["default_image_size"])  # type: ignore[call-overload]
+        field = "preset"
+    elif body.graph is not None:
+        layers = tuple(to_layer(node) for node in body.graph.nodes)
+        field = "graph.nodes"
+    else:
+        assert body.layers is not None
+        layers = tuple(to_layer(layer) for layer in body.layers)
+        field = "layers"
+    if image_size is None:
+        reason = "is required (except with a preset)"
+        raise ProblemError(422, "Invalid request", f"image_size: {reason}", field="image_size", reason=reason, code="validation_error")
+    return layers, image_size, field
+
+
+def validate_body(body: ValidateRequestModel) -> ValidationReport:
+    """Analyse and check the architecture of a validate body."""
+    layers, image_size, field = architecture_of(body)
+    analysis = analyse(layers, image_size, body.in_channels, field)
+    return check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side)
+
+
+def plan_body(body: PlanRequestModel) -> dict[str, Any]:
+    """Plan and serialize in one step (the /plan route and the CLI share it)."""
+    return plan_dict(make_plan(to_plan_request(body)))
+
+
+def _number(value: Fraction) -> float:
+    return round(value.numerator / value.denominator, C_VALUE_DIGITS)
+
+
+def layer_dict(layer: LayerStats) -> dict[str, Any]:
+    """One layer's statistics as JSON-ready values (shape: `schemas.LayerResult`)."""
+    c = layer.c_value
+    return {
+        "name": layer.name,
+        "type": layer.kind,
+        "level": layer.level,
+        "inputs": list(layer.inputs),
+        "kernel_size": layer.kernel_size,
+        "stride": layer.stride,
+        "dilation": layer.dilation,
+        "padding": list(layer.padding),
+        "groups": layer.groups,
+        "in_channels": layer.in_channels,
+        "out_channels": layer.out_channels,
+        "output_size": list(layer.output_size),
+        "receptive_field": layer.receptive_field,
+        "jump": layer.jump,
+        "effective_padding": layer.effective_padding,
+        "real_filter_size": layer.real_filter_size,
+        "c_value": None if c is None else _number(c),
+        "c_value_exact": None if c is None else format_fraction(c),
+        "params": layer.params,
+        "flops": layer.flops,
+    }
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    """A plan as JSON-ready values (shape: `schemas.PlanResponse`)."""
+    request = plan.request
+    relaxed = plan.relaxed
+    analysis = plan.report.analysis
+    return {
+        "depth": plan.depth,
+        "stages": list(plan.stages),
+        "top_receptive_field": plan.top_receptive_field,
+        "depth_headroom": plan.report.depth_headroom,
+        "relaxed": {
+            "stages": [_number(a) for a in relaxed.stages],
+            "stages_exact": [format_fraction(a) for a in relaxed.stages],
+            "depth": _number(relaxed.depth),
+            "depth_exact": format_fraction(relaxed.depth),
+        },
+        "params": analysis.params,
+        "flops": analysis.flops,
+        "inputs": {
+            "image_size": list(plan.image_size),
+            "kernel_size": request.kernel_size,
+            "min_c_value": _number(plan.min_c_value),
+            "min_c_value_exact": format_fraction(plan.min_c_value),
+            "model": request.model,
+            "downsample": request.downsample,
+            "in_channels": request.in_channels,
+            "num_classes": request.num_classes,
+            "dropout": request.dropout,
+            "widths": {
+                "base": request.widths.base,
+                "multiplier": request.widths.multiplier,
+                "max_width": request.widths.max_width,
+            },
+            "batch_norm": request.batch_norm,
+            "rf_side": request.rf_side,
+        },
+        "layers": [layer_dict(layer) for layer in analysis.layers],
+    }
+
+
+def report_dict(report: ValidationReport) -> dict[str, Any]:
+    """A validation report as JSON-ready values (shape: `schemas.ValidateResponse`)."""
+    analysis = report.analysis
+    return {
+        "valid": report.valid,
+        "violations": [
+            {
+                "constraint": v.constraint,
+                "layer": v.layer,
+                "value": _number(Fraction(v.value)),
+                "value_exact": format_fraction(Fraction(v.value)),
+                "limit": _number(Fraction(v.limit)),
+                "limit_exact": format_fraction(Fraction(v.limit)),
+                "message": v.message,
+            }
+            for v in report.violations
+        ],
+        "top_layer": report.top_layer,
+        "top_receptive_field": report.top_receptive_field,
+        "receptive_field_limit": report.receptive_field_limit,
+        "depth": report.depth,
+        "depth_headroom": report.depth_headroom,
+        "min_c_value": _number(report.min_c_value),
+        "min_c_value_exact": format_fraction(report.min_c_value),
+        "image_size": list(analysis.image_size),
+        "params": analysis.params,
+        "flops": analysis.flops,
+        "layers": [layer_dict(layer) for layer in analysis.layers],
+    }
+
+
+__all__ = [
+    "architecture_of",
+    "layer_dict",
+    "plan_body",
+    "plan_dict",
+    "report_dict",
+    "to_layer",
+    "to_plan_request",
+    "validate_body",
+]

@@ -1,0 +1,42 @@
+"""FastAPI dependencies, all in one place: the app's settings and the optional API-key check."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from .problems import ProblemError
+from .settings import Settings
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The Settings the app was created with (``app.state.settings``)."""
+    return request.app.state.settings
+
+
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+def require_api_key(request: Request, settings: AppSettings) -> None:
+    """When ``CNNPLAN_API_KEY`` is set, demand it as ``Authorization: Bearer <key>`` or ``X-API-Key``; else 401."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    given = request.headers.get("x-api-key")
+    if given is None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token if scheme.lower() == "bearer" else None
+    if given is None or not hmac.compare_digest(given.encode(), expected):
+        raise ProblemError(
+            401,
+            "Unauthorized",
+            "this server needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            field="Authorization",
+            code="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+__all__ = ["AppSettings", "get_app_settings", "require_api_key"]

@@ -1,0 +1,108 @@
+"""/plan: the deepest valid network for an image size (POST body, GET query string, batch)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import ValidationError
+
+from solver.errors import SolverError
+
+from ..convert import plan_body
+from ..dependencies import AppSettings, require_api_key
+from ..problems import ProblemError, problem_for_exception, problem_responses
+from ..responses import FastJSONResponse
+from ..schemas import PlanBatchRequest, PlanBatchResponse, PlanRequestModel, PlanResponse
+
+router = APIRouter(tags=["plan"], dependencies=[Depends(require_api_key)])
+
+_IMAGE_SIZE_QUERY = re.compile(r"^\s*(\d{1,8})\s*(?:[xX]\s*(\d{1,8})\s*)?$")
+
+
+def parse_image_size_query(text: str) -> int | list[int]:
+    """``"224"`` -> 224, ``"224x160"`` -> [224, 160]; anything else is a 422 naming image_size."""
+    match = _IMAGE_SIZE_QUERY.match(text)
+    if match is None:
+        reason = f"must be a side like 224 or HEIGHTxWIDTH like 224x160, got {text[:40]!r}"
+        raise ProblemError(422, "Invalid request", f"image_size: {reason}", field="image_size", reason=reason, code="validation_error")
+    height, width = match.groups()
+    return int(height) if width is None else [int(height), int(width)]
+
+
+@router.post(
+    "/plan",
+    response_model=PlanResponse,
+    response_class=FastJSONResponse,
+    responses=problem_responses(401, 413, 422),
+    summary="Plan the deepest network for an image size",
+)
+async def post_plan(body: PlanRequestModel) -> FastJSONResponse:
+    """Maximise the number of feature-level convolutions under both constraints (THEORY.md section 4)."""
+    return FastJSONResponse(plan_body(body))
+
+
+@router.get(
+    "/plan",
+    response_model=PlanResponse,
+    response_class=FastJSONResponse,
+    responses=problem_responses(401, 422),
+    summary="Plan from a query string (for curl); the width rule keeps its default",
+)
+async def get_plan(
+    image_size: str = Query(description="A side (224) or HEIGHTxWIDTH (224x160); sides 1..2^20."),
+    kernel_size: int = 3,
+    min_c_value: str = Query("1/6", max_length=64, description="A number or 'p/q'."),
+    model: Literal["exact", "simplified"] = "exact",
+    downsample: Literal["maxpool", "avgpool", "conv"] = "maxpool",
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    batch_norm: bool = True,
+    rf_side: Literal["min", "max"] = "min",
+) -> FastJSONResponse:
+    """Same answer as POST /plan with the same inputs."""
+    body = PlanRequestModel.model_validate(
+        {
+            "image_size": parse_image_size_query(image_size),
+            "kernel_size": kernel_size,
+            "min_c_value": min_c_value,
+            "model": model,
+            "downsample": downsample,
+            "in_channels": in_channels,
+            "num_classes": num_classes,
+            "dropout": dropout,
+            "batch_norm": batch_norm,
+            "rf_side": rf_side,
+        }
+    )
+    return FastJSONResponse(plan_body(body))
+
+
+def plan_item(index: int, item: dict[str, Any]) -> dict[str, Any]:
+    """One batch item: the plan, or the problem that sank only this item."""
+    try:
+        return {"index": index, "ok": True, "result": plan_body(PlanRequestModel.model_validate(item))}
+    except (SolverError, ValidationError, ProblemError) as error:
+        return {"index": index, "ok": False, "problem": problem_for_exception(error)}
+
+
+def check_batch_size(count: int, settings: AppSettings) -> None:
+    """422 when a batch exceeds CNNPLAN_MAX_BATCH."""
+    if count > settings.max_batch:
+        reason = f"has {count} items; at most {settings.max_batch} are accepted"
+        raise ProblemError(422, "Invalid request", f"requests: {reason}", field="requests", reason=reason, code="limit_exceeded")
+
+
+@router.post(
+    "/plan/batch",
+    response_model=PlanBatchResponse,
+    response_class=FastJSONResponse,
+    responses=problem_responses(401, 413, 422),
+    summary="Plan up to 1000 requests; each item gets its own result or problem",
+)
+def post_plan_batch(body: PlanBatchRequest, settings: AppSettings) -> FastJSONResponse:
+    """Results in request order; a bad item carries its problem and does not fail the batch."""
+    check_batch_size(len(body.requests), settings)
+    return FastJSONResponse({"results": [plan_item(index, item) for index, item in enumerate(body.requests)]})

@@ -1,0 +1,44 @@
+"""/presets: the well-known architectures that POST /validate accepts by name."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path
+
+from solver.layers import Layer, as_graph
+from solver.presets import preset, preset_info, preset_names
+
+from ..dependencies import require_api_key
+from ..problems import problem_responses
+from ..schemas import PresetDetail, PresetList
+
+router = APIRouter(tags=["presets"], dependencies=[Depends(require_api_key)])
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Layer)}
+
+
+def node_dict(layer: Layer) -> dict[str, Any]:
+    """A preset node in the request format of POST /validate (`graph.nodes`), defaults left out."""
+    node: dict[str, Any] = {"name": layer.name, "type": layer.kind}
+    for field in ("kernel_size", "stride", "dilation", "padding", "groups", "out_channels", "level", "bias", "rate"):
+        value = getattr(layer, field)
+        if value != _DEFAULTS[field]:
+            node[field] = value
+    node["inputs"] = list(layer.inputs or ())
+    return node
+
+
+@router.get("/presets", response_model=PresetList, summary="List the presets")
+def list_presets() -> dict[str, Any]:
+    """Name, title, default image size, description and source of every preset."""
+    return {"presets": [preset_info(name) for name in preset_names()]}
+
+
+@router.get(
+    "/presets/{name}", response_model=PresetDetail, responses=problem_responses(401, 422), summary="One preset's graph"
+)
+def get_preset(name: str = Path(max_length=64)) -> dict[str, Any]:
+    """The preset's description and its nodes (an unknown name is a 422 naming ``preset``)."""
+    return {**preset_info(name), "nodes": [node_dict(layer) for layer in as_graph(preset(name))]}

@@ -1,0 +1,52 @@
+"""/validate: check an architecture (layers, graph or preset) against both constraints, singly or in batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import ValidationError
+
+from solver.errors import SolverError
+
+from ..convert import report_dict, validate_body
+from ..dependencies import AppSettings, require_api_key
+from ..problems import ProblemError, problem_for_exception, problem_responses
+from ..responses import FastJSONResponse
+from ..schemas import ValidateBatchRequest, ValidateBatchResponse, ValidateRequestModel, ValidateResponse
+from .plan import check_batch_size
+
+router = APIRouter(tags=["validate"], dependencies=[Depends(require_api_key)])
+
+
+@router.post(
+    "/validate",
+    response_model=ValidateResponse,
+    response_class=FastJSONResponse,
+    responses=problem_responses(401, 413, 422),
+    summary="Validate an architecture against the c-value and receptive-field constraints",
+)
+def post_validate(body: ValidateRequestModel) -> FastJSONResponse:
+    """200 with ``valid: false`` and the violations when a constraint is broken; 422 when the input is malformed."""
+    return FastJSONResponse(report_dict(validate_body(body)))
+
+
+def validate_item(index: int, item: dict[str, Any]) -> dict[str, Any]:
+    """One batch item: the report, or the problem that sank only this item."""
+    try:
+        return {"index": index, "ok": True, "result": report_dict(validate_body(ValidateRequestModel.model_validate(item)))}
+    except (SolverError, ValidationError, ProblemError) as error:
+        return {"index": index, "ok": False, "problem": problem_for_exception(error)}
+
+
+@router.post(
+    "/validate/batch",
+    response_model=ValidateBatchResponse,
+    response_class=FastJSONResponse,
+    responses=problem_responses(401, 413, 422),
+    summary="Validate up to 1000 architectures; each item gets its own result or problem",
+)
+def post_validate_batch(body: ValidateBatchRequest, settings: AppSettings) -> FastJSONResponse:
+    """Results in request order."""
+    check_batch_size(len(body.requests), settings)
+    return FastJSONResponse({"results": [validate_item(index, item) for index, item in enumerate(body.requests)]})

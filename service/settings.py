@@ -1,0 +1,46 @@
+"""Service settings, read from ``CNNPLAN_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/cnnplan``, else ``~/.local/share/cnnplan`` (the XDG base-directory default)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cnnplan"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; ``CNNPLAN_PORT=9000`` sets `port`, and so on."""
+
+    model_config = SettingsConfigDict(env_prefix="CNNPLAN_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface `cnnplan serve` binds to (loopback by default).")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port of `cnnplan serve`.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    log_level: str = Field("info", description="uvicorn log level.")
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where results and job state are kept.")
+    redis_url: str | None = Field(None, description="Celery broker/backend; unset means the embedded defaults.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, /plan, /validate and /presets need `Authorization: Bearer <key>` or `X-API-Key`."
+    )
+    max_body_bytes: int = Field(MIB, ge=1, description="Largest accepted request body; larger ones get 413.")
+    max_batch: int = Field(1000, ge=1, le=1000, description="Most requests in one /plan/batch or /validate/batch body.")
+    embedded_worker: bool = Field(True, description="`cnnplan serve` also runs an in-process worker.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+__all__ = ["Settings", "get_settings", "default_data_dir", "MIB"]
