@@ -149,13 +149,20 @@ class GraphNet(nn.Module):
         return torch.flatten(values[self.output], 1)
 
 
+def analyse_architecture(
+    architecture: Iterable[Layer | Mapping[str, object]], image_size: ImageSize, in_channels: int = 3
+) -> tuple[tuple[Layer, ...], Analysis]:
+    """The checked graph nodes and their analysis (no torch allocation: size things before building)."""
+    nodes = as_graph(architecture)
+    return nodes, analyse(nodes, image_size, in_channels)
+
+
 def build_model(
     architecture: Iterable[Layer | Mapping[str, object]], image_size: ImageSize, in_channels: int = 3
 ) -> tuple[GraphNet, Analysis]:
     """The module for `architecture` on `image_size` images, and the solver's analysis it matches."""
-    nodes = as_graph(architecture)
-    analysis = analyse(nodes, image_size, in_channels)
+    nodes, analysis = analyse_architecture(architecture, image_size, in_channels)
     return GraphNet(nodes, analysis), analysis
 
 
-__all__ = ["GraphNet", "build_model", "layer_module"]
+__all__ = ["GraphNet", "analyse_architecture", "build_model", "layer_module"]
