@@ -20,9 +20,10 @@ _STAGE_SHADES = ("#f2f2f2", "#ffffff")
 
 def report_figure(report: ValidationReport, title: str) -> Figure:
     """Two stacked panels over the feature-level convolutions (x = depth 1..D): receptive field vs the
-    image-side limit, and c-value vs t; violations in red, stages (by input jump) shaded and labelled."""
+    image-side limit, and c-value vs t; each panel's violations in red, stages (by input jump) shaded."""
     convs = [layer for layer in report.analysis.layers if is_feature_conv(layer)]
-    violating = {v.layer for v in report.violations}
+    rf_violating = {v.layer for v in report.violations if v.constraint == "receptive_field"}
+    violating = {v.layer for v in report.violations if v.constraint == "c_value"}
     depth = range(1, len(convs) + 1)
     figure = Figure(figsize=(9, 6.2), layout="constrained")
     rf_axes, c_axes = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
@@ -38,7 +39,7 @@ def report_figure(report: ValidationReport, title: str) -> Figure:
     limit = report.receptive_field_limit
     rf_values = [layer.receptive_field for layer in convs]
     rf_axes.plot(depth, rf_values, color="#555555", linewidth=1, zorder=2)
-    rf_axes.scatter(depth, rf_values, c=[_BAD if layer.name in violating else _OK for layer in convs], s=22, zorder=3)
+    rf_axes.scatter(depth, rf_values, c=[_BAD if layer.name in rf_violating else _OK for layer in convs], s=22, zorder=3)
     rf_axes.axhline(limit, color=_LIMIT, linewidth=1.6, linestyle="--", label=f"image side z = {limit}")
     rf_axes.set_ylabel("receptive field (px)")
     rf_axes.set_ylim(0, max([limit, *rf_values]) * 1.18)
@@ -57,7 +58,7 @@ def report_figure(report: ValidationReport, title: str) -> Figure:
     c_axes.set_ylabel("c-value = real filter / r")
     c_axes.set_ylim(0, max([float(t), *c_values]) * 1.1)
     c_axes.set_xlabel("feature-level convolution (depth)")
-    if violating:
+    if violating or rf_violating:
         c_axes.scatter([], [], c=_BAD, s=22, label="violates a constraint")
     if any(colour == _EXEMPT for colour in colours):
         c_axes.scatter([], [], c=_EXEMPT, s=22, label="1x1: exempt from c >= t")
