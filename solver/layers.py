@@ -130,7 +130,7 @@ def check_layer(layer: Layer, where: str) -> None:
     if not isinstance(layer.kind, str) or layer.kind not in LAYER_KINDS:
         kinds = ", ".join(sorted(LAYER_KINDS))
         raise InvalidLayerError(f"{where}.type", f"unknown layer type {layer.kind!r}; expected one of {kinds}")
-    if layer.level not in LEVELS:
+    if not isinstance(layer.level, str) or layer.level not in LEVELS:
         raise InvalidLayerError(f"{where}.level", f"must be 'feature' or 'classifier', got {layer.level!r}")
     _check_int(layer.kernel_size, f"{where}.kernel_size", 1, MAX_KERNEL_SIZE)
     if layer.stride is not None:
@@ -171,6 +171,8 @@ def as_graph(architecture: Iterable[Layer | Mapping[str, object]], field: str = 
     more than `MAX_LAYERS` nodes or more than `MAX_FAN_IN` inputs to one merge. Cycles are found
     by `topological_order`.
     """
+    if isinstance(architecture, (str, bytes, Mapping)) or not isinstance(architecture, Iterable):
+        raise InvalidLayerError(field, "must be a list of layers")
     items = list(architecture)
     if not items:
         raise InvalidLayerError(field, "must contain at least one layer")

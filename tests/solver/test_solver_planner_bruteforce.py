@@ -1,0 +1,114 @@
+"""The planner is the true integer optimum: equal to exhaustive search for every z <= 300.
+
+The oracles (solver_oracles.py) evaluate candidates layer by layer with `solver.arithmetic`, never
+with the planner's closed forms; `test_simulator_agrees_with_analyse` ties that simulator to the full
+`analyse` + `check_constraints` path on random members of the family.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from solver import InfeasiblePlanError, PlanRequest, VanishingFeatureMapError, make_plan, plan_stages, validate
+from solver.network import WidthRule, feature_layers
+from solver_oracles import exact_optimum, simplified_optimum, simulate_family
+
+KERNELS = [3, 5, 7]
+MIN_C_VALUES = [Fraction(1, 4), Fraction(1, 6), Fraction(1, 8)]
+DOWNSAMPLES = ["maxpool", "avgpool", "conv"]
+MAX_Z = 300
+
+
+def _planned(z: int, k: int, t: Fraction, downsample: str, model: str = "exact"):
+    try:
+        plan = plan_stages(z, k, t, model=model, downsample=downsample)
+    except InfeasiblePlanError as error:
+        assert error.field == "image_size"
+        return None
+    assert plan.depth == sum(plan.stages)
+    return plan.stages, plan.top_receptive_field
+
+
+@pytest.mark.parametrize("k", KERNELS)
+@pytest.mark.parametrize("t", MIN_C_VALUES, ids=str)
+def test_exact_planner_equals_exhaustive_search(k: int, t: Fraction) -> None:
+    """All z <= 300 and all three downsampling variants (the two pools share one arithmetic, so one
+    search serves both), with the tie-break depth, top r, fewer stages, lexicographically larger."""
+    for z in range(1, MAX_Z + 1):
+        pooled = exact_optimum(z, k, t, "maxpool")
+        assert _planned(z, k, t, "maxpool") == pooled, z
+        assert _planned(z, k, t, "avgpool") == pooled, z
+        assert _planned(z, k, t, "conv") == exact_optimum(z, k, t, "conv"), z
+
+
+@pytest.mark.parametrize("k", KERNELS)
+@pytest.mark.parametrize("t", MIN_C_VALUES, ids=str)
+def test_simplified_planner_equals_exhaustive_search(k: int, t: Fraction) -> None:
+    for z in range(1, MAX_Z + 1):
+        assert _planned(z, k, t, "maxpool", model="simplified") == simplified_optimum(z, k, t), z
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stages=st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=6).map(tuple),
+    z=st.integers(min_value=1, max_value=400),
+    k=st.sampled_from(KERNELS),
+    t=st.sampled_from(MIN_C_VALUES),
+    downsample=st.sampled_from(DOWNSAMPLES),
+)
+def test_simulator_agrees_with_analyse(stages, z, k, t, downsample) -> None:
+    """The oracle's layer walk gives the same verdict and top receptive field as `validate` on the
+    concrete network (or the network's map vanishes in both)."""
+    valid, top, vanished = simulate_family(stages, z, k, t, downsample)
+    layers = feature_layers(stages, k, downsample, WidthRule(base=4, max_width=8), batch_norm=False)
+    if vanished:
+        with pytest.raises(VanishingFeatureMapError):
+            validate(layers, z, t)
+        return
+    report = validate(layers, z, t)
+    assert (report.valid, report.top_receptive_field, report.depth) == (valid, top, sum(stages))
+
+
+def _validate_stages(stages, z, k, t, downsample):
+    layers = feature_layers(stages, k, downsample, WidthRule(base=4, max_width=8), batch_norm=False)
+    try:
+        return validate(layers, z, t).valid
+    except VanishingFeatureMapError:
+        return False
+
+
+@pytest.mark.parametrize("k", KERNELS)
+@pytest.mark.parametrize("t", MIN_C_VALUES, ids=str)
+@pytest.mark.parametrize("downsample", DOWNSAMPLES)
+def test_every_plan_validates_without_headroom_and_nothing_deeper_passes(k, t, downsample) -> None:
+    """make_plan's full network (feature + classifier level) passes validation with depth headroom 0,
+    and adding one conv to any stage, or a new one-conv stage, gives a network that fails."""
+    for z in range(k, MAX_Z + 1, 7):
+        plan = make_plan(PlanRequest(z, kernel_size=k, min_c_value=t, downsample=downsample))
+        assert plan.report.valid and plan.report.depth_headroom == 0, z
+        assert plan.report.depth == plan.depth == sum(plan.stages)
+        stages = plan.stages
+        assert _validate_stages(stages, z, k, t, downsample)
+        deeper = [stages[:i] + (a + 1,) + stages[i + 1 :] for i, a in enumerate(stages)] + [stages + (1,)]
+        assert not any(_validate_stages(candidate, z, k, t, downsample) for candidate in deeper), z
+
+
+@pytest.mark.parametrize("k", KERNELS)
+def test_simplified_plans_pass_the_exact_constraints(k) -> None:
+    """The simplified model over-estimates every receptive field, so its plans are valid (if shallower)."""
+    for z in range(k, MAX_Z + 1, 5):
+        plan = make_plan(PlanRequest(z, kernel_size=k, model="simplified"))
+        exact = plan_stages(z, k)
+        assert plan.report.valid and plan.depth <= exact.depth, z
+        assert plan.relaxed.depth >= plan.depth
+
+
+@pytest.mark.parametrize("z", [2**10, 2**15, 2**20])
+def test_large_images_plan_quickly_and_validly(z) -> None:
+    plan = make_plan(PlanRequest(z))
+    assert plan.report.valid and plan.report.depth_headroom == 0
+    assert plan.top_receptive_field <= z
