@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from .body_limit import BodySizeLimitMiddleware
+from .dependencies import require_api_key
 from .metrics import MetricsMiddleware, ServiceMetrics
 from .problems import install_problem_handlers
 from .responses import FastJSONResponse
@@ -18,6 +19,10 @@ constraint and the optimal-depth planner). c-values come as a rounded JSON numbe
 an exact `"p/q"` string (`c_value_exact`). A layer's `stride` defaults to 1 for convolutions and to
 `kernel_size` for pools, as in PyTorch. Errors are RFC 9457 `application/problem+json` bodies with
 `field` and `reason`."""
+
+
+PUBLIC_TAGS = frozenset({"health", "metrics"})
+"""Routers tagged with one of these stay open when CNNPLAN_API_KEY is set; every other router needs the key."""
 
 
 def package_version() -> str:
@@ -40,8 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     install_problem_handlers(app)
+    guard = [Depends(require_api_key)] if settings.api_key is not None else []
     for router in ROUTERS:
-        app.include_router(router)
+        public = PUBLIC_TAGS.intersection(router.tags)
+        app.include_router(router, dependencies=[] if public else guard)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

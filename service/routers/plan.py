@@ -5,18 +5,18 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import ValidationError
 
 from solver.errors import SolverError
 
 from ..convert import plan_body
-from ..dependencies import AppSettings, require_api_key
+from ..dependencies import AppSettings
 from ..problems import ProblemError, problem_for_exception, problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import PlanBatchRequest, PlanBatchResponse, PlanRequestModel, PlanResponse
 
-router = APIRouter(tags=["plan"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["plan"])
 
 _IMAGE_SIZE_QUERY = re.compile(r"^\s*(\d{1,8})\s*(?:[xX]\s*(\d{1,8})\s*)?$")
 

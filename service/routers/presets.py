@@ -5,16 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
 from solver.layers import Layer, as_graph
 from solver.presets import preset, preset_info, preset_names
 
-from ..dependencies import require_api_key
 from ..problems import problem_responses
 from ..schemas import PresetDetail, PresetList
 
-router = APIRouter(tags=["presets"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["presets"])
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Layer)}
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import ValidationError
 
 from solver.errors import SolverError
 
 from ..convert import report_dict, validate_body
-from ..dependencies import AppSettings, require_api_key
+from ..dependencies import AppSettings
 from ..problems import ProblemError, problem_for_exception, problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import ValidateBatchRequest, ValidateBatchResponse, ValidateRequestModel, ValidateResponse
 from .plan import check_batch_size
 
-router = APIRouter(tags=["validate"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["validate"])
 
 
 @router.post(
