@@ -187,11 +187,16 @@ def _onnx_field(field: str, imported: OnnxImport) -> str:
     return f"model.graph.node[{imported.onnx_nodes[int(match.group(1))]}]{match.group(2)}"
 
 
-def _image_input(graph: onnx.GraphProto, initializers: dict, field: str) -> onnx.ValueInfoProto:
-    """The single rank-4 graph input that is not an initializer."""
-    candidates = [value for value in graph.input if value.name not in initializers]
-    if len(candidates) != 1:
-        raise OnnxImportError(f"{field}.graph.input", f"needs exactly one image input, found {len(candidates)}")
+def _image_input(graph: onnx.GraphProto, dims: dict, field: str) -> onnx.ValueInfoProto:
+    """The first graph input that is not an initializer; later ones are weights given as inputs (a model
+    exported without parameters) and only their declared shapes are recorded in `dims`."""
+    candidates = [value for value in graph.input if value.name not in dims]
+    if not candidates:
+        raise OnnxImportError(f"{field}.graph.input", "has no image input")
+    for weight in candidates[1:]:
+        shape = weight.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in shape):
+            dims[weight.name] = tuple(d.dim_value for d in shape)
     image = candidates[0]
     if len(image.type.tensor_type.shape.dim) != 4:
         raise OnnxImportError(f"{field}.graph.input[0]", "must be a rank-4 (N, C, H, W) image tensor")

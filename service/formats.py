@@ -1,0 +1,65 @@
+"""Non-JSON representations of plans and reports (``format=pytorch|svg``) as HTTP responses."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import Response
+
+from solver import Plan, ValidationReport
+
+from .diagrams import plan_title, report_image
+from .export import plan_source
+
+PlanFormat = Literal["json", "pytorch", "svg"]
+ReportFormat = Literal["json", "svg"]
+PYTHON_MEDIA_TYPE = "text/x-python; charset=utf-8"
+SVG_MEDIA_TYPE = "image/svg+xml"
+
+FORMAT_DESCRIPTION = "json (default), pytorch (a standalone torch module source) or svg (the plan diagram)."
+PLAN_FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The plan: JSON, PyTorch module source (format=pytorch) or an SVG diagram (format=svg).",
+        "content": {PYTHON_MEDIA_TYPE.split(";")[0]: {"schema": {"type": "string"}}, SVG_MEDIA_TYPE: {"schema": {"type": "string"}}},
+    }
+}
+REPORT_FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report: JSON, or an SVG diagram (format=svg).",
+        "content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}},
+    }
+}
+
+
+def plan_response(plan: Plan, image_format: str) -> Response:
+    """The plan as PyTorch source (``planned_net.py``) or as an SVG diagram."""
+    if image_format == "pytorch":
+        return Response(
+            plan_source(plan),
+            media_type=PYTHON_MEDIA_TYPE,
+            headers={"Content-Disposition": 'inline; filename="planned_net.py"'},
+        )
+    return Response(report_image(plan.report, plan_title(plan)), media_type=SVG_MEDIA_TYPE)
+
+
+def report_response(report: ValidationReport, title: str) -> Response:
+    """A validation report's SVG diagram."""
+    return Response(report_image(report, title), media_type=SVG_MEDIA_TYPE)
+
+
+def report_title(report: ValidationReport, what: str = "Architecture") -> str:
+    """Title of a report diagram: numbers only (no request strings)."""
+    height, width = report.analysis.image_size
+    return f"{what} at {height}x{width}: depth {report.depth}, t = {report.min_c_value}"
+
+
+__all__ = [
+    "FORMAT_DESCRIPTION",
+    "PLAN_FORMAT_RESPONSES",
+    "PlanFormat",
+    "REPORT_FORMAT_RESPONSES",
+    "ReportFormat",
+    "plan_response",
+    "report_response",
+    "report_title",
+]

@@ -1,0 +1,92 @@
+"""POST /validate with a multipart ONNX upload: the model's graph checked against both constraints.
+
+The route only matches ``multipart/form-data`` requests, so JSON bodies still reach the JSON route of
+`validate.py`; its OpenAPI operation documents both bodies (`ONNX_UPLOAD_OPENAPI`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
+from starlette.types import Scope
+
+from solver.limits import MAX_NAME_LENGTH
+
+from ..convert import report_dict
+from ..dependencies import require_api_key
+from ..formats import ReportFormat, report_response, report_title
+from ..onnx_import import validate_onnx
+from ..responses import FastJSONResponse
+from .plan import parse_image_size_query
+
+
+class MultipartOnlyRoute(APIRoute):
+    """An APIRoute that matches only ``multipart/form-data`` requests (others fall through to later routes)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is Match.NONE:
+            return match, child
+        for key, value in scope.get("headers", ()):
+            if key == b"content-type" and value.lower().startswith(b"multipart/form-data"):
+                return match, child
+        return Match.NONE, {}
+
+
+router = APIRouter(tags=["validate"], dependencies=[Depends(require_api_key)], route_class=MultipartOnlyRoute)
+
+ONNX_UPLOAD_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model"],
+                    "properties": {
+                        "model": {"type": "string", "format": "binary", "description": "An .onnx file (parsed, never run)."},
+                        "image_size": {"type": "string", "description": "224 or 224x160; default: the model's input size."},
+                        "min_c_value": {"type": "string", "default": "1/6"},
+                        "include_pointwise": {"type": "boolean", "default": False},
+                        "rf_side": {"type": "string", "enum": ["min", "max"], "default": "min"},
+                        "classifier_from": {
+                            "type": "string",
+                            "description": "ONNX node name where the (unconstrained) classifier level starts; default: "
+                            "the first global pool, Flatten, Reshape, Gemm or MatMul.",
+                        },
+                    },
+                }
+            }
+        }
+    }
+}
+"""Merged into POST /validate's OpenAPI operation (FastAPI's ``openapi_extra``)."""
+
+
+@router.post("/validate", include_in_schema=False)
+async def post_validate_onnx(
+    model: UploadFile = File(description="An .onnx file."),
+    image_size: str | None = Form(None, max_length=40),
+    min_c_value: str = Form("1/6", max_length=64),
+    include_pointwise: bool = Form(False),
+    rf_side: Literal["min", "max"] = Form("min"),
+    classifier_from: str | None = Form(None, max_length=MAX_NAME_LENGTH * 4),
+    format: ReportFormat = Query("json", description="json or svg."),
+):
+    """The report of POST /validate for an uploaded ONNX model, plus ``onnx.passed_through`` (dropped operators)."""
+    data = await model.read()
+    size = parse_image_size_query(image_size) if image_size is not None else None
+    report, imported = await run_in_threadpool(
+        validate_onnx, data, size, min_c_value, include_pointwise, rf_side, classifier_from
+    )
+    if format == "svg":
+        return report_response(report, report_title(report, "ONNX model"))
+    body = report_dict(report)
+    body["onnx"] = {"layers": len(imported.layers), "passed_through": list(imported.passed_through)}
+    return FastJSONResponse(body)
+
+
+__all__ = ["ONNX_UPLOAD_OPENAPI", "MultipartOnlyRoute", "router"]
