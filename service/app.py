@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 
 from .body_limit import BodySizeLimitMiddleware
 from .dependencies import require_api_key
+from .docs_assets import install_offline_docs
 from .metrics import MetricsMiddleware, ServiceMetrics
 from .problems import install_problem_handlers
 from .responses import FastJSONResponse
@@ -41,7 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=package_version(),
         description=DESCRIPTION,
         default_response_class=FastJSONResponse,
+        docs_url=None,  # /docs and /redoc come from install_offline_docs: assets from the package, no CDN
+        redoc_url=None,
     )
+    install_offline_docs(app)
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     install_problem_handlers(app)

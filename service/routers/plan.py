@@ -8,11 +8,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import ValidationError
 
+from solver import make_plan
 from solver.errors import SolverError
 
-from ..convert import plan_body
+from ..convert import plan_body, to_plan_request
 from ..dependencies import AppSettings
-from ..problems import ProblemError, problem_for_exception, problem_responses
+from ..formats import FORMAT_DESCRIPTION, PLAN_FORMAT_RESPONSES, PlanFormat, plan_response
+from ..problems import ProblemError, problem_body, problem_for_exception, problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import PlanBatchRequest, PlanBatchResponse, PlanRequestModel, PlanResponse
 
@@ -35,11 +37,15 @@ def parse_image_size_query(text: str) -> int | list[int]:
     "/plan",
     response_model=PlanResponse,
     response_class=FastJSONResponse,
-    responses=problem_responses(401, 413, 422),
+    responses={**PLAN_FORMAT_RESPONSES, **problem_responses(401, 413, 422)},
     summary="Plan the deepest network for an image size",
 )
-async def post_plan(body: PlanRequestModel) -> FastJSONResponse:
+async def post_plan(
+    body: PlanRequestModel, format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION)
+) -> FastJSONResponse:
     """Maximise the number of feature-level convolutions under both constraints (THEORY.md section 4)."""
+    if format != "json":
+        return plan_response(make_plan(to_plan_request(body)), format)
     return FastJSONResponse(plan_body(body))
 
 
@@ -47,7 +53,7 @@ async def post_plan(body: PlanRequestModel) -> FastJSONResponse:
     "/plan",
     response_model=PlanResponse,
     response_class=FastJSONResponse,
-    responses=problem_responses(401, 422),
+    responses={**PLAN_FORMAT_RESPONSES, **problem_responses(401, 422)},
     summary="Plan from a query string (for curl); the width rule keeps its default",
 )
 async def get_plan(
@@ -61,6 +67,7 @@ async def get_plan(
     dropout: float = 0.5,
     batch_norm: bool = True,
     rf_side: Literal["min", "max"] = "min",
+    format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION),
 ) -> FastJSONResponse:
     """Same answer as POST /plan with the same inputs."""
     body = PlanRequestModel.model_validate(
@@ -77,11 +84,21 @@ async def get_plan(
             "rf_side": rf_side,
         }
     )
+    if format != "json":
+        return plan_response(make_plan(to_plan_request(body)), format)
     return FastJSONResponse(plan_body(body))
 
 
-def plan_item(index: int, item: dict[str, Any]) -> dict[str, Any]:
+def not_an_object(index: int) -> dict[str, Any]:
+    """The problem of a batch item that is not a JSON object."""
+    reason = "must be a JSON object (a request body)"
+    return problem_body(422, "Invalid request", f"requests[{index}]: {reason}", code="validation_error", field=f"requests[{index}]", reason=reason)
+
+
+def plan_item(index: int, item: Any) -> dict[str, Any]:
     """One batch item: the plan, or the problem that sank only this item."""
+    if not isinstance(item, dict):
+        return {"index": index, "ok": False, "problem": not_an_object(index)}
     try:
         return {"index": index, "ok": True, "result": plan_body(PlanRequestModel.model_validate(item))}
     except (SolverError, ValidationError, ProblemError) as error:

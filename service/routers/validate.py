@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import ValidationError
 
 from solver.errors import SolverError
 
 from ..convert import report_dict, validate_body
 from ..dependencies import AppSettings
+from ..formats import REPORT_FORMAT_RESPONSES, ReportFormat, report_response, report_title
 from ..problems import ProblemError, problem_for_exception, problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import ValidateBatchRequest, ValidateBatchResponse, ValidateRequestModel, ValidateResponse
-from .plan import check_batch_size
+from .onnx_upload import ONNX_UPLOAD_OPENAPI
+from .plan import check_batch_size, not_an_object
 
 router = APIRouter(tags=["validate"])
 
@@ -23,16 +25,25 @@ router = APIRouter(tags=["validate"])
     "/validate",
     response_model=ValidateResponse,
     response_class=FastJSONResponse,
-    responses=problem_responses(401, 413, 422),
+    responses={**REPORT_FORMAT_RESPONSES, **problem_responses(401, 413, 422)},
     summary="Validate an architecture against the c-value and receptive-field constraints",
+    openapi_extra=ONNX_UPLOAD_OPENAPI,
 )
-def post_validate(body: ValidateRequestModel) -> FastJSONResponse:
-    """200 with ``valid: false`` and the violations when a constraint is broken; 422 when the input is malformed."""
-    return FastJSONResponse(report_dict(validate_body(body)))
+def post_validate(
+    body: ValidateRequestModel, format: ReportFormat = Query("json", description="json or svg (the diagram).")
+) -> FastJSONResponse:
+    """200 with ``valid: false`` and the violations when a constraint is broken; 422 when the input is malformed.
+    A ``multipart/form-data`` body with an ONNX ``model`` file is served by `onnx_upload`."""
+    report = validate_body(body)
+    if format == "svg":
+        return report_response(report, report_title(report))
+    return FastJSONResponse(report_dict(report))
 
 
-def validate_item(index: int, item: dict[str, Any]) -> dict[str, Any]:
+def validate_item(index: int, item: Any) -> dict[str, Any]:
     """One batch item: the report, or the problem that sank only this item."""
+    if not isinstance(item, dict):
+        return {"index": index, "ok": False, "problem": not_an_object(index)}
     try:
         return {"index": index, "ok": True, "result": report_dict(validate_body(ValidateRequestModel.model_validate(item)))}
     except (SolverError, ValidationError, ProblemError) as error:
