@@ -7,6 +7,7 @@ from fractions import Fraction
 
 from .analysis import ImageSize, LayerStats, analyse_chain, normalize_image_size
 from .constraints import RfSide, ValidationReport, check_constraints
+from .errors import InvalidLayerError
 from .layers import Layer
 from .network import WidthRule, classifier_layers, feature_layers, feature_side
 from .planner import Downsample, Model, RelaxedPlan, StagePlan, check_plan_inputs, plan_stages, relaxed_optimum
@@ -77,6 +78,10 @@ def make_plan(request: PlanRequest) -> Plan:
     """Optimise the stages (`plan_stages`), build the network and analyse it exactly."""
     t = check_plan_inputs(request.kernel_size, request.min_c_value, request.model, request.downsample)
     size = normalize_image_size(request.image_size)
+    if not isinstance(request.widths, WidthRule):
+        raise InvalidLayerError("widths", f"must be a width rule (base, multiplier, max_width), got {request.widths!r}")
+    if not isinstance(request.batch_norm, bool):
+        raise InvalidLayerError("batch_norm", f"must be a boolean, got {request.batch_norm!r}")
     stage_plan: StagePlan = plan_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
     relaxed = relaxed_optimum(size, request.kernel_size, t, request.rf_side)
     layers = network_for_stages(request, stage_plan.stages)
