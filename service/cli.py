@@ -14,9 +14,14 @@ from typing import Any, Iterable, Sequence
 import click
 from pydantic import ValidationError
 
+from solver import make_plan
 from solver.errors import SolverError
 
-from .convert import plan_body, report_dict, validate_body
+from .convert import plan_dict, report_dict, to_plan_request, validate_body
+from .diagrams import plan_title, write_report_image
+from .export import plan_source
+from .formats import report_title
+from .onnx_import import validate_onnx_file
 from .problems import ProblemError, problem_for_exception
 from .schemas import PlanRequestModel, ValidateRequestModel
 from .settings import get_settings
@@ -126,6 +131,11 @@ def echo_json(data: Any) -> None:
 @click.option("--max-width", type=int, default=512, show_default=True, help="Cap on filters per stage.")
 @click.option("--no-batch-norm", is_flag=True, help="Convolutions with bias instead of BN.")
 @click.option("--json", "as_json", is_flag=True, help="Print the POST /plan response body instead of tables.")
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json", "pytorch"]), default="table", show_default=True,
+    help="pytorch: print a standalone torch module source for the plan.",
+)
+@click.option("--plot", type=click.Path(dir_okay=False, writable=True), help="Write the plan diagram (SVG, or PNG by suffix).")
 def plan(
     image_size: int | list[int],
     kernel_size: int,
@@ -140,6 +150,8 @@ def plan(
     max_width: int,
     no_batch_norm: bool,
     as_json: bool,
+    output_format: str,
+    plot: str | None,
 ) -> None:
     """Plan the deepest valid network for IMAGE_SIZE (224 or 224x160)."""
     try:
@@ -157,11 +169,17 @@ def plan(
                 "batch_norm": not no_batch_norm,
             }
         )
-        result = plan_body(body)
+        planned = make_plan(to_plan_request(body))
+        result = plan_dict(planned)
+        if plot is not None:
+            write_plot(planned.report, plan_title(planned), plot)
     except (SolverError, ValidationError, ProblemError) as error:
         fail(error)
         return
-    if as_json:
+    if output_format == "pytorch":
+        click.echo(plan_source(planned), nl=False)
+        return
+    if as_json or output_format == "json":
         echo_json(result)
         return
     inputs = result["inputs"]
@@ -196,12 +214,14 @@ def read_architecture(path: str) -> dict[str, Any]:
 
 
 @main.command()
-@click.argument("architecture", required=False, metavar="[ARCH.json|-]")
+@click.argument("architecture", required=False, metavar="[ARCH.json|MODEL.onnx|-]")
 @click.option("--preset", help="A preset name (see GET /presets) instead of a file.")
 @click.option("--image-size", type=IMAGE_SIZE, help="224 or 224x160; required unless the file or preset gives it.")
 @click.option("--min-c-value", "-t", help="Minimum c-value (default 1/6, or the file's).")
 @click.option("--include-pointwise", is_flag=True, default=None, help="Also constrain 1x1 convolutions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the POST /validate response body instead of tables.")
+@click.option("--plot", type=click.Path(dir_okay=False, writable=True), help="Write the diagram (SVG, or PNG by suffix).")
+@click.option("--classifier-from", help="ONNX only: node name where the unconstrained classifier level starts.")
 def validate(
     architecture: str | None,
     preset: str | None,
@@ -209,16 +229,25 @@ def validate(
     min_c_value: str | None,
     include_pointwise: bool | None,
     as_json: bool,
+    plot: str | None,
+    classifier_from: str | None,
 ) -> None:
-    """Check an architecture (JSON file or --preset) against both constraints; exit 1 on a violation."""
+    """Check an architecture (JSON file, ONNX model or --preset) against both constraints; exit 1 on a violation."""
     try:
         if (architecture is None) == (preset is None):
             raise ProblemError(422, "Bad usage", "give an architecture file or --preset, not both or neither", field="architecture")
-        data = read_architecture(architecture) if architecture is not None else {"preset": preset}
-        for key, value in (("image_size", image_size), ("min_c_value", min_c_value), ("include_pointwise", include_pointwise)):
-            if value is not None:
-                data[key] = value
-        report = report_dict(validate_body(ValidateRequestModel.model_validate(data)))
+        if architecture is not None and architecture.lower().endswith(".onnx"):
+            size = tuple(image_size) if isinstance(image_size, list) else image_size
+            checked = validate_onnx_file(architecture, size, min_c_value, bool(include_pointwise), classifier_from)
+        else:
+            data = read_architecture(architecture) if architecture is not None else {"preset": preset}
+            for key, value in (("image_size", image_size), ("min_c_value", min_c_value), ("include_pointwise", include_pointwise)):
+                if value is not None:
+                    data[key] = value
+            checked = validate_body(ValidateRequestModel.model_validate(data))
+        report = report_dict(checked)
+        if plot is not None:
+            write_plot(checked, report_title(checked), plot)
     except (SolverError, ValidationError, ProblemError) as error:
         fail(error)
         return
@@ -236,6 +265,14 @@ def validate(
         click.echo()
         click.echo(format_table(LAYER_COLUMNS, layer_rows(report["layers"])))
     sys.exit(EXIT_OK if report["valid"] else EXIT_VIOLATION)
+
+
+def write_plot(report: Any, title: str, path: str) -> None:
+    """Write a diagram for --plot; an unwritable path is a bad-input error naming --plot."""
+    try:
+        write_report_image(report, title, path)
+    except OSError as error:
+        raise ProblemError(422, "Unwritable file", f"cannot write {path}: {error.strerror}", field="--plot") from None
 
 
 def openapi_document() -> dict[str, Any]:

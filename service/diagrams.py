@@ -97,6 +97,13 @@ def report_image(report: ValidationReport, title: str, image_format: str = "svg"
     return buffer.getvalue()
 
 
+def write_report_image(report: ValidationReport, title: str, path: str) -> None:
+    """Write the diagram to `path`: PNG when it ends in .png, else SVG."""
+    image_format = "png" if str(path).lower().endswith(".png") else "svg"
+    with open(path, "wb") as handle:
+        handle.write(report_image(report, title, image_format))
+
+
 def plan_title(plan) -> str:
     """A one-line title for a plan's diagram: numbers and choices only."""
     height, width = plan.image_size
@@ -106,4 +113,4 @@ def plan_title(plan) -> str:
     )
 
 
-__all__ = ["plan_title", "report_figure", "report_image"]
+__all__ = ["plan_title", "report_figure", "report_image", "write_report_image"]

@@ -179,6 +179,22 @@ def validate_onnx(
     return check_constraints(analysis, t, include_pointwise, rf_side), imported  # type: ignore[arg-type]
 
 
+def validate_onnx_file(
+    path: str,
+    image_size: int | tuple[int, int] | None = None,
+    min_c_value: object = None,
+    include_pointwise: bool = False,
+    classifier_from: str | None = None,
+) -> ValidationReport:
+    """`validate_onnx` for a local file (the CLI's ``cnnplan validate model.onnx``)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise OnnxImportError("file", f"cannot read {path}: {error.strerror}") from None
+    return validate_onnx(data, image_size, min_c_value, include_pointwise, "min", classifier_from)[0]
+
+
 def _onnx_field(field: str, imported: OnnxImport) -> str:
     """``layers[i].x`` -> ``model.graph.node[<onnx index>].x``."""
     match = re.match(r"layers\[(\d+)\](.*)", field)
@@ -408,4 +424,4 @@ def _evaluate(op: str, attrs: dict, args: list) -> np.ndarray | None:
     return args[0]  # Identity
 
 
-__all__ = ["OnnxImport", "OnnxImportError", "import_graph", "load_model", "validate_onnx"]
+__all__ = ["OnnxImport", "OnnxImportError", "import_graph", "load_model", "validate_onnx", "validate_onnx_file"]
