@@ -18,10 +18,8 @@ from solver import make_plan
 from solver.errors import SolverError
 
 from .convert import plan_dict, report_dict, to_plan_request, validate_body
-from .diagrams import plan_title, write_report_image
 from .export import plan_source
 from .formats import report_title
-from .onnx_import import validate_onnx_file
 from .problems import ProblemError, problem_for_exception
 from .schemas import PlanRequestModel, ValidateRequestModel
 from .settings import get_settings
@@ -172,6 +170,8 @@ def plan(
         planned = make_plan(to_plan_request(body))
         result = plan_dict(planned)
         if plot is not None:
+            from .diagrams import plan_title
+
             write_plot(planned.report, plan_title(planned), plot)
     except (SolverError, ValidationError, ProblemError) as error:
         fail(error)
@@ -237,6 +237,8 @@ def validate(
         if (architecture is None) == (preset is None):
             raise ProblemError(422, "Bad usage", "give an architecture file or --preset, not both or neither", field="architecture")
         if architecture is not None and architecture.lower().endswith(".onnx"):
+            from .onnx_import import validate_onnx_file  # the optional 'onnx' extra
+
             size = tuple(image_size) if isinstance(image_size, list) else image_size
             checked = validate_onnx_file(architecture, size, min_c_value, bool(include_pointwise), classifier_from)
         else:
@@ -269,6 +271,8 @@ def validate(
 
 def write_plot(report: Any, title: str, path: str) -> None:
     """Write a diagram for --plot; an unwritable path is a bad-input error naming --plot."""
+    from .diagrams import write_report_image
+
     try:
         write_report_image(report, title, path)
     except OSError as error:

@@ -8,7 +8,6 @@ from fastapi import Response
 
 from solver import Plan, ValidationReport
 
-from .diagrams import plan_title, report_image
 from .export import plan_source
 
 PlanFormat = Literal["json", "pytorch", "svg"]
@@ -33,6 +32,8 @@ REPORT_FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def plan_response(plan: Plan, image_format: str) -> Response:
     """The plan as PyTorch source (``planned_net.py``) or as an SVG diagram."""
+    from .diagrams import plan_title, report_image  # matplotlib loads on first use, not at startup
+
     if image_format == "pytorch":
         return Response(
             plan_source(plan),
@@ -44,6 +45,8 @@ def plan_response(plan: Plan, image_format: str) -> Response:
 
 def report_response(report: ValidationReport, title: str) -> Response:
     """A validation report's SVG diagram."""
+    from .diagrams import report_image
+
     return Response(report_image(report, title), media_type=SVG_MEDIA_TYPE)
 
 

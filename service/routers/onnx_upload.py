@@ -18,8 +18,8 @@ from solver.limits import MAX_NAME_LENGTH
 
 from ..convert import report_dict
 from ..dependencies import require_api_key
+from ..problems import ProblemError
 from ..formats import ReportFormat, report_response, report_title
-from ..onnx_import import validate_onnx
 from ..responses import FastJSONResponse
 from .plan import parse_image_size_query
 
@@ -77,6 +77,11 @@ async def post_validate_onnx(
     format: ReportFormat = Query("json", description="json or svg."),
 ):
     """The report of POST /validate for an uploaded ONNX model, plus ``onnx.passed_through`` (dropped operators)."""
+    try:
+        from ..onnx_import import validate_onnx  # the optional 'onnx' extra
+    except ImportError:
+        detail = "ONNX import needs the onnx package: pip install 'cnnplan[onnx]'"
+        raise ProblemError(501, "Not Implemented", detail, field="model", code="onnx_unavailable") from None
     data = await model.read()
     size = parse_image_size_query(image_size) if image_size is not None else None
     report, imported = await run_in_threadpool(
