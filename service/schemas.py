@@ -288,9 +288,7 @@ class PlanBatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    requests: list[dict[str, Any]] = Field(
-        min_length=1, max_length=MAX_BATCH, json_schema_extra=_batch_items("PlanRequestModel")
-    )
+    requests: list[Any] = Field(min_length=1, max_length=MAX_BATCH, json_schema_extra=_batch_items("PlanRequestModel"))
 
 
 class ValidateBatchRequest(BaseModel):
@@ -298,7 +296,7 @@ class ValidateBatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    requests: list[dict[str, Any]] = Field(
+    requests: list[Any] = Field(
         min_length=1, max_length=MAX_BATCH, json_schema_extra=_batch_items("ValidateRequestModel")
     )
 
