@@ -64,7 +64,10 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the REST API (service.app:app) under uvicorn."""
     import uvicorn
 
-    uvicorn.run("service.app:app", host=host, port=port, workers=workers, log_level=get_settings().log_level)
+    from .worker.embedded import embedded_worker
+
+    with embedded_worker(get_settings()):  # CNNPLAN_EMBEDDED_WORKER=false to run the API alone
+        uvicorn.run("service.app:app", host=host, port=port, workers=workers, log_level=get_settings().log_level)
 
 
 def fail(error: Exception) -> None:
@@ -292,6 +295,11 @@ def openapi() -> None:
     """Print the OpenAPI spec (JSON); `cnnplan openapi > openapi/openapi.json` refreshes the committed copy."""
     click.echo(json.dumps(openapi_document(), indent=2))
 
+
+from .cli_jobs import bench, worker  # noqa: E402  benchmark job commands (docs/worker.md)
+
+main.add_command(worker)
+main.add_command(bench)
 
 if __name__ == "__main__":
     main()

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(MIB, ge=1, description="Largest accepted request body; larger ones get 413.")
     max_batch: int = Field(1000, ge=1, le=1000, description="Most requests in one /plan/batch or /validate/batch body.")
     embedded_worker: bool = Field(True, description="`cnnplan serve` also runs an in-process worker.")
+    # Benchmark jobs (service/worker, docs/worker.md):
+    job_time_limit: int = Field(1800, ge=10, le=86400, description="Hard time limit of one job in seconds (soft: 90%).")
+    job_lease_seconds: float = Field(30.0, gt=0, le=3600, description="A running job's lease; a lost worker's job is re-queued after it.")
+    job_max_attempts: int = Field(3, ge=1, le=100, description="Runs of one job before it fails for good (worker lost or killed).")
+    max_benchmark_batch_size: int = Field(1024, ge=1, le=65536, description="Largest batch size a benchmark job accepts.")
+    max_benchmark_batch_sizes: int = Field(8, ge=1, le=64, description="Most batch sizes in one benchmark job.")
+    max_benchmark_iterations: int = Field(1000, ge=1, le=100000, description="Most timed iterations per batch size.")
+    max_benchmark_warmup: int = Field(100, ge=0, le=10000, description="Most warm-up iterations per batch size.")
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,6 @@
 """Every router of the API, one per resource; adding a router is one line in `ROUTERS`."""
 
-from . import health, metrics, onnx_upload, plan, presets, validate
+from . import benchmarks, health, metrics, onnx_upload, plan, presets, validate
 
 ROUTERS = [
     plan.router,
@@ -9,4 +9,5 @@ ROUTERS = [
     presets.router,
     health.router,
     metrics.router,
+    benchmarks.router,
 ]

@@ -13,6 +13,7 @@ from ..dependencies import AppSettings
 from ..responses import FastJSONResponse
 from ..schemas import Health, Readiness
 from ..settings import Settings
+from .benchmarks import check_broker_component
 
 router = APIRouter(tags=["health"])
 
@@ -40,6 +41,7 @@ def check_data_dir(settings: Settings) -> Component:
 READINESS_CHECKS: dict[str, Callable[[Settings], Component]] = {
     "solver": check_solver,
     "data_dir": check_data_dir,
+    "broker": check_broker_component,
 }
 """Component name -> check; other areas add one line (e.g. the broker)."""
 

@@ -88,7 +88,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def worker_env(data_dir: Path, redis_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("CNNPLAN_")}
     env.update(
-        CNNPLAN_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), CNNPLAN_JOB_LEASE_SECONDS="2",
+        CNNPLAN_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), CNNPLAN_JOB_LEASE_SECONDS="3",
         OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
     )  # fmt: skip
     if redis_url:

@@ -1,0 +1,151 @@
+"""``cnnplan worker`` (join a benchmark worker to the configured broker) and ``cnnplan bench`` (submit a
+benchmark job through the HTTP API, follow it with a progress bar, print the result table)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from .settings import get_settings
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+@click.command()
+@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True, help="Jobs run at once.")
+@click.option("--loglevel", default="info", show_default=True)
+def worker(concurrency: int, loglevel: str) -> None:
+    """Run a benchmark worker on the configured broker (embedded SQLite files, or CNNPLAN_REDIS_URL)."""
+    from .worker import benchmark  # noqa: F401  torch loads once here, before the pool forks, not inside a job's lease
+    from .worker.celery_app import BENCHMARK_QUEUE, app
+
+    app.worker_main(
+        [
+            "worker", "--queues", BENCHMARK_QUEUE, "--concurrency", str(concurrency), "--pool", "prefork",
+            "--loglevel", loglevel, "--hostname", f"cnnplan-{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]
+    )  # fmt: skip
+
+
+def parse_image_size(_ctx: click.Context, _param: click.Parameter, value: str) -> int | list[int]:
+    """``224`` or ``224x160``."""
+    try:
+        parts = [int(part) for part in value.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise click.BadParameter(f"{value!r} is not a side like 224 or HEIGHTxWIDTH like 224x160")
+    return parts[0] if len(parts) == 1 else parts
+
+
+def result_rows(result: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            str(row["batch_size"]),
+            f"{row['latency_ms_p50']:.3f}",
+            f"{row['latency_ms_p90']:.3f}",
+            f"{row['images_per_second']:.1f}",
+            f"{row['tflops_per_second']:.4f}",
+            f"{row['peak_memory_bytes'] / 2**20:.0f}",
+        ]
+        for row in result["results"]
+    ]
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """The header lines and the per-batch-size table of a finished job."""
+    env, options = result["environment"], result["options"]
+    headers = ["batch", "p50 ms", "p90 ms", "images/s", "TFLOP/s", "peak MiB"]
+    rows = result_rows(result)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = [
+        f"device {env['device']} ({env['device_name']}), torch {env['torch']}, CUDA {env['cuda'] or '-'}, "
+        f"driver {env['driver'] or '-'}",
+        f"{options['mode']}, {options['dtype']}, channels_last={options['channels_last']}, compile={options['compile']}; "
+        f"image {result['image_size'][0]}x{result['image_size'][1]}, params {result['params']:,}, "
+        f"FLOPs/image {result['flops']:,}",
+        "  ".join(h.rjust(w) for h, w in zip(headers, widths)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("image_size", callback=parse_image_size, metavar="SIZE")
+@click.option("--batch-size", "-b", "batch_sizes", type=int, multiple=True, default=(32,), show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
+@click.option("--mode", type=click.Choice(["inference", "training"]), default="inference", show_default=True)
+@click.option("--warmup", type=int, default=2, show_default=True)
+@click.option("--iterations", type=int, default=10, show_default=True)
+@click.option("--channels-last", is_flag=True)
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the module.")
+@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--width-base", type=int, default=64, show_default=True)
+@click.option("--max-width", type=int, default=512, show_default=True)
+@click.option("--url", default=None, help="API base URL (default http://CNNPLAN_HOST:CNNPLAN_PORT).")
+@click.option("--api-key", envvar="CNNPLAN_API_KEY", default=None, help="Sent as X-API-Key (or CNNPLAN_API_KEY).")
+@click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between status requests.")
+def bench(
+    image_size: int | list[int], batch_sizes: tuple[int, ...], device: str, dtype: str, mode: str, warmup: int,
+    iterations: int, channels_last: bool, compile_: bool, num_classes: int, width_base: int, max_width: int,
+    url: str | None, api_key: str | None, poll: float,
+) -> None:  # fmt: skip
+    """Benchmark the planned network for SIZE through the HTTP API of a running `cnnplan serve`."""
+    import httpx
+
+    settings = get_settings()
+    base = url or f"http://{settings.host}:{settings.port}"
+    body = {
+        "plan": {"image_size": image_size, "num_classes": num_classes,
+                 "widths": {"base": width_base, "multiplier": 2, "max_width": max_width}},
+        "device": device, "dtype": dtype, "mode": mode, "batch_sizes": list(batch_sizes), "warmup": warmup,
+        "iterations": iterations, "channels_last": channels_last, "compile": compile_,
+    }  # fmt: skip
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        try:
+            answer = client.post("/benchmarks", json=body)
+        except httpx.HTTPError as error:
+            click.echo(f"error: cannot reach the API at {base}: {error} (is `cnnplan serve` running?)", err=True)
+            sys.exit(EXIT_FAILED)
+        if answer.status_code != 202:
+            problem = answer.json() if answer.headers.get("content-type", "").endswith("json") else {}
+            click.echo(f"error: {problem.get('field') or answer.status_code}: {problem.get('reason') or problem.get('detail') or answer.text}", err=True)
+            sys.exit(EXIT_BAD_INPUT if 400 <= answer.status_code < 500 else EXIT_FAILED)
+        location = answer.headers["Location"]
+        job = answer.json()
+        click.echo(f"job {job['id']} queued", err=True)
+        with click.progressbar(length=1000, label="benchmarking", file=sys.stderr) as bar:
+            shown = 0
+            while job["status"] in ("queued", "running"):
+                time.sleep(poll)
+                job = client.get(location).json()
+                target = int(job["progress"] * 1000)
+                bar.update(max(0, target - shown))
+                shown = max(shown, target)
+            bar.update(1000 - shown)
+    if job["status"] != "succeeded":
+        error = job.get("error") or {}
+        click.echo(f"job {job['status']}: {error.get('message', '')}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(format_result(job["result"]))
+
+
+@click.group()
+def jobs_cli() -> None:
+    """The job commands alone (``python -m service.cli_jobs worker``)."""
+
+
+jobs_cli.add_command(worker)
+jobs_cli.add_command(bench)
+
+if __name__ == "__main__":
+    jobs_cli()

@@ -1,0 +1,50 @@
+"""The worker `cnnplan serve` runs beside the API: a child process, stopped when the server stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..settings import Settings
+
+SHUTDOWN_GRACE_SECONDS = 10
+"""A running job gets this long to end at shutdown; after that it is killed and re-run at the next start."""
+
+
+def worker_command(concurrency: int = 1) -> list[str]:
+    return [sys.executable, "-m", "service.cli_jobs", "worker", "--concurrency", str(concurrency)]
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The environment that gives the child the same settings as the server (secrets left out)."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump(exclude={"api_key"}).items():
+        if value is not None:
+            env[f"CNNPLAN_{name.upper()}"] = str(value)
+    return env
+
+
+@contextmanager
+def embedded_worker(settings: Settings) -> Iterator[subprocess.Popen | None]:
+    """Run a worker process for the duration of the block when ``settings.embedded_worker`` is on."""
+    if not settings.embedded_worker:
+        yield None
+        return
+    process = subprocess.Popen(worker_command(), env=settings_environment(settings), start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=SHUTDOWN_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+__all__ = ["embedded_worker", "settings_environment", "worker_command"]
