@@ -26,6 +26,7 @@ from .schemas import (
     PlanResponse,
     PresetDetail,
     PresetList,
+    Readiness,
     ValidateBatchResponse,
     ValidateRequestModel,
     ValidateResponse,
@@ -100,8 +101,14 @@ def _body(model: type[BaseModel], body: Body | None, fields: Mapping[str, Any]) 
     return data
 
 
-def _batch(model: type[BaseModel], items: Sequence[Body]) -> dict[str, Any]:
-    return {"requests": [_body(model, item, {}) for item in items]}
+def _batch(items: Sequence[Body]) -> dict[str, Any]:
+    """A batch body; items are not checked locally, since the server answers each bad one with its own problem."""
+    return {
+        "requests": [
+            item.model_dump(mode="json", exclude_unset=True, warnings=False) if isinstance(item, BaseModel) else dict(item)
+            for item in items
+        ]
+    }
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:
@@ -204,11 +211,11 @@ class PlannerClient:
 
     def plan_batch(self, requests: Sequence[Body]) -> PlanBatchResponse:
         """POST /plan/batch: one result or problem per item."""
-        return self._json(PlanBatchResponse, "POST", "/plan/batch", json=_batch(PlanRequestModel, requests))
+        return self._json(PlanBatchResponse, "POST", "/plan/batch", json=_batch(requests))
 
     def validate_batch(self, requests: Sequence[Body]) -> ValidateBatchResponse:
         """POST /validate/batch: one report or problem per item."""
-        return self._json(ValidateBatchResponse, "POST", "/validate/batch", json=_batch(ValidateRequestModel, requests))
+        return self._json(ValidateBatchResponse, "POST", "/validate/batch", json=_batch(requests))
 
     def presets(self) -> PresetList:
         """GET /presets."""
@@ -219,8 +226,12 @@ class PlannerClient:
         return self._json(PresetDetail, "GET", f"/presets/{_segment(name)}")
 
     def health(self) -> Health:
-        """GET /health."""
-        return self._json(Health, "GET", "/health")
+        """GET /healthz (liveness)."""
+        return self._json(Health, "GET", "/healthz")
+
+    def ready(self) -> Readiness:
+        """GET /readyz (readiness of every component)."""
+        return self._json(Readiness, "GET", "/readyz")
 
     def submit_benchmark(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST /benchmarks (202): the queued job, with its ``id``."""
@@ -319,11 +330,11 @@ class AsyncPlannerClient:
 
     async def plan_batch(self, requests: Sequence[Body]) -> PlanBatchResponse:
         """POST /plan/batch."""
-        return await self._json(PlanBatchResponse, "POST", "/plan/batch", json=_batch(PlanRequestModel, requests))
+        return await self._json(PlanBatchResponse, "POST", "/plan/batch", json=_batch(requests))
 
     async def validate_batch(self, requests: Sequence[Body]) -> ValidateBatchResponse:
         """POST /validate/batch."""
-        body = _batch(ValidateRequestModel, requests)
+        body = _batch(requests)
         return await self._json(ValidateBatchResponse, "POST", "/validate/batch", json=body)
 
     async def presets(self) -> PresetList:
@@ -335,8 +346,12 @@ class AsyncPlannerClient:
         return await self._json(PresetDetail, "GET", f"/presets/{_segment(name)}")
 
     async def health(self) -> Health:
-        """GET /health."""
-        return await self._json(Health, "GET", "/health")
+        """GET /healthz (liveness)."""
+        return await self._json(Health, "GET", "/healthz")
+
+    async def ready(self) -> Readiness:
+        """GET /readyz (readiness of every component)."""
+        return await self._json(Readiness, "GET", "/readyz")
 
     async def submit_benchmark(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST /benchmarks."""
