@@ -1,80 +1,17 @@
-"""Real processes for the worker tests: a private redis-server, Celery workers and a uvicorn API."""
+"""Fixtures of the worker tests: a private redis-server and a process manager (see worker_procs)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 120.0, every: float = 0.1) -> object:
-    """Poll `condition` until it returns something truthy (a liveness guard, not a timed assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(every)
-
-
-class RedisServer:
-    """A private `redis-server` on a free loopback port, without persistence; can be stopped and restarted."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            pytest.skip("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-
-        def answers() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        wait_for(answers, "redis-server to answer", timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        self.process = None
+from worker_procs import Processes, RedisServer  # noqa: E402
 
 
 @pytest.fixture
@@ -83,58 +20,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
-
-
-def worker_env(data_dir: Path, redis_url: str | None = None, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CNNPLAN_")}
-    env.update(
-        CNNPLAN_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), CNNPLAN_JOB_LEASE_SECONDS="3",
-        OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-    )  # fmt: skip
-    if redis_url:
-        env["CNNPLAN_REDIS_URL"] = redis_url
-    env.update(extra)
-    return env
-
-
-class Processes:
-    """Start processes in their own session; stop (SIGTERM) or kill (SIGKILL) the whole group."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.started: list[subprocess.Popen] = []
-
-    def start(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}-{len(self.started)}.log", "wb")
-        process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.started.append(process)
-        return process
-
-    def worker(self, env: dict[str, str], name: str = "worker") -> subprocess.Popen:
-        return self.start([sys.executable, "-m", "service.cli_jobs", "worker", "--concurrency", "1"], env, name)
-
-    @staticmethod
-    def kill(process: subprocess.Popen) -> None:
-        """SIGKILL the process and every child it started (its whole process group)."""
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-
-    @staticmethod
-    def stop(process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
-
-    def close(self) -> None:
-        for process in self.started:
-            try:
-                self.stop(process)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture
