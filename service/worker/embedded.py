@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,9 +23,10 @@ def worker_command(concurrency: int = 1) -> list[str]:
 def settings_environment(settings: Settings) -> dict[str, str]:
     """The environment that gives the child the same settings as the server (secrets left out)."""
     env = dict(os.environ)
-    for name, value in settings.model_dump(exclude={"api_key"}).items():
+    env.pop("CNNPLAN_API_KEY", None)
+    for name, value in settings.model_dump(mode="json", exclude={"api_key"}).items():
         if value is not None:
-            env[f"CNNPLAN_{name.upper()}"] = str(value)
+            env[f"CNNPLAN_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
 
 
