@@ -90,8 +90,10 @@ def check_constraints(
     stage_of = _stage_numbers(constrained)
     stage_sizes = Counter(layer.jump_in for layer in constrained)
     violations: list[Violation] = []
+    p, q = t.numerator, t.denominator
     for layer in constrained:
-        if layer.c_value is not None and layer.c_value < t:
+        c = layer.c_value
+        if c is not None and c.numerator * q < p * c.denominator:  # c < t, exactly, without Fraction overhead
             violations.append(_c_value_violation(layer, t, stage_of, stage_sizes))
     top = _topmost(feature_convs)
     if top is not None and top.receptive_field > limit:

@@ -10,7 +10,7 @@ from .constraints import RfSide, ValidationReport, check_constraints
 from .errors import InvalidLayerError
 from .layers import Layer
 from .network import WidthRule, classifier_layers, feature_layers, feature_side
-from .planner import Downsample, Model, RelaxedPlan, StagePlan, check_plan_inputs, plan_stages, relaxed_optimum
+from .planner import Downsample, Model, RelaxedPlan, StagePlan, check_plan_inputs, optimal_stages, relaxed_stages
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def make_plan(request: PlanRequest) -> Plan:
         raise InvalidLayerError("widths", f"must be a width rule (base, multiplier, max_width), got {request.widths!r}")
     if not isinstance(request.batch_norm, bool):
         raise InvalidLayerError("batch_norm", f"must be a boolean, got {request.batch_norm!r}")
-    stage_plan: StagePlan = plan_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
-    relaxed = relaxed_optimum(size, request.kernel_size, t, request.rf_side)
+    stage_plan: StagePlan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
+    relaxed = relaxed_stages(size, request.kernel_size, t, request.rf_side)
     layers = network_for_stages(request, stage_plan.stages)
     # The layers are generated here and valid by construction: skip the graph checks of `analyse`.
     analysis = analyse_chain(layers, size, request.in_channels)

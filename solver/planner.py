@@ -74,6 +74,9 @@ class _Family:
         return self.alpha[stage] + self.growth * total
 
 
+_MIN_C_VALUE_FLOOR = Fraction(PLAN_MIN_C_VALUE_FLOOR)
+
+
 def check_plan_inputs(kernel_size: int, min_c_value: object, model: str, downsample: str) -> Fraction:
     """Validate the planner's scalar inputs and return t as a Fraction."""
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size not in PLAN_KERNEL_SIZES:
@@ -85,7 +88,7 @@ def check_plan_inputs(kernel_size: int, min_c_value: object, model: str, downsam
     if downsample not in DOWNSAMPLES:
         raise InvalidLayerError("downsample", f"must be one of {', '.join(DOWNSAMPLES)}, got {downsample!r}")
     t = parse_min_c_value(min_c_value)
-    if t < Fraction(PLAN_MIN_C_VALUE_FLOOR):
+    if t < _MIN_C_VALUE_FLOOR:
         raise InvalidLayerError(
             "min_c_value", f"the planner takes t >= {PLAN_MIN_C_VALUE_FLOOR}, got {format_fraction(t)}"
         )
@@ -103,7 +106,13 @@ def plan_stages(
     """Maximise D = sum a_i; ties go to the larger top receptive field, then fewer stages, then the
     lexicographically larger (a_1, a_2, ...)."""
     t = check_plan_inputs(kernel_size, min_c_value, model, downsample)
-    size = normalize_image_size(image_size)
+    return optimal_stages(normalize_image_size(image_size), kernel_size, t, model, downsample, rf_side)
+
+
+def optimal_stages(
+    size: tuple[int, int], kernel_size: int, t: Fraction, model: str, downsample: str, rf_side: RfSide
+) -> StagePlan:
+    """`plan_stages` on inputs already checked by `check_plan_inputs` and `normalize_image_size`."""
     family = _family(min(size), receptive_field_limit(size, rf_side), kernel_size, t, model, downsample)
     best = _optimise(family)
     if best is None:
@@ -176,7 +185,8 @@ def _optimise(family: _Family) -> tuple[int, int, int, tuple[int, ...]] | None:
         running = max(running, family.final[stage])
         final_suffix_max[stage] = running
     best: tuple[int, int, int, tuple[int, ...]] | None = None
-    states = _collect(family, 1, ((a, a, (a,)) for a in range(1, min(family.cap[1], final_suffix_max[1]) + 1)))
+    first = min(family.cap[1], final_suffix_max[1])
+    states = _collect(family, 1, [(0, 0, ())], 1, first, None)
     level = 1
     while states:
         stop_bound = family.final[level]
@@ -187,31 +197,42 @@ def _optimise(family: _Family) -> tuple[int, int, int, tuple[int, ...]] | None:
                     best = candidate
         if level == family.max_stages:
             break
-        continue_bound = family.next[level]
-        step = 1 << level
         ceiling = min(family.cap[level + 1], final_suffix_max[level + 1])
-        moves = (
-            (depth + a, total + a * step, stages + (a,))
-            for depth, total, stages in states
-            if continue_bound is None or total <= continue_bound
-            for a in range(1, (ceiling - total) // step + 1)
-        )
         level += 1
-        states = _collect(family, level, moves)
+        states = _collect(family, level, states, 1 << (level - 1), ceiling, family.next[level - 1])
     return best
 
 
-def _collect(family: _Family, level: int, moves) -> list[tuple[int, int, tuple[int, ...]]]:
-    """Keep the lexicographically best (depth, T, stages) of each equivalence class of T at `level`."""
+def _collect(
+    family: _Family,
+    level: int,
+    states: list[tuple[int, int, tuple[int, ...]]],
+    step: int,
+    ceiling: int,
+    continue_bound: int | None,
+) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Extend every state (depth, T, stages) allowed to continue (T <= continue_bound) by a_level = a
+    (T + a * step <= ceiling) and keep the lexicographically best (depth, T, stages) of each
+    equivalence class of the new T at `level` (its quotient by 2^level and its slot among the residues)."""
     residues = _residues(family, level)
-    kept: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}
+    slots = len(residues) + 1
     mask = (1 << level) - 1
-    for move in moves:
-        total = move[1]
-        key = (total >> level, bisect_left(residues, total & mask))
-        current = kept.get(key)
-        if current is None or move > current:
-            kept[key] = move
+    kept: dict[int, tuple[int, int, tuple[int, ...]]] = {}
+    get = kept.get
+    for depth, total, stages in states:
+        if continue_bound is not None and total > continue_bound:
+            continue
+        for a in range(1, (ceiling - total) // step + 1):
+            new_total = total + a * step
+            new_depth = depth + a
+            key = (new_total >> level) * slots + bisect_left(residues, new_total & mask)
+            current = get(key)
+            if (
+                current is None
+                or new_depth > current[0]
+                or (new_depth == current[0] and (new_total > current[1] or (new_total == current[1] and stages + (a,) > current[2])))
+            ):
+                kept[key] = (new_depth, new_total, stages + (a,))
     return list(kept.values())
 
 
@@ -220,18 +241,20 @@ def relaxed_optimum(image_size: ImageSize, kernel_size: int = 3, min_c_value: ob
     the last stage takes the rest, a_n = (z/k - 2^(n-2)/t) / 2^(n-1). At z = 2^(n-1) k / t this is
     a_1 = 1/t, a_i = 1/(2t)."""
     t = check_plan_inputs(kernel_size, min_c_value, "simplified", "maxpool")
-    size = normalize_image_size(image_size)
-    budget = Fraction(receptive_field_limit(size, rf_side), kernel_size)
+    return relaxed_stages(normalize_image_size(image_size), kernel_size, t, rf_side)
+
+
+def relaxed_stages(size: tuple[int, int], kernel_size: int, t: Fraction, rf_side: RfSide) -> RelaxedPlan:
+    """`relaxed_optimum` on checked inputs, in integers until the end: with t = p/q and z/k the budget,
+    stage l is the last once 2^(l-1) q k >= z p; a_1 = q/p, a_l = q/(2p) before it, a_n = (z/k - 2^(n-2) q/p) / 2^(n-1)."""
+    p, q = t.numerator, t.denominator
+    z = receptive_field_limit(size, rf_side)
     stages: list[Fraction] = []
-    filled = Fraction(0)
-    stage = 1
-    while True:
-        weight = Fraction(2 ** (stage - 1))
-        bound = weight / t
-        if bound >= budget:
-            stages.append((budget - filled) / weight)
-            break
-        stages.append((bound - filled) / weight)
-        filled = bound
-        stage += 1
+    filled = Fraction(0)  # T_(l-1) = 2^(l-2) q / p
+    weight = 1
+    while weight * q * kernel_size < z * p:
+        stages.append(Fraction(q, p) if weight == 1 else Fraction(q, 2 * p))
+        filled = Fraction(weight * q, p)
+        weight *= 2
+    stages.append((Fraction(z, kernel_size) - filled) / weight)
     return RelaxedPlan(stages=tuple(stages), depth=sum(stages, Fraction(0)))
