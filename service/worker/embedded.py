@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -34,6 +35,11 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 def embedded_worker(settings: Settings) -> Iterator[subprocess.Popen | None]:
     """Run a worker process for the duration of the block when ``settings.embedded_worker`` is on."""
     if not settings.embedded_worker:
+        yield None
+        return
+    if importlib.util.find_spec("torch") is None:
+        print("cnnplan: torch is not installed (pip install 'cnnplan[worker]'): no embedded worker; "
+              "jobs stay queued until a worker joins", file=sys.stderr)  # fmt: skip
         yield None
         return
     process = subprocess.Popen(worker_command(), env=settings_environment(settings), start_new_session=True)
