@@ -1,0 +1,285 @@
+"""Bounded loopback load benchmark: POST /plan (mixed inputs) against GET /healthz on ONE uvicorn worker.
+
+Starts ``uvicorn service.app:app`` (one worker) on a free 127.0.0.1 port, then alternates fixed-length
+phases of GET /healthz and POST /plan (``--rounds`` of each, so background load hits both alike) and
+prints requests/s, p50/p99 latency and errors per endpoint, and the plan/healthz ratio. Plan bodies
+are random (seeded): image sides 32..1024 (square or not), kernel sizes {3, 5, 7}, t in {1/4, 1/6,
+1/8}, every downsampling variant and both models, so no answer cache could carry the load.
+
+The load generator is ``wrk`` with a Lua script when it is on PATH (it is not installed by this
+script; Debian: ``apt-get install wrk``), else ``--clients`` Python processes with keep-alive
+connections. Usage::
+
+    python benchmarks/load_bench.py                   # 2 rounds x 5 s per endpoint, 8 connections
+    python benchmarks/load_bench.py --duration 10 --connections 16 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+KERNEL_SIZES = (3, 5, 7)
+MIN_C_VALUES = ("1/4", "1/6", "1/8")
+DOWNSAMPLES = ("maxpool", "avgpool", "conv")
+MODELS = ("exact", "simplified")
+SIDES = (32, 1024)
+MAX_DURATION_S = 120
+MAX_CONNECTIONS = 256
+
+
+def plan_body(rng: random.Random) -> dict:
+    """One random POST /plan body of the benchmark mix."""
+    height = rng.randint(*SIDES)
+    width = height if rng.random() < 0.5 else rng.randint(*SIDES)
+    return {
+        "image_size": height if height == width else [height, width],
+        "kernel_size": rng.choice(KERNEL_SIZES),
+        "min_c_value": rng.choice(MIN_C_VALUES),
+        "downsample": rng.choice(DOWNSAMPLES),
+        "model": rng.choice(MODELS),
+    }
+
+
+@dataclass
+class PhaseResult:
+    """What one endpoint achieved over all its phases."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    phase_p50_ms: list[float] = field(default_factory=list)
+    phase_p99_ms: list[float] = field(default_factory=list)
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    """One uvicorn worker serving service.app:app on the loopback port; waits for /healthz."""
+    env = {**os.environ, "CNNPLAN_EMBEDDED_WORKER": "false", "CNNPLAN_LOG_LEVEL": "warning"}
+    env.pop("CNNPLAN_API_KEY", None)
+    command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", HOST, "--port", str(port),
+               "--workers", "1", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    server = subprocess.Popen(command, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"uvicorn exited with {server.returncode}")
+        try:
+            connection = http.client.HTTPConnection(HOST, port, timeout=1)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("uvicorn did not answer /healthz within 60 s")
+
+
+# -- wrk -------------------------------------------------------------------------------------------
+
+WRK_SCRIPT = r"""
+local endpoint = os.getenv("BENCH_ENDPOINT")
+local ks = {3, 5, 7}
+local ts = {"1/4", "1/6", "1/8"}
+local ds = {"maxpool", "avgpool", "conv"}
+local ms = {"exact", "simplified"}
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("id", counter) end
+function init(args) math.randomseed(1000 + (id or 0)) end
+local function pick(list) return list[math.random(1, #list)] end
+request = function()
+  if endpoint == "healthz" then return wrk.format("GET", "/healthz") end
+  local h = math.random(32, 1024)
+  local w = h
+  if math.random() >= 0.5 then w = math.random(32, 1024) end
+  local size = tostring(h)
+  if w ~= h then size = string.format("[%d, %d]", h, w) end
+  local body = string.format(
+    '{"image_size": %s, "kernel_size": %d, "min_c_value": "%s", "downsample": "%s", "model": "%s"}',
+    size, pick(ks), pick(ts), pick(ds), pick(ms))
+  return wrk.format("POST", "/plan", {["Content-Type"] = "application/json"}, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests": %d, "micros": %d, "errors": %d, "p50_us": %d, "p99_us": %d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def run_wrk(wrk: str, script: Path, port: int, endpoint: str, duration: float, connections: int) -> dict:
+    """One wrk phase; returns its BENCH summary (status >= 400 counts as an error)."""
+    threads = max(1, min(2, connections))
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script),
+               f"http://{HOST}:{port}/{'healthz' if endpoint == 'healthz' else 'plan'}"]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "BENCH_ENDPOINT": endpoint},
+                            timeout=duration + 60, check=True).stdout  # fmt: skip
+    line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+    return json.loads(line[len("BENCH ") :])
+
+
+# -- Python clients --------------------------------------------------------------------------------
+
+
+def client_process(port: int, endpoint: str, duration: float, seed: int, queue) -> None:
+    """Closed-loop keep-alive client: send, wait for the answer, repeat until the phase ends."""
+    rng = random.Random(seed)
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    latencies: list[float] = []
+    errors = 0
+    end = time.perf_counter() + duration
+    while True:
+        start = time.perf_counter()
+        if start >= end:
+            break
+        try:
+            if endpoint == "healthz":
+                connection.request("GET", "/healthz")
+            else:
+                body = json.dumps(plan_body(rng))
+                connection.request("POST", "/plan", body=body, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            if response.status >= 400:
+                errors += 1
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            connection.close()
+            connection = http.client.HTTPConnection(HOST, port, timeout=10)
+        latencies.append((time.perf_counter() - start) * 1000)
+    queue.put((latencies, errors))
+
+
+def run_python_clients(port: int, endpoint: str, duration: float, clients: int, round_index: int) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = [
+        context.Process(target=client_process, args=(port, endpoint, duration, 1000 * round_index + i, queue))
+        for i in range(clients)
+    ]
+    started = time.perf_counter()
+    for process in processes:
+        process.start()
+    results = [queue.get(timeout=duration + 60) for _ in processes]
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join(timeout=10)
+    latencies = sorted(latency for part, _ in results for latency in part)
+    return {
+        "requests": len(latencies),
+        "micros": int(min(elapsed, duration) * 1e6),
+        "errors": sum(errors for _, errors in results),
+        "latencies_ms": latencies,
+    }
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="Seconds per phase (at most 120).")
+    parser.add_argument("--rounds", type=int, default=2, help="Alternating healthz/plan phase pairs (1..10).")
+    parser.add_argument("--connections", type=int, default=8, help="Concurrent connections (wrk) or clients.")
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--json", action="store_true", help="Also print the summary as one JSON line.")
+    args = parser.parse_args(argv)
+    if not 0 < args.duration <= MAX_DURATION_S or not 1 <= args.rounds <= 10:
+        parser.error(f"--duration must be in (0, {MAX_DURATION_S}] and --rounds in 1..10")
+    if not 1 <= args.connections <= MAX_CONNECTIONS:
+        parser.error(f"--connections must be in 1..{MAX_CONNECTIONS}")
+    wrk = shutil.which("wrk") if args.generator in ("auto", "wrk") else None
+    if args.generator == "wrk" and wrk is None:
+        parser.error("wrk is not on PATH")
+    generator = "wrk" if wrk else "python"
+
+    port = free_port()
+    server = start_server(port)
+    results = {"healthz": PhaseResult(), "plan": PhaseResult()}
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            script = Path(scratch) / "bench.lua"
+            script.write_text(WRK_SCRIPT)
+            for round_index in range(args.rounds):
+                for endpoint in ("healthz", "plan"):
+                    result = results[endpoint]
+                    if wrk:
+                        phase = run_wrk(wrk, script, port, endpoint, args.duration, args.connections)
+                        result.phase_p50_ms.append(phase["p50_us"] / 1000)
+                        result.phase_p99_ms.append(phase["p99_us"] / 1000)
+                    else:
+                        phase = run_python_clients(port, endpoint, args.duration, args.connections, round_index)
+                        result.latencies_ms.extend(phase["latencies_ms"])
+                    result.requests += phase["requests"]
+                    result.seconds += phase["micros"] / 1e6
+                    result.errors += phase["errors"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    for endpoint, result in results.items():
+        if wrk:  # wrk reports percentiles per phase; report the worst phase
+            result.p50_ms, result.p99_ms = max(result.phase_p50_ms), max(result.phase_p99_ms)
+        elif result.latencies_ms:
+            ordered = sorted(result.latencies_ms)
+            result.p50_ms, result.p99_ms = percentile(ordered, 0.50), percentile(ordered, 0.99)
+    ratio = results["plan"].rps / results["healthz"].rps if results["healthz"].rps else 0.0
+    print(f"load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:g} s per endpoint, "
+          f"one uvicorn worker on {HOST}")  # fmt: skip
+    print(f"{'endpoint':<14}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for endpoint, label in (("healthz", "GET /healthz"), ("plan", "POST /plan")):
+        result = results[endpoint]
+        print(f"{label:<14}{result.requests:>10}{result.rps:>10.1f}{result.p50_ms or 0:>10.2f}{result.p99_ms or 0:>10.2f}"
+              f"{result.errors:>8}")  # fmt: skip
+    print(f"plan / healthz requests/s: {ratio:.1%} (issue target: >= 70%)")
+    if args.json:
+        summary = {
+            "generator": generator,
+            "connections": args.connections,
+            "seconds_per_endpoint": args.rounds * args.duration,
+            "ratio": round(ratio, 4),
+            **{
+                endpoint: {"requests": r.requests, "rps": round(r.rps, 1), "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+                           "errors": r.errors}  # fmt: skip
+                for endpoint, r in results.items()
+            },
+        }
+        print(json.dumps(summary))
+    return 0 if all(r.errors == 0 for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
