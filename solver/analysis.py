@@ -21,7 +21,7 @@ from .layers import (
     as_graph,
     topological_order,
 )
-from .limits import MAX_CHANNELS, MAX_IMAGE_SIDE
+from .limits import MAX_CHANNELS, MAX_IMAGE_SIDE, MAX_JUMP
 
 ImageSize = Union[int, Sequence[int]]
 
@@ -168,6 +168,9 @@ def analyse_chain(layers: Sequence[Layer], image_size: ImageSize, in_channels: i
             receptive_field += (kernel_effective - 1) * jump
             effective_padding += left * jump
             jump *= stride
+            if jump > MAX_JUMP:
+                source = _State(receptive_field, jump_in, effective_padding, in_size, channels)
+                _single(node, index, f"{field}[{index}]", source, (previous,), name)  # raises the same error
             if kind == CONV:
                 out_channels = node.out_channels if node.out_channels is not None else channels
                 if channels % node.groups or out_channels % node.groups:
@@ -289,6 +292,11 @@ def _single(
             out_size,
             channels,
         )
+        if state.jump > MAX_JUMP:
+            raise LimitExceededError(
+                f"{where}.stride",
+                f"layer {name!r} would make the jump (product of strides) {state.jump}; at most 2^64 = {MAX_JUMP} is accepted",
+            )
         if kind != CONV:
             return state, _stats(node, name, inputs, index, source, state, (left, right), None, None, 0, 0)
         out_channels = node.out_channels if node.out_channels is not None else channels

@@ -8,8 +8,9 @@ earlier or later nodes (the implicit source is ``input``). `as_graph` turns eith
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Union
 
 from .errors import GraphStructureError, InvalidLayerError, LimitExceededError
 from .limits import (
@@ -113,10 +114,12 @@ def layer_from_mapping(data: Mapping[str, object], where: str) -> Layer:
         if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)):
             raise InvalidLayerError(f"{where}.inputs", "must be a list of node names")
         values["inputs"] = tuple(inputs)
-    return Layer(**values)  # type: ignore[arg-type]
+    return trusted_layer(**values)  # type: ignore[arg-type]  # the values are checked by check_layer
 
 
 def _check_int(value: object, where: str, low: int, high: int) -> None:
+    if type(value) is int and low <= value <= high:  # the common case, decided in one step
+        return
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidLayerError(where, f"must be an integer, got {value!r}")
     if value < low:

@@ -9,6 +9,10 @@ MAX_LAYERS = 10_000
 MAX_FAN_IN = 64
 """Largest number of inputs of one merge node."""
 
+MAX_JUMP = 2**64
+"""Largest accepted jump (product of strides, in input pixels): far beyond any image side (2^20), it
+keeps the exact integers small (padded stride chains would otherwise grow them without bound)."""
+
 MAX_KERNEL_SIZE = 1024
 """Largest accepted kernel size of any layer."""
 

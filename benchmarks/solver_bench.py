@@ -1,0 +1,136 @@
+"""Solver benchmark: planning time against the image size and validation time against the layer count.
+
+Run: ``.venv/bin/python benchmarks/solver_bench.py`` (``--repeat N`` for more repetitions). Prints a
+Markdown report: the environment, the median time per call of `plan_stages` and `make_plan` for
+z = 2^5 .. 2^20, of `validate` for sequential chains and residual graphs of 10 .. 10,000 layers, and
+the growth ratios (planning should grow about logarithmically in z, validation about linearly in the
+number of layers). Figures, not assertions: nothing here fails on a slow machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from solver import PlanRequest, make_plan, plan_stages, validate  # noqa: E402
+
+LAYER_COUNTS = (10, 100, 1_000, 10_000)
+
+
+def median_seconds(call: Callable[[], object], repeat: int, budget: float = 0.2) -> float:
+    """Median over `repeat` rounds of the mean time per call; each round runs about `budget` / repeat s."""
+    start = time.perf_counter()
+    call()
+    once = max(time.perf_counter() - start, 1e-7)
+    number = max(1, int(budget / repeat / once))
+    rounds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            call()
+        rounds.append((time.perf_counter() - start) / number)
+    return statistics.median(rounds)
+
+
+def sequential_chain(layers: int) -> list[dict]:
+    """conv 3x3 'same' + BN + ReLU repeated, cut to `layers` nodes, as JSON-like dicts (as a request sends)."""
+    pattern = [{"type": "conv", "kernel_size": 3, "padding": "same", "out_channels": 16}, {"type": "bn"}, {"type": "relu"}]
+    return [dict(pattern[i % 3]) for i in range(layers)]
+
+
+def residual_graph(layers: int) -> list[dict]:
+    """A 16-channel stem conv, then residual blocks conv-bn-relu-conv-bn-add(shortcut)-relu (7 nodes
+    each), cut to `layers` nodes."""
+    nodes: list[dict] = [{"type": "conv", "kernel_size": 3, "padding": 1, "out_channels": 16, "name": "stem"}]
+    previous = "stem"
+    block = 0
+    while len(nodes) < layers:
+        name = f"b{block}"
+        nodes += [
+            {"type": "conv", "kernel_size": 3, "padding": 1, "out_channels": 16, "name": f"{name}.conv1", "inputs": [previous]},
+            {"type": "bn", "name": f"{name}.bn1"},
+            {"type": "relu", "name": f"{name}.relu1"},
+            {"type": "conv", "kernel_size": 3, "padding": 1, "out_channels": 16, "name": f"{name}.conv2"},
+            {"type": "bn", "name": f"{name}.bn2"},
+            {"type": "add", "name": f"{name}.add", "inputs": [f"{name}.bn2", previous]},
+            {"type": "relu", "name": f"{name}.relu"},
+        ]
+        previous = f"{name}.relu"
+        block += 1
+    return nodes[:layers]
+
+
+def environment() -> list[str]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} logical cores (load average at start: {load})",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}), {platform.system()} {platform.release()}",
+    ]
+
+
+def microseconds(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="rounds per figure (the median is reported)")
+    args = parser.parse_args()
+    print("## Solver benchmark\n")
+    print("\n".join(environment()))
+    print(f"- {args.repeat} rounds per figure, median of the per-call mean\n")
+
+    print("| z | log2 z | plan_stages (us) | make_plan (us) | depth | layers |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    planning = {}
+    for exponent in range(5, 21):
+        z = 2**exponent
+        stages_time = median_seconds(lambda: plan_stages(z), args.repeat)
+        plan_time = median_seconds(lambda: make_plan(PlanRequest(z)), args.repeat)
+        plan = make_plan(PlanRequest(z))
+        planning[exponent] = (stages_time, plan_time)
+        print(f"| {z:,} | {exponent} | {microseconds(stages_time)} | {microseconds(plan_time)} | {plan.depth} | {len(plan.layers)} |")
+    low, high = planning[5], planning[20]
+    print(
+        f"\nGrowth from z = 2^5 to 2^20 (log z grows 4x): plan_stages x{high[0] / low[0]:.1f}, "
+        f"make_plan x{high[1] / low[1]:.1f}.\n"
+    )
+
+    print("| layers | sequential chain validate (ms) | per layer (us) | residual graph validate (ms) | per layer (us) |")
+    print("|---:|---:|---:|---:|---:|")
+    validation = {}
+    for count in LAYER_COUNTS:
+        chain, graph = sequential_chain(count), residual_graph(count)
+        chain_time = median_seconds(lambda: validate(chain, 64), args.repeat, budget=0.5)
+        graph_time = median_seconds(lambda: validate(graph, 64), args.repeat, budget=0.5)
+        validation[count] = (chain_time, graph_time)
+        print(
+            f"| {count:,} | {chain_time * 1e3:.2f} | {chain_time / count * 1e6:.1f} | "
+            f"{graph_time * 1e3:.2f} | {graph_time / count * 1e6:.1f} |"
+        )
+    ratios = [
+        f"{small:,} -> {large:,}: chain x{validation[large][0] / validation[small][0]:.1f}, "
+        f"graph x{validation[large][1] / validation[small][1]:.1f}"
+        for small, large in zip(LAYER_COUNTS, LAYER_COUNTS[1:])
+    ]
+    print("\nGrowth per 10x layers (linear = x10): " + "; ".join(ratios) + ".")
+
+
+if __name__ == "__main__":
+    main()
