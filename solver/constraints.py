@@ -141,24 +141,31 @@ def _stage_numbers(constrained: list[LayerStats]) -> dict[int, int]:
 
 
 def _c_value_violation(layer: LayerStats, t: Fraction, stage_of: dict[int, int], stage_sizes: Counter) -> Violation:
+    """Diagnose c = ke j / r < t: the stage must lose ceil((r - ke j / t) / ((ke - 1) j)) layers, or a 2x2
+    stride-2 downsampling before the layer would give it c = 2 ke j / (r - (ke - 1) j + j + 2 (ke - 1) j)."""
     kernel_effective = ar.effective_kernel(layer.kernel_size, layer.dilation)
+    jump = layer.jump_in
     real = layer.real_filter_size or 0
-    r_limit = Fraction(real) / t
-    remove = ar.layers_to_remove(layer.receptive_field, r_limit, (kernel_effective - 1) * layer.jump_in)
-    stage = stage_of[layer.jump_in]
-    stage_size = stage_sizes[layer.jump_in]
-    r_in = layer.receptive_field - (kernel_effective - 1) * layer.jump_in
-    jump_after_pool = 2 * layer.jump_in
-    r_after_pool = r_in + layer.jump_in + (kernel_effective - 1) * jump_after_pool
-    c_after_pool = ar.c_value(kernel_effective, jump_after_pool, r_after_pool)
+    p, q = t.numerator, t.denominator
+    r = layer.receptive_field
+    r_limit = Fraction(real * q, p)
+    growth = (kernel_effective - 1) * jump
+    if growth:
+        remove = -(-(r * p - real * q) // (p * growth))  # ceil((r - real / t) / growth), exact
+        shorten = f"remove at least {remove} of its layers up to this one"
+    else:  # a 1x1 conv (constrained on request) adds nothing: the stage before it is what is too long
+        shorten = f"shorten it until the receptive field entering {layer.name!r} is at most {format_fraction(r_limit)}"
+    r_after_pool = r - growth + jump + 2 * growth
+    c_after_pool = Fraction(2 * real, r_after_pool)
+    still_below = c_after_pool.numerator * q < p * c_after_pool.denominator
     assert layer.c_value is not None
     message = (
         f"c-value of {layer.name!r} is {format_fraction(layer.c_value)} < t = {format_fraction(t)}: its receptive "
-        f"field {layer.receptive_field} exceeds real filter size {real} / t = {format_fraction(r_limit)}. "
-        f"Stage {stage} ({stage_size} constrained convolutions at jump {layer.jump_in}) is too long: remove at "
-        f"least {remove} of its layers up to this one, or insert a 2x2 stride-2 downsampling before "
+        f"field {r} exceeds real filter size {real} / t = {format_fraction(r_limit)}. "
+        f"Stage {stage_of[jump]} ({stage_sizes[jump]} constrained convolutions at jump {jump}) is too long: "
+        f"{shorten}, or insert a 2x2 stride-2 downsampling before "
         f"{layer.name!r} (its c-value would become {format_fraction(c_after_pool)}"
-        f"{'' if c_after_pool >= t else ', still below t'})."
+        f"{', still below t' if still_below else ''})."
     )
     return Violation(C_VALUE, layer.name, layer.c_value, t, message)
 

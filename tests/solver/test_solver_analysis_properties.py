@@ -58,6 +58,10 @@ def _analyse_or_reject(layers, image_size):
 def test_chain_invariants(layers, side) -> None:
     """r >= jump, 0 < c <= 1, and r, jump and P never decrease along a chain."""
     analysis = _analyse_or_reject(layers, side)
+    for include_pointwise in (False, True):  # diagnostics of every violation can be built
+        report = validate(layers, side, "1/4", in_channels=4, include_pointwise=include_pointwise)
+        assert all(v.message and v.value < v.limit if v.constraint == "c_value" else v.value > v.limit
+                   for v in report.violations)  # fmt: skip
     previous = (1, 1, 0)
     for layer in analysis.layers:
         assert layer.receptive_field >= layer.jump >= 1
@@ -192,10 +196,16 @@ architectures = st.one_of(st.lists(st.one_of(layer_dicts, json_values), max_size
 
 
 @settings(max_examples=400, deadline=None)
-@given(architecture=architectures, image_size=json_values, min_c_value=json_values, in_channels=json_values)
-def test_bad_input_raises_only_solver_errors(architecture, image_size, min_c_value, in_channels) -> None:
+@given(
+    architecture=architectures,
+    image_size=json_values,
+    min_c_value=json_values,
+    in_channels=json_values,
+    include_pointwise=st.booleans(),
+)
+def test_bad_input_raises_only_solver_errors(architecture, image_size, min_c_value, in_channels, include_pointwise) -> None:
     try:
-        validate(architecture, image_size, min_c_value, in_channels=in_channels)
+        validate(architecture, image_size, min_c_value, in_channels=in_channels, include_pointwise=include_pointwise)
     except SolverError as error:
         assert isinstance(error.field, str) and error.field and error.reason
 

@@ -86,3 +86,16 @@ def test_relaxed_depth_bounds_the_integer_simplified_optimum(k: int, t: Fraction
         integer = simplified_optimum(z, k, t)
         assert integer is not None
         assert relaxed_optimum(z, k, t).depth >= sum(integer[0]), z
+
+
+def test_pointwise_convolutions_are_exempt_unless_requested() -> None:
+    """THEORY.md section 2: a 1x1 conv composes no pattern; with the opt-in it is constrained, and its
+    diagnosis (it adds no receptive field) points at the stage before it."""
+    layers = [Layer(kind="conv", kernel_size=3, padding=1) for _ in range(5)] + [Layer(kind="conv", kernel_size=1)]
+    assert validate(layers, 64).valid
+    report = validate(layers, 64, include_pointwise=True)
+    (violation,) = report.violations
+    assert (violation.constraint, violation.layer, violation.value, violation.limit) == (
+        "c_value", "conv5", Fraction(1, 11), Fraction(1, 6)
+    )
+    assert "at most 6" in violation.message and "would become 1/6)" in violation.message
