@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     max_batch: int = Field(1000, ge=1, le=1000, description="Most requests in one /plan/batch or /validate/batch body.")
     embedded_worker: bool = Field(True, description="`cnnplan serve` also runs an in-process worker.")
     # Benchmark jobs (service/worker, docs/worker.md):
-    job_time_limit: int = Field(1800, ge=10, le=86400, description="Hard time limit of one job in seconds (soft: 90%).")
+    job_time_limit: int = Field(1800, ge=10, le=86400, description="Hard time limit of one job in seconds (soft: 10% / at least 5 s less).")
     job_lease_seconds: float = Field(30.0, gt=0, le=3600, description="A running job's lease; a lost worker's job is re-queued after it.")
     job_max_attempts: int = Field(3, ge=1, le=100, description="Runs of one job before it fails for good (worker lost or killed).")
     max_benchmark_batch_size: int = Field(1024, ge=1, le=65536, description="Largest batch size a benchmark job accepts.")

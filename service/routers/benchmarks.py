@@ -13,6 +13,7 @@ from ..dependencies import AppSettings, require_api_key
 from ..problems import ProblemError, problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import PlanRequestModel, ValidateRequestModel
+from ..security import limit_job_submissions
 from ..settings import Settings
 from ..worker.store import CANCELLED, FINISHED, Job, JobStore, StoreUnavailable, open_store
 
@@ -87,6 +88,7 @@ class BenchmarkJob(BaseModel):
     started_at: str | None
     finished_at: str | None
     attempts: int
+    worker: str | None = Field(description="host:pid of the process running (or that last ran) the job.")
     request: dict[str, Any]
     result: BenchmarkResult | None
     error: JobError | None
@@ -177,6 +179,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "started_at": _time(job.started_at),
         "finished_at": _time(job.finished_at),
         "attempts": job.attempts,
+        "worker": job.worker,
         "request": job.request,
         "result": job.result,
         "error": job.error,
@@ -214,8 +217,9 @@ def _lookup(store: JobStore, job_id: str) -> Job:
 @router.post(
     "/benchmarks",
     status_code=202,
+    dependencies=[Depends(limit_job_submissions)],
     response_model=BenchmarkJob,
-    responses=problem_responses(401, 413, 422, 503),
+    responses=problem_responses(401, 413, 422, 429, 503),
     summary="Queue a benchmark of a planned network or an architecture",
 )
 def post_benchmark(body: BenchmarkRequest, settings: AppSettings) -> FastJSONResponse:

@@ -27,8 +27,8 @@ def broker_and_backend(settings: Settings) -> tuple[str, str]:
 
 
 def soft_time_limit(settings: Settings) -> int:
-    """90% of the hard limit: the job fails cleanly before the hard kill."""
-    return max(1, int(settings.job_time_limit * 0.9))
+    """The hard limit less 10% (at least 5 s): the job records its failure before the hard kill."""
+    return max(1, settings.job_time_limit - max(5, settings.job_time_limit // 10))
 
 
 def make_celery(settings: Settings | None = None) -> Celery:

@@ -161,3 +161,31 @@ def test_broker_down_answers_503_and_planning_goes_on(tmp_path: Path, redis_serv
     assert ready["components"]["broker"]["ok"] is False and "down" in ready["components"]["broker"]["detail"]
     redis_server.start()  # a fresh, empty server on the same port: the endpoints answer again
     assert client.get("/benchmarks").status_code == 200
+
+
+
+def test_killed_pool_process_job_is_rerun(tmp_path: Path, processes: Processes) -> None:
+    """Only the pool process running the job dies; the worker's main process lives on and the job is re-run."""
+    import os
+    import signal
+
+    client = api(tmp_path)
+    processes.worker(worker_env(tmp_path))
+    job_id = client.post("/benchmarks", json=LONG).json()["id"]
+    running = wait_for(lambda: (job := job_in(client, job_id, "running")) and job["progress"] > 0 and job, "the job")
+    os.kill(int(running["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+    done = wait_for(lambda: job_in(client, job_id, "succeeded", "failed"), "the re-run", timeout=240)
+    assert done["attempts"] == 2
+    check_result(done, [1])
+
+
+def test_time_limit_fails_the_job_and_the_worker_serves_on(tmp_path: Path, processes: Processes) -> None:
+    client = api(tmp_path)
+    processes.worker(worker_env(tmp_path, CNNPLAN_JOB_TIME_LIMIT="10"))  # soft limit 5 s
+    slow = {"plan": {**TINY, "image_size": 64}, "device": "cpu", "batch_sizes": [64], "warmup": 0, "iterations": 1000}
+    slow_id = client.post("/benchmarks", json=slow).json()["id"]
+    failed = wait_for(lambda: job_in(client, slow_id, "failed", "succeeded"), "the time limit", timeout=240)
+    assert failed["status"] == "failed" and failed["error"]["type"] == "time_limit", failed["error"]
+    assert "10 s" in failed["error"]["message"] and failed["progress"] < 1
+    after = client.post("/benchmarks", json=QUICK).json()["id"]
+    check_result(wait_for(lambda: job_in(client, after, "succeeded", "failed"), "a job after the limit"), [1, 2])
