@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from .body_limit import BodySizeLimitMiddleware
 from .dependencies import require_api_key
 from .docs_assets import install_offline_docs
+from .json_limits import JsonLimitsMiddleware
 from .metrics import MetricsMiddleware, ServiceMetrics
 from .problems import install_problem_handlers
 from .responses import FastJSONResponse
@@ -23,7 +24,7 @@ an exact `"p/q"` string (`c_value_exact`). A layer's `stride` defaults to 1 for 
 
 
 PUBLIC_TAGS = frozenset({"health", "metrics"})
-"""Routers tagged with one of these stay open when CNNPLAN_API_KEY is set; every other router needs the key."""
+"""Routers tagged with one of these stay open even with CNNPLAN_PROTECT_PLANNING; the job routers always need the key."""
 
 
 def package_version() -> str:
@@ -49,10 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     install_problem_handlers(app)
-    guard = [Depends(require_api_key)] if settings.api_key is not None else []
+    guard = [Depends(require_api_key)] if settings.api_key is not None and settings.protect_planning else []
     for router in ROUTERS:
         public = PUBLIC_TAGS.intersection(router.tags)
         app.include_router(router, dependencies=[] if public else guard)
+    app.add_middleware(JsonLimitsMiddleware)  # inside the body limit: sees at most max_body_bytes
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

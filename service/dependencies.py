@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from .problems import ProblemError
+from .security import presented_key
 from .settings import Settings
 
 
@@ -28,10 +29,7 @@ async def require_api_key(request: Request, settings: AppSettings) -> None:
     if settings.api_key is None:
         return
     expected = settings.api_key.get_secret_value().encode()
-    given = request.headers.get("x-api-key")
-    if given is None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        given = token if scheme.lower() == "bearer" else None
+    given = presented_key(request)
     if given is None or not hmac.compare_digest(given.encode(), expected):
         raise ProblemError(
             401,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any, Iterable, Mapping
 
@@ -189,11 +190,35 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     status = error.status_code
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(status).phrase
+    headers = dict(getattr(error, "headers", None) or {})
+    field = reason = None
     if status == 404:
         detail = f"no route {request.url.path!r}; see /docs or /openapi.json"
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.url.path!r}"
-    return problem_response(problem_body(status, None, detail), getattr(error, "headers", None))
+        headers["Allow"] = ", ".join(sorted(allowed_methods(request))) or headers.get("Allow", "")
+    elif status == 400 and error.__cause__ is not None:  # FastAPI could not parse the body (e.g. not UTF-8)
+        field, reason = "body", f"is not valid JSON ({str(error.__cause__)[:200]})"
+        detail = f"body: {reason}"
+    return problem_response(problem_body(status, None, detail, field=field, reason=reason), headers)
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method the OpenAPI document lists for this path (Starlette's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _path_pattern(template).fullmatch(request.url.path):
+            methods.update(method.upper() for method in operations if method in _HTTP_METHODS)
+    return methods
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+@lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    """``/benchmarks/{job_id}`` -> a regex matching ``/benchmarks/<one segment>``."""
+    return re.compile("[^/]+".join(re.escape(part) for part in re.split(r"\{[^/{}]+\}", template)))
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -12,7 +13,10 @@ class FastJSONResponse(JSONResponse):
     """``application/json`` rendered by orjson; the body must be plain dicts, lists, str, int, float, bool, None."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # orjson stops at 64-bit integers; params and FLOPs of huge layers go past them
+            return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 __all__ = ["FastJSONResponse"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -16,6 +17,14 @@ def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/cnnplan``, else ``~/.local/share/cnnplan`` (the XDG base-directory default)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "cnnplan"
+
+
+def _rate_limit(value: str) -> str:
+    """A rate in the `limits` notation (``30/minute``, ``5/second;100/hour``); nonsense fails at startup."""
+    from limits import parse_many
+
+    parse_many(value)
+    return value
 
 
 class Settings(BaseSettings):
@@ -30,7 +39,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Where results and job state are kept.")
     redis_url: str | None = Field(None, description="Celery broker/backend; unset means the embedded defaults.")
     api_key: SecretStr | None = Field(
-        None, description="When set, /plan, /validate and /presets need `Authorization: Bearer <key>` or `X-API-Key`."
+        None,
+        min_length=1,
+        description="When set, the job endpoints (/benchmarks) need `Authorization: Bearer <key>` or `X-API-Key` "
+        "(and /plan, /validate, /presets too with `protect_planning`).",
+    )
+    protect_planning: bool = Field(False, description="With an api_key, /plan, /validate and /presets need it too.")
+    job_rate_limit: Annotated[str, AfterValidator(_rate_limit)] = Field(
+        "30/minute", description="Job submissions per API key (per client address without a key), e.g. `5/second;100/hour`."
     )
     max_body_bytes: int = Field(MIB, ge=1, description="Largest accepted request body; larger ones get 413.")
     max_batch: int = Field(1000, ge=1, le=1000, description="Most requests in one /plan/batch or /validate/batch body.")

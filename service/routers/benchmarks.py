@@ -13,6 +13,7 @@ from ..dependencies import AppSettings, require_api_key
 from ..problems import ProblemError, problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import PlanRequestModel, ValidateRequestModel
+from ..security import limit_job_submissions
 from ..settings import Settings
 from ..worker.store import CANCELLED, FINISHED, Job, JobStore, StoreUnavailable, open_store
 
@@ -216,8 +217,9 @@ def _lookup(store: JobStore, job_id: str) -> Job:
 @router.post(
     "/benchmarks",
     status_code=202,
+    dependencies=[Depends(limit_job_submissions)],
     response_model=BenchmarkJob,
-    responses=problem_responses(401, 413, 422, 503),
+    responses=problem_responses(401, 413, 422, 429, 503),
     summary="Queue a benchmark of a planned network or an architecture",
 )
 def post_benchmark(body: BenchmarkRequest, settings: AppSettings) -> FastJSONResponse:

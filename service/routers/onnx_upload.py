@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
@@ -17,7 +17,6 @@ from starlette.types import Scope
 from solver.limits import MAX_NAME_LENGTH
 
 from ..convert import report_dict
-from ..dependencies import require_api_key
 from ..problems import ProblemError
 from ..formats import ReportFormat, report_response, report_title
 from ..responses import FastJSONResponse
@@ -37,7 +36,7 @@ class MultipartOnlyRoute(APIRoute):
         return Match.NONE, {}
 
 
-router = APIRouter(tags=["validate"], dependencies=[Depends(require_api_key)], route_class=MultipartOnlyRoute)
+router = APIRouter(tags=["validate"], route_class=MultipartOnlyRoute)  # guarded like /validate by create_app
 
 ONNX_UPLOAD_OPENAPI: dict[str, Any] = {
     "requestBody": {

@@ -99,7 +99,7 @@ async def test_configured_body_limit(tmp_path):
 
 
 async def test_api_key_guards_everything_but_health_and_metrics(tmp_path):
-    app = create_app(Settings(data_dir=tmp_path, api_key="s3cret"))
+    app = create_app(Settings(data_dir=tmp_path, api_key="s3cret", protect_planning=True))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         problem = assert_problem(await client.post("/plan", json={"image_size": 18}), 401)
         assert problem["code"] == "unauthorized"
