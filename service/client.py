@@ -241,9 +241,9 @@ class PlannerClient:
         """GET /benchmarks/{id}: status (queued, running, succeeded, failed, cancelled), progress, result or error."""
         return self.request("GET", f"/benchmarks/{_segment(job_id)}").json()
 
-    def benchmarks(self) -> Any:
-        """GET /benchmarks."""
-        return self.request("GET", "/benchmarks").json()
+    def benchmarks(self, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        """GET /benchmarks: ``{"items": [...], "total": n, "limit": ..., "offset": ...}``, newest first."""
+        return self.request("GET", "/benchmarks", params={"limit": limit, "offset": offset}).json()
 
     def cancel_benchmark(self, job_id: str) -> dict[str, Any]:
         """DELETE /benchmarks/{id}."""
@@ -361,9 +361,9 @@ class AsyncPlannerClient:
         """GET /benchmarks/{id}."""
         return (await self.request("GET", f"/benchmarks/{_segment(job_id)}")).json()
 
-    async def benchmarks(self) -> Any:
-        """GET /benchmarks."""
-        return (await self.request("GET", "/benchmarks")).json()
+    async def benchmarks(self, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        """GET /benchmarks, newest first."""
+        return (await self.request("GET", "/benchmarks", params={"limit": limit, "offset": offset})).json()
 
     async def cancel_benchmark(self, job_id: str) -> dict[str, Any]:
         """DELETE /benchmarks/{id}."""

@@ -29,7 +29,8 @@ PASS_THROUGH_OPS = frozenset(
     "Identity Flatten Reshape Squeeze Unsqueeze Softmax LogSoftmax Clip Sigmoid Tanh LeakyRelu PRelu Elu Selu "
     "Celu Gelu HardSigmoid HardSwish Mish Softplus Softsign LRN Cast Mul Div Sub Neg Abs Sqrt Pow Erf Exp Log".split()
 )
-"""Operators that change no spatial geometry: dropped, their consumers read their input (unary on the features)."""
+"""Operators that change no spatial geometry: dropped, their consumers read their feature input (one feature
+input only: a product of two feature maps, as in squeeze-and-excitation, is reported as unsupported)."""
 
 LAYER_OPS = frozenset(
     "Conv MaxPool AveragePool GlobalMaxPool GlobalAveragePool Gemm MatMul Add Sum Concat Relu BatchNormalization "
@@ -122,6 +123,9 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
             pads = _pads_of_pad(node, attrs, values, where)
             pending_pad[node.output[0]] = _add_pads(pending_pad.get(features[0], (0, 0, 0, 0)), pads)
             source[node.output[0]] = inputs[0]
+            continue
+        if op in PASS_THROUGH_OPS and len(features) > 1:  # e.g. squeeze-and-excitation gating x * s(x)
+            unsupported.append(f"{op} of {len(features)} feature maps (node {_shown(node, index)})")
             continue
         if op in PASS_THROUGH_OPS or (op in ("Add", "Sum") and len(features) == 1):
             passed.add(op)
@@ -366,6 +370,8 @@ def _fold(node, dims: dict, values: dict) -> None:
     args = [values.get(name) for name in node.input]
     if any(arg is None for arg, name in zip(args, node.input) if name):
         return
+    if node.op_type == "Gather" and args[0].size * args[1].size > MAX_FOLDED_ELEMENTS * 16:
+        return  # the result could be large; it is never shape arithmetic
     try:
         result = _evaluate(node.op_type, attrs, args)
     except (ValueError, IndexError, TypeError, KeyError, OverflowError, MemoryError):

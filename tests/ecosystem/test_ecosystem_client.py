@@ -124,3 +124,24 @@ async def test_async_retry_and_wait_on_a_real_server(flaky_server):
         assert answer == {"requests": 2}
         final = await planner.wait_benchmark("job-async", poll_interval=0.01)
         assert final["status"] == "succeeded"
+
+
+@pytest.mark.anyio
+async def test_benchmark_jobs_submit_list_cancel_and_wait(client):
+    """Against the real /benchmarks API (SQLite job store, no worker running: the job stays queued)."""
+    job = await client.submit_benchmark({"plan": {"image_size": 32, "num_classes": 10}, "batch_sizes": [1], "iterations": 1})
+    assert job["status"] == "queued" and job["id"]
+    assert (await client.benchmark(job["id"]))["status"] == "queued"
+    listed = await client.benchmarks(limit=5)
+    assert job["id"] in [item["id"] for item in listed["items"]]
+    cancelled = await client.cancel_benchmark(job["id"])
+    assert cancelled["status"] == "cancelled"
+    seen = []
+    final = await client.wait_benchmark(job["id"], poll_interval=0.01, progress=seen.append)
+    assert final["status"] == "cancelled" and [s["status"] for s in seen] == ["cancelled"]
+    with pytest.raises(PlannerError) as caught:
+        await client.benchmark("no-such-job")
+    assert caught.value.status == 404
+    with pytest.raises(PlannerError) as bad:
+        await client.submit_benchmark({"plan": {"image_size": 32}, "batch_sizes": [0]})
+    assert bad.value.status == 422 and bad.value.field == "batch_sizes[0]"

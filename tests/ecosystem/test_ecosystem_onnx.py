@@ -171,3 +171,11 @@ def test_cli_validates_an_onnx_file(tmp_path):
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     broken = CliRunner().invoke(main, ["validate", str(tmp_path / "broken.onnx")])
     assert broken.exit_code == 2 and "model" in broken.output
+
+
+def test_a_product_of_two_feature_maps_is_not_silently_dropped():
+    gate = helper.make_node("Mul", ["c5", "c5"], ["gated"], name="se_gate")
+    pool = helper.make_node("GlobalMaxPool", ["gated"], ["out"], name="gmp")
+    with pytest.raises(OnnxImportError) as caught:
+        validate_onnx(hand_built([gate, pool]))
+    assert "Mul of 2 feature maps (node 'se_gate')" in caught.value.reason
