@@ -201,3 +201,11 @@ def test_error_codes_are_distinct() -> None:
                LimitExceededError, InfeasiblePlanError]  # fmt: skip
     assert len({cls.code for cls in classes}) == len(classes)
     assert all(issubclass(cls, SolverError) and issubclass(cls, ValueError) for cls in classes)
+
+
+def test_jump_limit_keeps_integers_small() -> None:
+    """Padded stride chains never vanish, so the jump (product of strides) is capped at 2^64."""
+    strided = [{"type": "conv", "kernel_size": 1, "stride": 1024}] * 7  # 1024^7 = 2^70
+    error = _raises(LimitExceededError, "layers[6].stride", validate, strided, 1)
+    assert "2^64" in error.reason
+    assert validate(strided[:6], 1).analysis.layers[-1].jump == 2**60
