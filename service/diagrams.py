@@ -41,10 +41,17 @@ def report_figure(report: ValidationReport, title: str) -> Figure:
     rf_axes.plot(depth, rf_values, color="#555555", linewidth=1, zorder=2)
     rf_axes.scatter(depth, rf_values, c=[_BAD if layer.name in rf_violating else _OK for layer in convs], s=22, zorder=3)
     rf_axes.axhline(limit, color=_LIMIT, linewidth=1.6, linestyle="--", label=f"image side z = {limit}")
-    rf_axes.set_ylabel("receptive field (px)")
-    rf_axes.set_ylim(0, max([limit, *rf_values]) * 1.18)
+    top = max([limit, *rf_values])
+    if top > 256 * min(rf_values, default=top):  # early layers would hug zero on a linear axis: use log
+        rf_axes.set_yscale("log", base=2)
+        rf_axes.set_ylim(1, top * 4)
+        rf_axes.set_ylabel("receptive field (px, log scale)")
+    else:
+        rf_axes.set_ylim(0, top * 1.18)
+        rf_axes.set_ylabel("receptive field (px)")
+    label_y = rf_axes.get_ylim()[1] * (0.85 if rf_axes.get_yscale() == "log" else 0.97)
     for number, (first, last, count) in enumerate(stages, start=1):
-        rf_axes.text((first + last) / 2, rf_axes.get_ylim()[1] * 0.97, f"stage {number}\n{count} conv",
+        rf_axes.text((first + last) / 2, label_y, f"stage {number}\n{count} conv",
                      ha="center", va="top", fontsize=8, color="#444444")
     rf_axes.legend(loc="center left", fontsize=8, frameon=False)
     t = report.min_c_value

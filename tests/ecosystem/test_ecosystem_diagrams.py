@@ -75,3 +75,8 @@ def _title(side: int) -> str:
     from service.diagrams import plan_title
 
     return plan_title(make_plan(PlanRequest(side)))
+
+
+def test_deep_plans_switch_the_receptive_field_axis_to_log():
+    assert "log scale" not in texts(report_image(make_plan(PlanRequest(224)).report, "linear"))
+    assert "receptive field (px, log scale)" in texts(report_image(make_plan(PlanRequest(2048)).report, "log"))
