@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
 
-    for endpoint, result in results.items():
+    for result in results.values():
         if wrk:  # wrk reports percentiles per phase; report the worst phase
             result.p50_ms, result.p99_ms = max(result.phase_p50_ms), max(result.phase_p99_ms)
         elif result.latencies_ms:
@@ -272,8 +272,13 @@ def main(argv: list[str] | None = None) -> int:
             "seconds_per_endpoint": args.rounds * args.duration,
             "ratio": round(ratio, 4),
             **{
-                endpoint: {"requests": r.requests, "rps": round(r.rps, 1), "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
-                           "errors": r.errors}  # fmt: skip
+                endpoint: {
+                    "requests": r.requests,
+                    "rps": round(r.rps, 1),
+                    "p50_ms": r.p50_ms,
+                    "p99_ms": r.p99_ms,
+                    "errors": r.errors,
+                }  # fmt: skip
                 for endpoint, r in results.items()
             },
         }

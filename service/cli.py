@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -73,7 +74,9 @@ def serve(host: str, port: int, workers: int) -> None:
 def fail(error: Exception) -> None:
     """Print a client error as 'error: field: reason' lines on stderr and exit 2."""
     problem = problem_for_exception(error)
-    for item in problem.get("errors") or [{"field": problem.get("field") or "input", "reason": problem.get("reason") or problem["detail"]}]:
+    for item in problem.get("errors") or [
+        {"field": problem.get("field") or "input", "reason": problem.get("reason") or problem["detail"]}
+    ]:
         click.echo(f"error: {item['field']}: {item['reason']}", err=True)
     sys.exit(EXIT_BAD_INPUT)
 
@@ -82,9 +85,9 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Left-aligned text columns, one header line and a rule."""
     cells = [[("-" if value is None else str(value)) for value in row] for row in rows]
     widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
     return "\n".join(lines)
 
 
@@ -133,10 +136,16 @@ def echo_json(data: Any) -> None:
 @click.option("--no-batch-norm", is_flag=True, help="Convolutions with bias instead of BN.")
 @click.option("--json", "as_json", is_flag=True, help="Print the POST /plan response body instead of tables.")
 @click.option(
-    "--format", "output_format", type=click.Choice(["table", "json", "pytorch"]), default="table", show_default=True,
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "pytorch"]),
+    default="table",
+    show_default=True,
     help="pytorch: print a standalone torch module source for the plan.",
 )
-@click.option("--plot", type=click.Path(dir_okay=False, writable=True), help="Write the plan diagram (SVG, or PNG by suffix).")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, writable=True), help="Write the plan diagram (SVG, or PNG by suffix)."
+)
 def plan(
     image_size: int | list[int],
     kernel_size: int,
@@ -191,7 +200,9 @@ def plan(
         f"image {inputs['image_size'][0]}x{inputs['image_size'][1]}, kernel {inputs['kernel_size']}, "
         f"t = {inputs['min_c_value_exact']}, model {inputs['model']}, downsample {inputs['downsample']}"
     )
-    click.echo(f"depth {result['depth']}  stages {result['stages']}  top receptive field {result['top_receptive_field']}")
+    click.echo(
+        f"depth {result['depth']}  stages {result['stages']}  top receptive field {result['top_receptive_field']}"
+    )
     click.echo(f"relaxed optimum: stages [{', '.join(relaxed['stages_exact'])}], depth {relaxed['depth_exact']}")
     click.echo(f"params {result['params']:,}  FLOPs {result['flops']:,}")
     click.echo()
@@ -204,9 +215,13 @@ def read_architecture(path: str) -> dict[str, Any]:
         with click.open_file(path, "r", encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, UnicodeDecodeError) as error:
-        raise ProblemError(422, "Unreadable file", f"cannot read {path}: {error}", field="file", code="bad_file") from None
+        raise ProblemError(
+            422, "Unreadable file", f"cannot read {path}: {error}", field="file", code="bad_file"
+        ) from None
     except json.JSONDecodeError as error:
-        raise ProblemError(422, "Bad JSON", f"{path} is not valid JSON: {error}", field="file", code="bad_file") from None
+        raise ProblemError(
+            422, "Bad JSON", f"{path} is not valid JSON: {error}", field="file", code="bad_file"
+        ) from None
     if isinstance(data, list):
         return {"layers": data}
     if isinstance(data, dict) and "nodes" in data and "graph" not in data:
@@ -223,7 +238,9 @@ def read_architecture(path: str) -> dict[str, Any]:
 @click.option("--min-c-value", "-t", help="Minimum c-value (default 1/6, or the file's).")
 @click.option("--include-pointwise", is_flag=True, default=None, help="Also constrain 1x1 convolutions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the POST /validate response body instead of tables.")
-@click.option("--plot", type=click.Path(dir_okay=False, writable=True), help="Write the diagram (SVG, or PNG by suffix).")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, writable=True), help="Write the diagram (SVG, or PNG by suffix)."
+)
 @click.option("--classifier-from", help="ONNX only: node name where the unconstrained classifier level starts.")
 def validate(
     architecture: str | None,
@@ -238,7 +255,9 @@ def validate(
     """Check an architecture (JSON file, ONNX model or --preset) against both constraints; exit 1 on a violation."""
     try:
         if (architecture is None) == (preset is None):
-            raise ProblemError(422, "Bad usage", "give an architecture file or --preset, not both or neither", field="architecture")
+            raise ProblemError(
+                422, "Bad usage", "give an architecture file or --preset, not both or neither", field="architecture"
+            )
         if architecture is not None and architecture.lower().endswith(".onnx"):
             from .onnx_import import validate_onnx_file  # the optional 'onnx' extra
 
@@ -246,7 +265,11 @@ def validate(
             checked = validate_onnx_file(architecture, size, min_c_value, bool(include_pointwise), classifier_from)
         else:
             data = read_architecture(architecture) if architecture is not None else {"preset": preset}
-            for key, value in (("image_size", image_size), ("min_c_value", min_c_value), ("include_pointwise", include_pointwise)):
+            for key, value in (
+                ("image_size", image_size),
+                ("min_c_value", min_c_value),
+                ("include_pointwise", include_pointwise),
+            ):
                 if value is not None:
                     data[key] = value
             checked = validate_body(ValidateRequestModel.model_validate(data))

@@ -62,7 +62,9 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
     given = [name for name in ("layers", "graph", "preset") if getattr(body, name) is not None]
     if len(given) != 1:
         reason = "give exactly one of layers, graph or preset" + (f" (got {', '.join(given)})" if given else "")
-        raise ProblemError(422, "Invalid request", f"layers: {reason}", field="layers", reason=reason, code="validation_error")
+        raise ProblemError(
+            422, "Invalid request", f"layers: {reason}", field="layers", reason=reason, code="validation_error"
+        )
     image_size = body.image_size
     if body.preset is not None:
         layers = preset(body.preset)
@@ -78,7 +80,9 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
         field = "layers"
     if image_size is None:
         reason = "is required (except with a preset)"
-        raise ProblemError(422, "Invalid request", f"image_size: {reason}", field="image_size", reason=reason, code="validation_error")
+        raise ProblemError(
+            422, "Invalid request", f"image_size: {reason}", field="image_size", reason=reason, code="validation_error"
+        )
     return layers, image_size, field
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from http import HTTPStatus
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -70,7 +71,13 @@ def problem_body(
         "status": status,
         "detail": detail or phrase,
     }
-    for key, value in (("instance", instance), ("code", code), ("field", field), ("reason", reason), ("errors", errors)):
+    for key, value in (
+        ("instance", instance),
+        ("code", code),
+        ("field", field),
+        ("reason", reason),
+        ("errors", errors),
+    ):
         if value is not None:
             body[key] = value
     return body
@@ -223,7 +230,9 @@ def _path_pattern(template: str) -> re.Pattern[str]:
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(problem_body(500, "Internal Server Error", "an unexpected error occurred (a bug); it was logged"))
+    return problem_response(
+        problem_body(500, "Internal Server Error", "an unexpected error occurred (a bug); it was logged")
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -46,16 +46,25 @@ class Settings(BaseSettings):
     )
     protect_planning: bool = Field(False, description="With an api_key, /plan, /validate and /presets need it too.")
     job_rate_limit: Annotated[str, AfterValidator(_rate_limit)] = Field(
-        "30/minute", description="Job submissions per API key (per client address without a key), e.g. `5/second;100/hour`."
+        "30/minute",
+        description="Job submissions per API key (per client address without a key), e.g. `5/second;100/hour`.",
     )
     max_body_bytes: int = Field(MIB, ge=1, description="Largest accepted request body; larger ones get 413.")
     max_batch: int = Field(1000, ge=1, le=1000, description="Most requests in one /plan/batch or /validate/batch body.")
     embedded_worker: bool = Field(True, description="`cnnplan serve` also runs an in-process worker.")
     # Benchmark jobs (service/worker, docs/worker.md):
-    job_time_limit: int = Field(1800, ge=10, le=86400, description="Hard time limit of one job in seconds (soft: 10% / at least 5 s less).")
-    job_lease_seconds: float = Field(30.0, gt=0, le=3600, description="A running job's lease; a lost worker's job is re-queued after it.")
-    job_max_attempts: int = Field(3, ge=1, le=100, description="Runs of one job before it fails for good (worker lost or killed).")
-    max_benchmark_batch_size: int = Field(1024, ge=1, le=65536, description="Largest batch size a benchmark job accepts.")
+    job_time_limit: int = Field(
+        1800, ge=10, le=86400, description="Hard time limit of one job in seconds (soft: 10% / at least 5 s less)."
+    )
+    job_lease_seconds: float = Field(
+        30.0, gt=0, le=3600, description="A running job's lease; a lost worker's job is re-queued after it."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, le=100, description="Runs of one job before it fails for good (worker lost or killed)."
+    )
+    max_benchmark_batch_size: int = Field(
+        1024, ge=1, le=65536, description="Largest batch size a benchmark job accepts."
+    )
     max_benchmark_batch_sizes: int = Field(8, ge=1, le=64, description="Most batch sizes in one benchmark job.")
     max_benchmark_iterations: int = Field(1000, ge=1, le=100000, description="Most timed iterations per batch size.")
     max_benchmark_warmup: int = Field(100, ge=0, le=10000, description="Most warm-up iterations per batch size.")

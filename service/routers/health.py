@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -52,8 +53,12 @@ async def healthz() -> FastJSONResponse:
     return FastJSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", response_model=Readiness, summary="Readiness: every required component works",
-            responses={503: {"model": Readiness, "description": "A required component is down"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: every required component works",
+    responses={503: {"model": Readiness, "description": "A required component is down"}},
+)
 def readyz(settings: AppSettings) -> FastJSONResponse:
     """200 when every required component is ok, else 503; each component says why."""
     components: dict[str, Component] = {}

@@ -28,7 +28,9 @@ def parse_image_size_query(text: str) -> int | list[int]:
     match = _IMAGE_SIZE_QUERY.match(text)
     if match is None:
         reason = f"must be a side like 224 or HEIGHTxWIDTH like 224x160, got {text[:40]!r}"
-        raise ProblemError(422, "Invalid request", f"image_size: {reason}", field="image_size", reason=reason, code="validation_error")
+        raise ProblemError(
+            422, "Invalid request", f"image_size: {reason}", field="image_size", reason=reason, code="validation_error"
+        )
     height, width = match.groups()
     return int(height) if width is None else [int(height), int(width)]
 
@@ -92,7 +94,14 @@ async def get_plan(
 def not_an_object(index: int) -> dict[str, Any]:
     """The problem of a batch item that is not a JSON object."""
     reason = "must be a JSON object (a request body)"
-    return problem_body(422, "Invalid request", f"requests[{index}]: {reason}", code="validation_error", field=f"requests[{index}]", reason=reason)
+    return problem_body(
+        422,
+        "Invalid request",
+        f"requests[{index}]: {reason}",
+        code="validation_error",
+        field=f"requests[{index}]",
+        reason=reason,
+    )
 
 
 def plan_item(index: int, item: Any) -> dict[str, Any]:
@@ -109,7 +118,9 @@ def check_batch_size(count: int, settings: AppSettings) -> None:
     """422 when a batch exceeds CNNPLAN_MAX_BATCH."""
     if count > settings.max_batch:
         reason = f"has {count} items; at most {settings.max_batch} are accepted"
-        raise ProblemError(422, "Invalid request", f"requests: {reason}", field="requests", reason=reason, code="limit_exceeded")
+        raise ProblemError(
+            422, "Invalid request", f"requests: {reason}", field="requests", reason=reason, code="limit_exceeded"
+        )
 
 
 @router.post(

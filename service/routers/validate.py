@@ -45,7 +45,11 @@ def validate_item(index: int, item: Any) -> dict[str, Any]:
     if not isinstance(item, dict):
         return {"index": index, "ok": False, "problem": not_an_object(index)}
     try:
-        return {"index": index, "ok": True, "result": report_dict(validate_body(ValidateRequestModel.model_validate(item)))}
+        return {
+            "index": index,
+            "ok": True,
+            "result": report_dict(validate_body(ValidateRequestModel.model_validate(item))),
+        }
     except (SolverError, ValidationError, ProblemError) as error:
         return {"index": index, "ok": False, "problem": problem_for_exception(error)}
 

@@ -12,7 +12,13 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_plan_batch_partial_failure_keeps_order(client):
-    requests = [{"image_size": 18}, {"image_size": 0}, "not a body", {"image_size": 36, "kernel_size": 4}, {"image_size": 36}]
+    requests = [
+        {"image_size": 18},
+        {"image_size": 0},
+        "not a body",
+        {"image_size": 36, "kernel_size": 4},
+        {"image_size": 36},
+    ]
     response = await client.post("/plan/batch", json={"requests": requests})
     assert response.status_code == 200, response.text
     results = response.json()["results"]
@@ -49,5 +55,7 @@ async def test_configured_batch_limit(tmp_path):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         ok = await client.post("/plan/batch", json={"requests": [{"image_size": 18}] * 2})
         assert ok.status_code == 200
-        problem = assert_problem(await client.post("/plan/batch", json={"requests": [{"image_size": 18}] * 3}), 422, "requests")
+        problem = assert_problem(
+            await client.post("/plan/batch", json={"requests": [{"image_size": 18}] * 3}), 422, "requests"
+        )
         assert "at most 2" in problem["reason"]

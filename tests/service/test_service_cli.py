@@ -108,6 +108,13 @@ def test_openapi_command_prints_the_spec(runner):
     result = runner.invoke(main, ["openapi"])
     assert result.exit_code == 0
     spec = json.loads(result.output)
-    assert {"/plan", "/validate", "/plan/batch", "/validate/batch", "/presets", "/healthz", "/readyz", "/metrics"} <= set(
-        spec["paths"]
-    )
+    assert {
+        "/plan",
+        "/validate",
+        "/plan/batch",
+        "/validate/batch",
+        "/presets",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(spec["paths"])

@@ -31,13 +31,36 @@ plan_bodies = st.fixed_dictionaries(
         "in_channels": st.integers(-1, 2_000_000),
         "num_classes": st.integers(-1, 2_000_000),
         "dropout": st.floats(-1, 2) | json_values,
-        "widths": st.fixed_dictionaries({}, optional={"base": st.integers(-1, 2**20), "multiplier": st.integers(-1, 40), "max_width": st.integers(-1, 2**21)}),
+        "widths": st.fixed_dictionaries(
+            {},
+            optional={
+                "base": st.integers(-1, 2**20),
+                "multiplier": st.integers(-1, 40),
+                "max_width": st.integers(-1, 2**21),
+            },
+        ),
         "rf_side": st.sampled_from(["min", "max", "mid"]),
     },
 )
 layers = st.lists(
     st.fixed_dictionaries(
-        {"type": st.sampled_from(["conv", "maxpool", "avgpool", "global_maxpool", "linear", "add", "concat", "relu", "bn", "dropout", "x"])},
+        {
+            "type": st.sampled_from(
+                [
+                    "conv",
+                    "maxpool",
+                    "avgpool",
+                    "global_maxpool",
+                    "linear",
+                    "add",
+                    "concat",
+                    "relu",
+                    "bn",
+                    "dropout",
+                    "x",
+                ]
+            )
+        },
         optional={
             "kernel_size": st.integers(-1, 1100),
             "stride": st.integers(-1, 1100) | st.none(),
@@ -55,7 +78,12 @@ layers = st.lists(
 )
 validate_bodies = st.fixed_dictionaries(
     {"image_size": sides},
-    optional={"layers": layers, "graph": st.fixed_dictionaries({"nodes": layers}), "preset": st.sampled_from(["vgg16", "resnet18", "nope"]), "min_c_value": json_values},
+    optional={
+        "layers": layers,
+        "graph": st.fixed_dictionaries({"nodes": layers}),
+        "preset": st.sampled_from(["vgg16", "resnet18", "nope"]),
+        "min_c_value": json_values,
+    },
 )
 
 APP = create_app(Settings(embedded_worker=False))

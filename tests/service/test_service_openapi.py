@@ -12,7 +12,9 @@ SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
 def test_committed_spec_is_current():
     committed = json.loads(SPEC_PATH.read_text())
-    assert committed == openapi_document(), "openapi/openapi.json is stale: run `cnnplan openapi > openapi/openapi.json`"
+    assert committed == openapi_document(), (
+        "openapi/openapi.json is stale: run `cnnplan openapi > openapi/openapi.json`"
+    )
 
 
 def test_spec_documents_limits_and_problem_responses():

@@ -81,7 +81,9 @@ async def test_unknown_route_and_wrong_method_are_problems(client):
 
 async def test_body_over_limit_is_413(client):
     big = b'{"image_size": 224, "pad": "' + b"x" * (1024 * 1024) + b'"}'
-    problem = assert_problem(await client.post("/plan", content=big, headers={"content-type": "application/json"}), 413, "body")
+    problem = assert_problem(
+        await client.post("/plan", content=big, headers={"content-type": "application/json"}), 413, "body"
+    )
     assert "1048576" in problem["detail"]
 
     async def chunks():  # streamed without Content-Length

@@ -51,8 +51,16 @@ async def test_vgg16_preset_reproduces_published_receptive_fields(client):
     report = (await client.post("/validate", json={"preset": "vgg16"})).json()
     layers = {layer["name"]: layer for layer in report["layers"]}
     assert report["image_size"] == [224, 224]
-    assert (layers["pool1"]["receptive_field"], layers["pool1"]["jump"], layers["pool1"]["effective_padding"]) == (6, 2, 2)
-    assert (layers["pool5"]["receptive_field"], layers["pool5"]["jump"], layers["pool5"]["effective_padding"]) == (212, 32, 90)
+    assert (layers["pool1"]["receptive_field"], layers["pool1"]["jump"], layers["pool1"]["effective_padding"]) == (
+        6,
+        2,
+        2,
+    )
+    assert (layers["pool5"]["receptive_field"], layers["pool5"]["jump"], layers["pool5"]["effective_padding"]) == (
+        212,
+        32,
+        90,
+    )
     assert report["depth"] == 13
 
 
