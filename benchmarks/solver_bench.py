@@ -118,6 +118,15 @@ def main() -> None:
         f"{len(plan_stages(2**20).stages)}): plan_stages x{high[0] / low[0]:.1f}, make_plan x{high[1] / low[1]:.1f}.\n"
     )
 
+    print("Smallest accepted t (1/64: about 64 layers per stage, the planner's worst case):\n")
+    print("| z | k | plan_stages CPU (ms) | depth | stages |")
+    print("|---:|---:|---:|---:|---:|")
+    for z, k in ((2**10, 3), (2**20, 3), (2**20, 31)):
+        worst, _ = median_seconds(lambda: plan_stages(z, k, "1/64"), 3, budget=0.5)
+        plan = plan_stages(z, k, "1/64")
+        print(f"| {z:,} | {k} | {worst * 1e3:.1f} | {plan.depth} | {len(plan.stages)} |")
+    print()
+
     print("| layers | chain validate CPU (ms) | per layer (us) | chain wall (ms) | residual graph CPU (ms) | per layer (us) | graph wall (ms) |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     validation = {}
