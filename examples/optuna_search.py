@@ -27,7 +27,7 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.client import PlannerClient  # noqa: E402
+from service.client import PlannerClient
 
 MAX_STAGES = 8
 MAX_LAYERS = 10
@@ -56,7 +56,9 @@ def candidate_layers(stages: list[int], kernel_size: int, downsample: str, width
             layers.append({"type": downsample, "kernel_size": 2, "stride": 2})
         for position in range(count):
             stride = 2 if downsample == "conv" and stage > 1 and position == 0 else 1
-            layers.append({"type": "conv", "kernel_size": kernel_size, "stride": stride, "padding": "same", "out_channels": width})
+            layers.append(
+                {"type": "conv", "kernel_size": kernel_size, "stride": stride, "padding": "same", "out_channels": width}
+            )
             layers.append({"type": "relu"})
     return layers
 
@@ -68,7 +70,11 @@ def constraint_values(item: dict[str, Any]) -> list[float]:
         return [0.0, 0.0, 1.0]
     report = item["result"]
     t = Fraction(report["min_c_value_exact"])
-    exact = [Fraction(layer["c_value_exact"]) for layer in report["layers"] if layer["type"] == "conv" and layer["level"] == "feature"]
+    exact = [
+        Fraction(layer["c_value_exact"])
+        for layer in report["layers"]
+        if layer["type"] == "conv" and layer["level"] == "feature"
+    ]
     deficit = float(t - min(exact)) if exact else 0.0
     limit = report["receptive_field_limit"]
     excess = (report["top_receptive_field"] - limit) / limit
@@ -93,7 +99,11 @@ NATIVE_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
 
 
 def run_study(
-    client: PlannerClient, image_size: int = 224, trials: int = 64, generation: int = 16, seed: int = 0,
+    client: PlannerClient,
+    image_size: int = 224,
+    trials: int = 64,
+    generation: int = 16,
+    seed: int = 0,
     min_c_value: str = "1/6",
 ) -> optuna.Study:
     """Ask a generation, validate it in one batch call, tell Optuna the proxy and the constraint margins."""
@@ -147,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     with PlannerClient(args.url) as client:
         study = run_study(client, args.image_size, args.trials, args.generation, args.seed)
     result = summary(study)
-    print(f"{result['trials']} trials: {result['feasible']} feasible, {result['screened_out']} screened out by the theory "
-          "before any training")
+    print(
+        f"{result['trials']} trials: {result['feasible']} feasible, {result['screened_out']} screened out by the theory "
+        "before any training"
+    )
     print(f"best feasible (proxy, not accuracy): {result['best']}")
     return 0
 

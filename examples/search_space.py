@@ -18,15 +18,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from solver import arithmetic as ar  # noqa: E402
-from solver import parse_min_c_value  # noqa: E402
+from solver import arithmetic as ar
+from solver import parse_min_c_value
 
 KERNELS = (3, 5, 7)
 MAX_STAGES = 8
 MAX_LAYERS = 10
 
 
-def feasible_tuples(image_size: int, kernel: int, t: Fraction, max_stages: int = MAX_STAGES, max_layers: int = MAX_LAYERS):
+def feasible_tuples(
+    image_size: int, kernel: int, t: Fraction, max_stages: int = MAX_STAGES, max_layers: int = MAX_LAYERS
+):
     """Yield every feasible stage tuple (a_1, ..., a_n), n <= max_stages, 1 <= a_i <= max_layers."""
 
     def walk(prefix: tuple[int, ...], receptive_field: int, jump: int, side: int):
@@ -75,7 +77,9 @@ def plot(counts: dict[int, dict[int, int]], image_size: int, path: str) -> None:
     axes.bar([n - 1.5 * width for n in stages], [MAX_LAYERS**n for n in stages], width, color="#bbbbbb", label="naive")
     for offset, (kernel, colour) in enumerate(zip(KERNELS, ("#1f77b4", "#ff7f0e", "#2ca02c"))):
         values = [counts[kernel][n] or float("nan") for n in stages]  # none feasible: no bar
-        axes.bar([n + (offset - 0.5) * width for n in stages], values, width, color=colour, label=f"feasible, k={kernel}")
+        axes.bar(
+            [n + (offset - 0.5) * width for n in stages], values, width, color=colour, label=f"feasible, k={kernel}"
+        )
     axes.set_yscale("log")
     axes.set_ylim(0.7, MAX_LAYERS ** (MAX_STAGES + 0.5))
     axes.set_xticks(stages)

@@ -11,9 +11,10 @@ import asyncio
 import email.utils
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar, Union
+from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -36,7 +37,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = frozenset({429, 503})
 TERMINAL_BENCHMARK_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
-Body = Union[BaseModel, Mapping[str, Any]]
+Body = BaseModel | Mapping[str, Any]
 Progress = Callable[[dict[str, Any]], None]
 M = TypeVar("M", bound=BaseModel)
 
@@ -105,7 +106,9 @@ def _batch(items: Sequence[Body]) -> dict[str, Any]:
     """A batch body; items are not checked locally, since the server answers each bad one with its own problem."""
     return {
         "requests": [
-            item.model_dump(mode="json", exclude_unset=True, warnings=False) if isinstance(item, BaseModel) else dict(item)
+            item.model_dump(mode="json", exclude_unset=True, warnings=False)
+            if isinstance(item, BaseModel)
+            else dict(item)
             for item in items
         ]
     }
@@ -135,8 +138,10 @@ def _onnx_form(model: str | os.PathLike | bytes, image_size, min_c_value, classi
     data = model if isinstance(model, bytes) else Path(model).read_bytes()
     form: dict[str, str] = {"min_c_value": str(min_c_value)}
     if image_size is not None:
-        form["image_size"] = image_size if isinstance(image_size, str) else (
-            str(image_size) if isinstance(image_size, int) else "{}x{}".format(*image_size)
+        form["image_size"] = (
+            image_size
+            if isinstance(image_size, str)
+            else (str(image_size) if isinstance(image_size, int) else "{}x{}".format(*image_size))
         )
     if classifier_from is not None:
         form["classifier_from"] = classifier_from
@@ -162,7 +167,7 @@ class PlannerClient:
         self._sleep = sleep
         self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=_headers(api_key), transport=transport)
 
-    def __enter__(self) -> "PlannerClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -279,9 +284,11 @@ class AsyncPlannerClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.retry = retry
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=_headers(api_key), transport=transport)
+        self._http = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout, headers=_headers(api_key), transport=transport
+        )
 
-    async def __aenter__(self) -> "AsyncPlannerClient":
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
-from solver import ValidationReport, format_fraction  # noqa: E402
-from solver.analysis import is_feature_conv  # noqa: E402
+from solver import ValidationReport, format_fraction
+from solver.analysis import is_feature_conv
 
 _OK, _BAD, _EXEMPT, _LIMIT = "#1f77b4", "#d62728", "#9e9e9e", "#2ca02c"
 _STAGE_SHADES = ("#f2f2f2", "#ffffff")
@@ -39,7 +39,9 @@ def report_figure(report: ValidationReport, title: str) -> Figure:
     limit = report.receptive_field_limit
     rf_values = [layer.receptive_field for layer in convs]
     rf_axes.plot(depth, rf_values, color="#555555", linewidth=1, zorder=2)
-    rf_axes.scatter(depth, rf_values, c=[_BAD if layer.name in rf_violating else _OK for layer in convs], s=22, zorder=3)
+    rf_axes.scatter(
+        depth, rf_values, c=[_BAD if layer.name in rf_violating else _OK for layer in convs], s=22, zorder=3
+    )
     rf_axes.axhline(limit, color=_LIMIT, linewidth=1.6, linestyle="--", label=f"image side z = {limit}")
     top = max([limit, *rf_values])
     if top > 256 * min(rf_values, default=top):  # early layers would hug zero on a linear axis: use log
@@ -51,8 +53,15 @@ def report_figure(report: ValidationReport, title: str) -> Figure:
         rf_axes.set_ylabel("receptive field (px)")
     label_y = rf_axes.get_ylim()[1] * (0.85 if rf_axes.get_yscale() == "log" else 0.97)
     for number, (first, last, count) in enumerate(stages, start=1):
-        rf_axes.text((first + last) / 2, label_y, f"stage {number}\n{count} conv",
-                     ha="center", va="top", fontsize=8, color="#444444")
+        rf_axes.text(
+            (first + last) / 2,
+            label_y,
+            f"stage {number}\n{count} conv",
+            ha="center",
+            va="top",
+            fontsize=8,
+            color="#444444",
+        )
     rf_axes.legend(loc="center left", fontsize=8, frameon=False)
     t = report.min_c_value
     c_values = [float(layer.c_value) for layer in convs]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from solver import Analysis, Plan, format_fraction
 from solver.analysis import LayerStats
@@ -22,16 +22,23 @@ def plan_source(plan: Plan, class_name: str = "PlannedNet") -> str:
     """Module source for a plan, with a header stating the plan it implements."""
     request = plan.request
     header = [
-        f"Planned by cnnplan: image {plan.image_size[0]}x{plan.image_size[1]}, kernel {request.kernel_size}, "
-        f"t = {format_fraction(plan.min_c_value)}, downsample {request.downsample}.",
-        f"Stages {tuple(plan.stages)} (depth {plan.depth}), top receptive field {plan.top_receptive_field}, "
-        f"{plan.params} parameters, {plan.flops} FLOPs per image.",
+        (
+            f"Planned by cnnplan: image {plan.image_size[0]}x{plan.image_size[1]}, kernel {request.kernel_size}, "
+            f"t = {format_fraction(plan.min_c_value)}, downsample {request.downsample}."
+        ),
+        (
+            f"Stages {tuple(plan.stages)} (depth {plan.depth}), top receptive field {plan.top_receptive_field}, "
+            f"{plan.params} parameters, {plan.flops} FLOPs per image."
+        ),
     ]
     return module_source(plan.report.analysis, plan.layers, class_name, header)
 
 
 def module_source(
-    analysis: Analysis, layers_given: Sequence[Layer] = (), class_name: str = "PlannedNet", header: list[str] | None = None
+    analysis: Analysis,
+    layers_given: Sequence[Layer] = (),
+    class_name: str = "PlannedNet",
+    header: list[str] | None = None,
 ) -> str:
     """`nn.Module` source building exactly the analysed layers: one attribute per layer, a forward in order.
 
@@ -67,8 +74,10 @@ def module_source(
     result = var_of[last.name]
     if last.output_size == (1, 1) and last.kind != "linear":
         result = f"torch.flatten({result}, 1)"
-    out_shape = f"(N, {last.out_channels})" if last.output_size == (1, 1) else (
-        f"(N, {last.out_channels}, {last.output_size[0]}, {last.output_size[1]})"
+    out_shape = (
+        f"(N, {last.out_channels})"
+        if last.output_size == (1, 1)
+        else (f"(N, {last.out_channels}, {last.output_size[0]}, {last.output_size[1]})")
     )
     doc = header or []
     lines = [
@@ -81,7 +90,7 @@ def module_source(
         "import torch",
         "from torch import nn",
         "",
-        "IMAGE_SIZE = ({}, {})".format(height, width),
+        f"IMAGE_SIZE = ({height}, {width})",
         f"IN_CHANNELS = {analysis.in_channels}",
         f"PARAMETERS = {analysis.params}",
         "",
@@ -116,8 +125,13 @@ def _identifiers(layers: tuple[LayerStats, ...]) -> dict[str, str]:
     idents: dict[str, str] = {}
     for layer in layers:
         candidate = re.sub(r"\W", "_", layer.name, flags=re.ASCII)
-        if not _IDENT.fullmatch(candidate) or keyword.iskeyword(candidate) or candidate in _RESERVED \
-                or candidate.startswith("_") or candidate in taken:
+        if (
+            not _IDENT.fullmatch(candidate)
+            or keyword.iskeyword(candidate)
+            or candidate in _RESERVED
+            or candidate.startswith("_")
+            or candidate in taken
+        ):
             candidate = f"layer_{layer.index}_{layer.kind}"
         taken.add(candidate)
         idents[layer.name] = candidate

@@ -19,7 +19,10 @@ FORMAT_DESCRIPTION = "json (default), pytorch (a standalone torch module source)
 PLAN_FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The plan: JSON, PyTorch module source (format=pytorch) or an SVG diagram (format=svg).",
-        "content": {PYTHON_MEDIA_TYPE.split(";")[0]: {"schema": {"type": "string"}}, SVG_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        "content": {
+            PYTHON_MEDIA_TYPE.split(";")[0]: {"schema": {"type": "string"}},
+            SVG_MEDIA_TYPE: {"schema": {"type": "string"}},
+        },
     }
 }
 REPORT_FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -59,8 +62,8 @@ def report_title(report: ValidationReport, what: str = "Architecture") -> str:
 __all__ = [
     "FORMAT_DESCRIPTION",
     "PLAN_FORMAT_RESPONSES",
-    "PlanFormat",
     "REPORT_FORMAT_RESPONSES",
+    "PlanFormat",
     "ReportFormat",
     "plan_response",
     "report_response",

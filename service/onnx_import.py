@@ -8,9 +8,10 @@ numpy under a size cap; any other operator is reported by name.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import onnx
@@ -26,19 +27,80 @@ MAX_FOLDED_ELEMENTS = 4096
 """Largest constant (elements) that shape arithmetic is folded for; larger ones keep only their dims."""
 
 PASS_THROUGH_OPS = frozenset(
-    "Identity Flatten Reshape Squeeze Unsqueeze Softmax LogSoftmax Clip Sigmoid Tanh LeakyRelu PRelu Elu Selu "
-    "Celu Gelu HardSigmoid HardSwish Mish Softplus Softsign LRN Cast Mul Div Sub Neg Abs Sqrt Pow Erf Exp Log".split()
+    [
+        "Identity",
+        "Flatten",
+        "Reshape",
+        "Squeeze",
+        "Unsqueeze",
+        "Softmax",
+        "LogSoftmax",
+        "Clip",
+        "Sigmoid",
+        "Tanh",
+        "LeakyRelu",
+        "PRelu",
+        "Elu",
+        "Selu",
+        "Celu",
+        "Gelu",
+        "HardSigmoid",
+        "HardSwish",
+        "Mish",
+        "Softplus",
+        "Softsign",
+        "LRN",
+        "Cast",
+        "Mul",
+        "Div",
+        "Sub",
+        "Neg",
+        "Abs",
+        "Sqrt",
+        "Pow",
+        "Erf",
+        "Exp",
+        "Log",
+    ]
 )
 """Operators that change no spatial geometry: dropped, their consumers read their feature input (one feature
 input only: a product of two feature maps, as in squeeze-and-excitation, is reported as unsupported)."""
 
 LAYER_OPS = frozenset(
-    "Conv MaxPool AveragePool GlobalMaxPool GlobalAveragePool Gemm MatMul Add Sum Concat Relu BatchNormalization "
-    "Dropout Pad Shape Size".split()
+    [
+        "Conv",
+        "MaxPool",
+        "AveragePool",
+        "GlobalMaxPool",
+        "GlobalAveragePool",
+        "Gemm",
+        "MatMul",
+        "Add",
+        "Sum",
+        "Concat",
+        "Relu",
+        "BatchNormalization",
+        "Dropout",
+        "Pad",
+        "Shape",
+        "Size",
+    ]
 )
 CLASSIFIER_START_OPS = frozenset({"GlobalMaxPool", "GlobalAveragePool", "Gemm", "MatMul", "Flatten", "Reshape"})
 _FOLDABLE = frozenset(
-    "Constant ConstantOfShape Concat Reshape Slice Transpose Cast Unsqueeze Squeeze Gather Identity".split()
+    [
+        "Constant",
+        "ConstantOfShape",
+        "Concat",
+        "Reshape",
+        "Slice",
+        "Transpose",
+        "Cast",
+        "Unsqueeze",
+        "Squeeze",
+        "Gather",
+        "Identity",
+    ]
 )
 
 
@@ -69,7 +131,9 @@ def load_model(data: bytes, field: str = "model") -> onnx.ModelProto:
     try:
         model = onnx.ModelProto.FromString(data)
     except (DecodeError, RuntimeWarning, ValueError) as error:
-        raise OnnxImportError(field, f"is not a valid ONNX model (protobuf parse failed: {type(error).__name__})") from None
+        raise OnnxImportError(
+            field, f"is not a valid ONNX model (protobuf parse failed: {type(error).__name__})"
+        ) from None
     if not model.HasField("graph") or not model.graph.node:
         raise OnnxImportError(field, "is not a valid ONNX model: it has no graph nodes")
     return model
@@ -104,9 +168,12 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
         if not features:
             _fold(node, dims, values)
             continue
-        if classifier_from is not None and node.name == classifier_from:
-            classifier = True
-        elif classifier_from is None and op in CLASSIFIER_START_OPS:
+        if (
+            classifier_from is not None
+            and node.name == classifier_from
+            or classifier_from is None
+            and op in CLASSIFIER_START_OPS
+        ):
             classifier = True
         if any(name in pending_pad for name in features) and op not in ("Conv", "MaxPool", "AveragePool"):
             unsupported.append(f"{op} after Pad (node {_shown(node, index)})")
@@ -133,7 +200,9 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
             continue
         level = "classifier" if classifier else "feature"
         name = _layer_name(node, index, used_names)
-        layer = _layer(node, op, attrs, inputs, features, constant_inputs, dims, values, pending_pad, name, level, where)
+        layer = _layer(
+            node, op, attrs, inputs, features, constant_inputs, dims, values, pending_pad, name, level, where
+        )
         if len(layers) >= MAX_LAYERS:
             raise OnnxImportError(f"{field}.graph.node", f"has more than {MAX_LAYERS} layers")
         layers.append(layer)
@@ -143,8 +212,12 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
     if unsupported:
         raise OnnxImportError(
             f"{field}.graph.node",
-            "unsupported ONNX operators: " + "; ".join(unsupported) + ". Supported: " + ", ".join(sorted(LAYER_OPS))
-            + "; passed through: " + ", ".join(sorted(PASS_THROUGH_OPS)),
+            "unsupported ONNX operators: "
+            + "; ".join(unsupported)
+            + ". Supported: "
+            + ", ".join(sorted(LAYER_OPS))
+            + "; passed through: "
+            + ", ".join(sorted(PASS_THROUGH_OPS)),
         )
     if not layers:
         raise OnnxImportError(f"{field}.graph.node", "contains no convolution, pooling or linear layer")
@@ -352,10 +425,8 @@ def _keep_small(values: dict, name: str, tensor: onnx.TensorProto) -> None:
     """Remember the value of a small, embedded tensor (never reads external data)."""
     size = int(np.prod(tensor.dims)) if tensor.dims else 1
     if size <= MAX_FOLDED_ELEMENTS and tensor.data_location != onnx.TensorProto.EXTERNAL:
-        try:
+        with contextlib.suppress(Exception):  # an odd tensor simply stays unknown
             values[name] = numpy_helper.to_array(tensor)
-        except Exception:  # noqa: BLE001 - an odd tensor simply stays unknown
-            pass
 
 
 def _fold(node, dims: dict, values: dict) -> None:

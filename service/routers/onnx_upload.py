@@ -6,7 +6,7 @@ The route only matches ``multipart/form-data`` requests, so JSON bodies still re
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.routing import APIRoute
@@ -17,8 +17,8 @@ from starlette.types import Scope
 from solver.limits import MAX_NAME_LENGTH
 
 from ..convert import report_dict
-from ..problems import ProblemError
 from ..formats import ReportFormat, report_response, report_title
+from ..problems import ProblemError
 from ..responses import FastJSONResponse
 from .plan import parse_image_size_query
 
@@ -46,8 +46,15 @@ ONNX_UPLOAD_OPENAPI: dict[str, Any] = {
                     "type": "object",
                     "required": ["model"],
                     "properties": {
-                        "model": {"type": "string", "format": "binary", "description": "An .onnx file (parsed, never run)."},
-                        "image_size": {"type": "string", "description": "224 or 224x160; default: the model's input size."},
+                        "model": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "An .onnx file (parsed, never run).",
+                        },
+                        "image_size": {
+                            "type": "string",
+                            "description": "224 or 224x160; default: the model's input size.",
+                        },
                         "min_c_value": {"type": "string", "default": "1/6"},
                         "include_pointwise": {"type": "boolean", "default": False},
                         "rf_side": {"type": "string", "enum": ["min", "max"], "default": "min"},
@@ -67,13 +74,13 @@ ONNX_UPLOAD_OPENAPI: dict[str, Any] = {
 
 @router.post("/validate", include_in_schema=False)
 async def post_validate_onnx(
-    model: UploadFile = File(description="An .onnx file."),
+    model: Annotated[UploadFile, File(description="An .onnx file.")],
     image_size: str | None = Form(None, max_length=40),
     min_c_value: str = Form("1/6", max_length=64),
     include_pointwise: bool = Form(False),
     rf_side: Literal["min", "max"] = Form("min"),
     classifier_from: str | None = Form(None, max_length=MAX_NAME_LENGTH * 4),
-    format: ReportFormat = Query("json", description="json or svg."),
+    format: Annotated[ReportFormat, Query(description="json or svg.")] = "json",
 ):
     """The report of POST /validate for an uploaded ONNX model, plus ``onnx.passed_through`` (dropped operators)."""
     try:

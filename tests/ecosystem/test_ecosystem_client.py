@@ -99,9 +99,11 @@ def test_retries_honour_retry_after_on_a_real_server(flaky_server, status):
 def test_retries_give_up_and_backoff_without_retry_after(flaky_server):
     waits: list[float] = []
     policy = RetryPolicy(retries=2, backoff=0.01)
-    with PlannerClient(flaky_server, retry=policy, sleep=lambda s: waits.append(s)) as planner:
-        with pytest.raises(PlannerError) as caught:
-            planner.request("GET", "/flaky/give-up", params={"fail": 10, "retry_after": "soon"})
+    with (
+        PlannerClient(flaky_server, retry=policy, sleep=lambda s: waits.append(s)) as planner,
+        pytest.raises(PlannerError) as caught,
+    ):
+        planner.request("GET", "/flaky/give-up", params={"fail": 10, "retry_after": "soon"})
     assert caught.value.status == 503
     assert waits == [0.01, 0.02]  # unparseable Retry-After: exponential backoff
 
@@ -109,7 +111,9 @@ def test_retries_give_up_and_backoff_without_retry_after(flaky_server):
 def test_wait_polls_with_progress_until_done(flaky_server):
     seen: list[tuple[str, float]] = []
     with PlannerClient(flaky_server) as planner:
-        final = planner.wait_benchmark("job-1", poll_interval=0.01, progress=lambda s: seen.append((s["status"], s["progress"])))
+        final = planner.wait_benchmark(
+            "job-1", poll_interval=0.01, progress=lambda s: seen.append((s["status"], s["progress"]))
+        )
         assert final["status"] == "succeeded" and final["result"] == {"p50_ms": 1.25}
         assert seen == [("queued", 0.0), ("running", 0.5), ("succeeded", 1.0)]
         with pytest.raises(BenchmarkTimeout) as caught:
@@ -129,7 +133,9 @@ async def test_async_retry_and_wait_on_a_real_server(flaky_server):
 @pytest.mark.anyio
 async def test_benchmark_jobs_submit_list_cancel_and_wait(client):
     """Against the real /benchmarks API (SQLite job store, no worker running: the job stays queued)."""
-    job = await client.submit_benchmark({"plan": {"image_size": 32, "num_classes": 10}, "batch_sizes": [1], "iterations": 1})
+    job = await client.submit_benchmark(
+        {"plan": {"image_size": 32, "num_classes": 10}, "batch_sizes": [1], "iterations": 1}
+    )
     assert job["status"] == "queued" and job["id"]
     assert (await client.benchmark(job["id"]))["status"] == "queued"
     listed = await client.benchmarks(limit=5)

@@ -29,7 +29,9 @@ print(json.dumps({"params": sum(p.numel() for p in model.parameters()), "out": l
 def run_source(source: str, tmp_path) -> dict:
     path = tmp_path / "planned_net.py"
     path.write_text(source)
-    done = subprocess.run([sys.executable, "-c", CHECK, str(path)], capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK, str(path)], capture_output=True, text=True, timeout=240, check=False
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -48,8 +50,14 @@ def imported_modules(source: str) -> set[str]:
     "request_",
     [
         PlanRequest(32, num_classes=10),
-        PlanRequest((40, 56), kernel_size=5, downsample="conv", num_classes=7, batch_norm=False,
-                    widths=WidthRule(base=8, multiplier=2, max_width=32)),
+        PlanRequest(
+            (40, 56),
+            kernel_size=5,
+            downsample="conv",
+            num_classes=7,
+            batch_norm=False,
+            widths=WidthRule(base=8, multiplier=2, max_width=32),
+        ),
         PlanRequest(48, downsample="avgpool", in_channels=1, num_classes=3, dropout=0.2, widths=WidthRule(base=4)),
     ],
     ids=["maxpool-bn", "conv-downsample-rectangular", "avgpool-grey"],
@@ -74,7 +82,7 @@ def test_generated_module_has_the_planned_params_and_shapes(request_, tmp_path):
 def test_the_module_runs_as_a_script(tmp_path):
     path = tmp_path / "planned_net.py"
     path.write_text(plan_source(make_plan(PlanRequest(18, num_classes=5, widths=WidthRule(base=8)))))
-    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=240)
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr
     assert "output shape (1, 5)" in done.stdout
 

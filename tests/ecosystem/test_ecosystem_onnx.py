@@ -47,9 +47,17 @@ def hand_built(extra_nodes=()) -> bytes:
         *extra_nodes,
     ]
     initializers = [
-        weight("w1", 8, 3, 3, 3), weight("b1", 8), weight("s8", 8), weight("z8", 8), weight("w2", 8, 8, 3, 3),
-        weight("w3", 4, 8, 1, 1), weight("w4", 4, 8, 3, 3), weight("w5", 16, 8, 3, 3), weight("w6", 10, 16),
-        weight("b6", 10), numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64), "pads"),
+        weight("w1", 8, 3, 3, 3),
+        weight("b1", 8),
+        weight("s8", 8),
+        weight("z8", 8),
+        weight("w2", 8, 8, 3, 3),
+        weight("w3", 4, 8, 1, 1),
+        weight("w4", 4, 8, 3, 3),
+        weight("w5", 16, 8, 3, 3),
+        weight("w6", 10, 16),
+        weight("b6", 10),
+        numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64), "pads"),
     ]
     output = extra_nodes[-1].output[0] if extra_nodes else "logits"
     graph = helper.make_graph(
@@ -70,7 +78,15 @@ EQUIVALENT = [
     {"type": "relu", "name": "relu2"},
     {"type": "add", "name": "add1", "inputs": ["pool1", "relu2"]},
     {"type": "conv", "kernel_size": 1, "out_channels": 4, "bias": False, "name": "conv3", "inputs": ["add1"]},
-    {"type": "conv", "kernel_size": 3, "padding": 1, "out_channels": 4, "bias": False, "name": "conv4", "inputs": ["add1"]},
+    {
+        "type": "conv",
+        "kernel_size": 3,
+        "padding": 1,
+        "out_channels": 4,
+        "bias": False,
+        "name": "conv4",
+        "inputs": ["add1"],
+    },
     {"type": "concat", "name": "cat", "inputs": ["conv3", "conv4"]},
     {"type": "avgpool", "kernel_size": 2, "stride": 2, "name": "pool2"},
     {"type": "conv", "kernel_size": 3, "padding": 1, "out_channels": 16, "bias": False, "name": "conv5"},
@@ -87,7 +103,12 @@ def test_hand_built_graph_matches_the_solver_and_known_answers():
     for layer in expected.layers:
         mine = got[layer.name]
         assert (mine.receptive_field, mine.jump, mine.output_size, mine.c_value, mine.out_channels, mine.level) == (
-            layer.receptive_field, layer.jump, layer.output_size, layer.c_value, layer.out_channels, layer.level
+            layer.receptive_field,
+            layer.jump,
+            layer.output_size,
+            layer.c_value,
+            layer.out_channels,
+            layer.level,
         ), layer.name
     # by hand (THEORY.md section 1): merge r = max(r_i - P_i) + max P_i
     assert (got["add1"].receptive_field, got["add1"].effective_padding) == (8, 3)
@@ -114,8 +135,14 @@ def test_builder_export_reproduces_the_plan(tmp_path):
     first_classifier = next(i for i, layer in enumerate(plan.layers) if layer.level == "classifier")
     classifier_from = windowed[sum(1 for layer in plan.layers[:first_classifier] if layer.kind in ("conv", "maxpool"))]
     report, _ = validate_onnx(data, classifier_from=classifier_from)
-    planned = [(s.receptive_field, s.jump, s.c_value, s.output_size, s.level) for s in plan.layer_stats if s.kind == "conv"]
-    imported = [(s.receptive_field, s.jump, s.c_value, s.output_size, s.level) for s in report.analysis.layers if s.kind == "conv"]
+    planned = [
+        (s.receptive_field, s.jump, s.c_value, s.output_size, s.level) for s in plan.layer_stats if s.kind == "conv"
+    ]
+    imported = [
+        (s.receptive_field, s.jump, s.c_value, s.output_size, s.level)
+        for s in report.analysis.layers
+        if s.kind == "conv"
+    ]
     assert imported == planned
     assert report.valid and report.depth == plan.depth and report.top_receptive_field == plan.top_receptive_field
     default_report, _ = validate_onnx(data)  # default: the classifier starts at the global pool

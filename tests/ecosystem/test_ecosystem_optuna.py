@@ -16,8 +16,8 @@ from solver import SolverError, validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
-import optuna_search  # noqa: E402
-import search_space  # noqa: E402
+import optuna_search
+import search_space
 
 
 def solver_verdict(candidate: dict, image_size: int) -> bool:
