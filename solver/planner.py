@@ -16,7 +16,10 @@ with the same quotient T_l >> l and the same position of T_l mod 2^l among the b
 mod 2^l satisfy exactly the same future constraints, because every later increment is a multiple
 of 2^l. There are O(n/t) classes per stage and O(1/t) choices of a_(l+1), so the cost is
 polynomial in the number of stages n = O(log z); within a class only the lexicographically best
-(depth, T_l, a_1..a_l) survives, which is exact because objectives add across the split.
+(depth, T_l, a_1..a_l) survives, which is exact because objectives add across the split. Moving
+from stage l to l+1 keeps depth * 2^l - T invariant, so each reachable T_(l+1) is extended from its
+single best source (see `_collect`): one sweep per residue of T_l mod 2^l instead of one move per
+source and value of a_(l+1).
 """
 
 from __future__ import annotations
@@ -211,28 +214,51 @@ def _collect(
     ceiling: int,
     continue_bound: int | None,
 ) -> list[tuple[int, int, tuple[int, ...]]]:
-    """Extend every state (depth, T, stages) allowed to continue (T <= continue_bound) by a_level = a
-    (T + a * step <= ceiling) and keep the lexicographically best (depth, T, stages) of each
-    equivalence class of the new T at `level` (its quotient by 2^level and its slot among the residues)."""
+    """Extend the states (depth, T, stages) allowed to continue (T <= continue_bound) by a_level = a,
+    T' = T + a * step <= ceiling, and keep the lexicographically best (depth, T', stages) of each
+    equivalence class of T' at `level` (its quotient by 2^level and its slot among the residues).
+
+    Only the best source of each T' is extended: sources with T = T' (mod step) reach T' with depth
+    depth + (T' - T) / step, so the best is the one with T < T' maximising (depth * step - T, stages)
+    (the move leaves depth * step - T unchanged; equal values tie on depth and T', and the stages of
+    one level all have the same length, so the lexicographic order of the prefixes decides). One
+    sweep per residue class of T mod step then makes O(ceiling / step) moves instead of one per
+    source and value of a.
+    """
     residues = _residues(family, level)
     slots = len(residues) + 1
     mask = (1 << level) - 1
+    groups: dict[int, list[tuple[int, int, tuple[int, ...]]]] = {}
+    for state in states:
+        if continue_bound is None or state[1] <= continue_bound:
+            groups.setdefault(state[1] % step, []).append(state)
     kept: dict[int, tuple[int, int, tuple[int, ...]]] = {}
     get = kept.get
-    for depth, total, stages in states:
-        if continue_bound is not None and total > continue_bound:
-            continue
-        for a in range(1, (ceiling - total) // step + 1):
-            new_total = total + a * step
+    for group in groups.values():
+        group.sort(key=lambda state: state[1])
+        best_key: tuple[int, tuple[int, ...]] | None = None
+        best = group[0]
+        admitted = 0
+        target = group[0][1] + step
+        while target <= ceiling:
+            while admitted < len(group) and group[admitted][1] < target:
+                depth, total, stages = group[admitted]
+                candidate_key = (depth * step - total, stages)
+                if best_key is None or candidate_key > best_key:
+                    best_key, best = candidate_key, group[admitted]
+                admitted += 1
+            depth, total, stages = best
+            a = (target - total) // step
             new_depth = depth + a
-            key = (new_total >> level) * slots + bisect_left(residues, new_total & mask)
+            key = (target >> level) * slots + bisect_left(residues, target & mask)
             current = get(key)
             if (
                 current is None
                 or new_depth > current[0]
-                or (new_depth == current[0] and (new_total > current[1] or (new_total == current[1] and stages + (a,) > current[2])))
+                or (new_depth == current[0] and (target > current[1] or (target == current[1] and stages + (a,) > current[2])))
             ):
-                kept[key] = (new_depth, new_total, stages + (a,))
+                kept[key] = (new_depth, target, stages + (a,))
+            target += step
     return list(kept.values())
 
 
