@@ -4,8 +4,9 @@ kombu's SQLAlchemy transport marks a delivered message invisible and never re-de
 worker dies without closing its channel (SIGKILL, power loss), and Redis re-delivers only after
 its visibility timeout. So every running job holds a lease that its worker renews every third of
 `job_lease_seconds`; each worker, when it starts and then every lease period, moves jobs whose lease
-expired back to ``queued`` and sends them again. Claims are compare-and-set, so a duplicate
-message is harmless.
+expired back to ``queued`` and sends them again, and sends again any job left ``queued`` and
+untouched for longer than a job may run (its message may have died with a worker between delivery
+and claim). Claims are compare-and-set, so a duplicate message is harmless.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ from .store import JobStore
 logger = logging.getLogger("cnnplan.worker")
 
 
-def requeue_lost_jobs(store: JobStore, send: Callable[[str], None]) -> list[str]:
-    """Re-queue and re-send every running job whose lease has expired; their ids."""
-    requeued = []
+def requeue_lost_jobs(store: JobStore, send: Callable[[str], None], stale_after: float) -> list[str]:
+    """Re-send every running job whose lease has expired (re-queued first) and every job queued and
+    untouched for `stale_after` seconds (its message may have died with a worker before the claim); their ids."""
+    sent = []
     for job_id in store.active_ids():
         if store.requeue_expired(job_id):
-            send(job_id)
-            requeued.append(job_id)
             logger.warning("job %s lost its worker; re-queued", job_id)
-    return requeued
+        elif not store.touch_if_stale(job_id, stale_after):
+            continue
+        send(job_id)
+        sent.append(job_id)
+    return sent
 
 
 class Heartbeat(threading.Thread):
@@ -62,15 +66,17 @@ class Heartbeat(threading.Thread):
 class Sweeper(threading.Thread):
     """Runs `requeue_lost_jobs` now and then every `interval` seconds, in the worker's main process."""
 
-    def __init__(self, store_factory: Callable[[], JobStore], send: Callable[[str], None], interval: float) -> None:
+    def __init__(
+        self, store_factory: Callable[[], JobStore], send: Callable[[str], None], interval: float, stale_after: float
+    ) -> None:
         super().__init__(name="cnnplan-lease-sweeper", daemon=True)
-        self.store_factory, self.send, self.interval = store_factory, send, interval
+        self.store_factory, self.send, self.interval, self.stale_after = store_factory, send, interval, stale_after
         self.finished = threading.Event()
 
     def run(self) -> None:
         while True:
             try:
-                requeue_lost_jobs(self.store_factory(), self.send)
+                requeue_lost_jobs(self.store_factory(), self.send, self.stale_after)
             except Exception:
                 logger.exception("lease sweep failed")
             if self.finished.wait(self.interval):
@@ -86,7 +92,9 @@ def start_sweeper(sender: object = None, **_: object) -> None:
     global _sweeper
     from .tasks import send_job, worker_settings, worker_store
 
-    _sweeper = Sweeper(worker_store, send_job, worker_settings().job_lease_seconds)
+    settings = worker_settings()
+    stale_after = settings.job_time_limit + 2 * settings.job_lease_seconds  # no live job stays queued untouched that long
+    _sweeper = Sweeper(worker_store, send_job, settings.job_lease_seconds, stale_after)
     _sweeper.start()
 
 

@@ -170,6 +170,18 @@ class JobStore:
         return self._cas(job_id, transition) is not None
 
 
+    def touch_if_stale(self, job_id: str, older_than: float) -> bool:
+        """queued and unchanged for `older_than` seconds -> touched now (its message may be lost: send again)."""
+        now = time.time()
+
+        def transition(job: Job) -> dict[str, Any] | None:
+            if job.status != QUEUED or job.updated_at > now - older_than:
+                return None
+            return {"updated_at": now}
+
+        return self._cas(job_id, transition) is not None
+
+
 class SqlJobStore(JobStore):
     """Jobs in one SQLite table (any SQLAlchemy URL works; SQLite gets WAL and immediate transactions)."""
 

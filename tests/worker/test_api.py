@@ -10,12 +10,17 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 
+NO_RATE_LIMIT = "100000/minute"
+"""These tests are about the worker, not the per-client submission rate limit (tested by the service)."""
 PLAN = {"image_size": 32, "widths": {"base": 4, "multiplier": 2, "max_width": 8}, "num_classes": 10}
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> TestClient:
-    settings = Settings(data_dir=tmp_path, embedded_worker=False, max_benchmark_batch_size=64, max_benchmark_iterations=50)
+    settings = Settings(
+        data_dir=tmp_path, embedded_worker=False, max_benchmark_batch_size=64, max_benchmark_iterations=50,
+        job_rate_limit=NO_RATE_LIMIT,
+    )
     return TestClient(create_app(settings))
 
 
@@ -70,3 +75,35 @@ def test_list_limits(client: TestClient) -> None:
 def test_readyz_reports_the_embedded_broker(client: TestClient) -> None:
     broker = client.get("/readyz").json()["components"]["broker"]
     assert broker["ok"] is True and "sqlite" in broker["detail"]
+
+
+def test_fuzzed_benchmark_bodies_never_get_a_5xx(tmp_path: Path) -> None:
+    """Random option values and networks: a 202 or a 4xx problem naming a field, never a 5xx."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    client = TestClient(create_app(Settings(data_dir=tmp_path, embedded_worker=False, job_rate_limit=NO_RATE_LIMIT)))
+    anything = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats() | st.text(max_size=8)
+    plans = st.fixed_dictionaries({"image_size": st.integers(-2, 5000) | anything}, optional={"kernel_size": st.integers(-1, 40)})
+    nets = st.fixed_dictionaries({}, optional={"plan": plans | anything, "architecture": st.fixed_dictionaries(
+        {"preset": st.sampled_from(["vgg11", "resnet18", "nope"])}, optional={"image_size": st.integers(-1, 300)}) | anything})
+    options = st.fixed_dictionaries({}, optional={
+        "device": st.sampled_from(["auto", "cpu", "cuda", "tpu"]) | anything,
+        "dtype": st.sampled_from(["float32", "bfloat16", "float16", "int8"]) | anything,
+        "mode": st.sampled_from(["inference", "training", "x"]) | anything,
+        "channels_last": anything, "compile": anything,
+        "batch_sizes": st.lists(st.integers(-2, 5000), max_size=10) | anything,
+        "warmup": st.integers(-2, 500) | anything, "iterations": st.integers(-2, 5000) | anything,
+    })  # fmt: skip
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(nets, options)
+    def check(net: dict, option: dict) -> None:
+        answer = client.post("/benchmarks", json={**net, **option})
+        assert answer.status_code in (202, 422), answer.text
+        if answer.status_code == 422:
+            assert answer.json()["field"]
+        else:
+            assert answer.headers["location"] == f"/benchmarks/{answer.json()['id']}"
+
+    check()

@@ -27,7 +27,9 @@ LONG = {"plan": TINY, "device": "cpu", "batch_sizes": [1], "warmup": 0, "iterati
 
 
 def api(data_dir: Path, redis_url: str | None = None) -> TestClient:
-    settings = Settings(data_dir=data_dir, redis_url=redis_url, embedded_worker=False, job_lease_seconds=3)
+    settings = Settings(
+        data_dir=data_dir, redis_url=redis_url, embedded_worker=False, job_lease_seconds=3, job_rate_limit="100000/minute"
+    )
     return TestClient(create_app(settings))
 
 

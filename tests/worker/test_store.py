@@ -75,3 +75,21 @@ def test_survives_reopening(tmp_path: Path) -> None:
     first.finish(job.id, 1, FAILED, error={"message": "boom"})
     again = SqlJobStore.in_data_dir(tmp_path).get(job.id)
     assert again.status == FAILED and again.error == {"message": "boom"} and again.request == {"x": 1}
+
+
+def test_sweep_resends_lost_and_stale_jobs_only(store: JobStore) -> None:
+    from service.worker.recovery import requeue_lost_jobs
+
+    lost, live, waiting, finished = (store.create({"n": n}) for n in range(4))
+    store.claim(lost.id, "dead", lease_seconds=0.01, max_attempts=3)
+    store.claim(live.id, "alive", lease_seconds=600, max_attempts=3)
+    store.claim(finished.id, "w", 600, 3)
+    store.finish(finished.id, 1, SUCCEEDED, result={})
+    time.sleep(0.05)
+    sent: list[str] = []
+    assert requeue_lost_jobs(store, sent.append, stale_after=600) == sent == [lost.id]
+    assert store.get(lost.id).status == QUEUED and store.get(live.id).status == RUNNING
+    sent.clear()
+    time.sleep(0.05)
+    assert sorted(requeue_lost_jobs(store, sent.append, stale_after=0.01)) == sorted([lost.id, waiting.id])
+    assert requeue_lost_jobs(store, sent.append, stale_after=600) == []  # just touched: not sent again

@@ -82,7 +82,7 @@ def worker_env(data_dir: Path, redis_url: str | None = None, **extra: str) -> di
     env = {key: value for key, value in os.environ.items() if not key.startswith("CNNPLAN_")}
     env.update(
         CNNPLAN_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), CNNPLAN_JOB_LEASE_SECONDS="3",
-        OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", CNNPLAN_JOB_RATE_LIMIT="100000/minute",
     )  # fmt: skip
     if redis_url:
         env["CNNPLAN_REDIS_URL"] = redis_url
@@ -104,6 +104,7 @@ class Processes:
         return process
 
     def worker(self, env: dict[str, str], name: str = "worker") -> subprocess.Popen:
+        """A `cnnplan worker` process (killed, not shut down, at the end of the test: nothing to keep)."""
         return self.start([sys.executable, "-m", "service.cli_jobs", "worker", "--concurrency", "1"], env, name)
 
     @staticmethod
@@ -125,6 +126,10 @@ class Processes:
     def close(self) -> None:
         for process in self.started:
             try:
-                self.stop(process)
+                if process.args[-3:-1] == ["worker", "--concurrency"]:
+                    if process.poll() is None:
+                        self.kill(process)
+                else:
+                    self.stop(process)  # `cnnplan serve` stops its embedded worker itself
             except ProcessLookupError:
                 pass
