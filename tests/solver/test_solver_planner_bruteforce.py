@@ -112,3 +112,13 @@ def test_large_images_plan_quickly_and_validly(z) -> None:
     plan = make_plan(PlanRequest(z))
     assert plan.report.valid and plan.report.depth_headroom == 0
     assert plan.top_receptive_field <= z
+
+
+@pytest.mark.parametrize(("k", "t"), [(3, Fraction(1, 64)), (3, Fraction(2, 9)), (9, Fraction(1, 32)), (11, Fraction(1, 2))])
+def test_exact_planner_equals_exhaustive_search_beyond_the_grid(k: int, t: Fraction) -> None:
+    """Other kernels and t (down to the planner's floor 1/64, many layers per stage), every third z."""
+    for z in range(1, MAX_Z + 1, 3):
+        pooled = exact_optimum(z, k, t, "maxpool")
+        assert _planned(z, k, t, "maxpool") == pooled, z
+        assert _planned(z, k, t, "conv") == exact_optimum(z, k, t, "conv"), z
+        assert _planned(z, k, t, "maxpool", model="simplified") == simplified_optimum(z, k, t), z
