@@ -206,3 +206,29 @@ def test_a_product_of_two_feature_maps_is_not_silently_dropped():
     with pytest.raises(OnnxImportError) as caught:
         validate_onnx(hand_built([gate, pool]))
     assert "Mul of 2 feature maps (node 'se_gate')" in caught.value.reason
+
+
+def test_resnet18_preset_round_trips_through_the_builder_and_onnx():
+    """Residual adds and 1x1 stride-2 shortcuts: the imported graph has the preset's exact arithmetic."""
+    from solver import validate
+    from solver.presets import preset
+
+    layers = preset("resnet18")
+    module, _ = build_model(layers, 224)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.zeros(1, 3, 224, 224),), buffer, dynamo=False, export_params=False)
+    reference = validate(layers, 224)
+    report, _ = validate_onnx(buffer.getvalue())
+
+    def convs(analysis):
+        return [
+            (s.receptive_field, s.jump, s.effective_padding, s.c_value) for s in analysis.layers if s.kind == "conv"
+        ]
+
+    assert convs(report.analysis) == convs(reference.analysis)
+    assert sum(1 for s in report.analysis.layers if s.kind == "add") == 8
+    assert [(v.constraint, v.value, v.limit) for v in report.violations] == [
+        (v.constraint, v.value, v.limit) for v in reference.violations
+    ]
