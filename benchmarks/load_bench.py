@@ -206,6 +206,58 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
 
 
+def breakdown(count: int = 300, repeats: int = 5) -> None:
+    """In-process cost per request (no sockets, best of `repeats`): GET /healthz, and POST /plan split
+    into the solver's make_plan, the response dict, orjson, and the rest (framework, validation)."""
+    import asyncio
+
+    import httpx
+    import orjson
+
+    from service.app import create_app
+    from service.convert import plan_dict, to_plan_request
+    from service.schemas import PlanRequestModel
+    from service.settings import Settings
+    from solver import make_plan
+
+    rng = random.Random(7)
+    bodies = [plan_body(rng) for _ in range(count)]
+    app = create_app(Settings(embedded_worker=False))
+
+    async def per_request(method: str, path: str, payloads: list) -> float:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            start = time.perf_counter()
+            for payload in payloads:
+                response = await client.request(method, path, json=payload)
+                assert response.status_code == 200, response.text
+            return (time.perf_counter() - start) / len(payloads)
+
+    healthz = min(asyncio.run(per_request("GET", "/healthz", [None] * count)) for _ in range(repeats))
+    plan = min(asyncio.run(per_request("POST", "/plan", bodies)) for _ in range(repeats))
+    models = [PlanRequestModel.model_validate(body) for body in bodies]
+    solver = dump = encode = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        plans = [make_plan(to_plan_request(model)) for model in models]
+        middle = time.perf_counter()
+        dicts = [plan_dict(one) for one in plans]
+        end = time.perf_counter()
+        for one in dicts:
+            orjson.dumps(one)
+        encoded = time.perf_counter()
+        solver, dump, encode = (
+            min(solver, (middle - start) / count),
+            min(dump, (end - middle) / count),
+            min(encode, (encoded - end) / count),
+        )
+    extra = plan - healthz - solver - dump - encode
+    print(f"in-process, per request, best of {repeats} x {count} (httpx ASGITransport, no sockets):")
+    print(f"  GET /healthz  {healthz * 1e6:8.0f} us  (client, middleware, routing: paid by every request)")
+    print(f"  POST /plan    {plan * 1e6:8.0f} us  = that + make_plan {solver * 1e6:.0f} + response dict {dump * 1e6:.0f}"
+          f" + orjson {encode * 1e6:.0f} + body parsing and validation {extra * 1e6:.0f}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="Seconds per phase (at most 120).")
@@ -213,7 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="Concurrent connections (wrk) or clients.")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--json", action="store_true", help="Also print the summary as one JSON line.")
+    parser.add_argument("--breakdown", action="store_true", help="Only the in-process cost split; no server.")
     args = parser.parse_args(argv)
+    if args.breakdown:
+        breakdown()
+        return 0
     if not 0 < args.duration <= MAX_DURATION_S or not 1 <= args.rounds <= 10:
         parser.error(f"--duration must be in (0, {MAX_DURATION_S}] and --rounds in 1..10")
     if not 1 <= args.connections <= MAX_CONNECTIONS:
