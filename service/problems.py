@@ -204,9 +204,10 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.url.path!r}"
         headers["Allow"] = ", ".join(sorted(allowed_methods(request))) or headers.get("Allow", "")
-    elif status == 400 and error.__cause__ is not None:  # FastAPI could not parse the body (e.g. not UTF-8)
-        field, reason = "body", f"is not valid JSON ({str(error.__cause__)[:200]})"
+    elif status == 400 and error.__cause__ is not None:  # FastAPI could not parse the body (e.g. not UTF-8):
+        status, field, reason = 422, "body", f"is not valid JSON ({str(error.__cause__)[:200]})"  # as a JSON syntax error
         detail = f"body: {reason}"
+        return problem_response(problem_body(status, "Invalid request", detail, code="validation_error", field=field, reason=reason))
     return problem_response(problem_body(status, None, detail, field=field, reason=reason), headers)
 
 

@@ -70,8 +70,10 @@ MinCValue = Annotated[
             "anyOf": [
                 {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                 {"type": "string", "maxLength": 64, "examples": ["1/6"]},
+                {"type": "null"},
             ],
-            "description": "Minimum c-value t in (0, 1]: a number or an exact 'p/q' string (denominator <= 10^6).",
+            "description": "Minimum c-value t in (0, 1]: a number or an exact 'p/q' string (denominator <= 10^6); "
+            "null means the default 1/6.",
             "default": DEFAULT_MIN_C_VALUE,
         }
     ),
@@ -280,7 +282,8 @@ class Problem(BaseModel):
 
 
 def _batch_items(schema: str) -> dict[str, Any]:
-    return {"items": {"$ref": f"#/components/schemas/{schema}"}}
+    """Items are meant to be `schema` bodies, but any JSON value is accepted: a bad item gets its own problem."""
+    return {"items": {"anyOf": [{"$ref": f"#/components/schemas/{schema}"}, {}]}}
 
 
 class PlanBatchRequest(BaseModel):

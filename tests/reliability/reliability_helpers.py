@@ -1,0 +1,104 @@
+"""Shared helpers of the reliability tests: problem+json assertions and a real uvicorn process on loopback.
+
+(A module with its own name, not a conftest import: every test directory has a conftest.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def assert_problem(response: httpx.Response, status: int, field: str | None = None, mentions: Iterable[str] = ()) -> dict[str, Any]:
+    """`response` is an RFC 9457 problem with `status`, naming `field`, whose detail mentions each of `mentions`."""
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["type"], body
+    if field is not None:
+        assert body.get("field") == field, body
+        assert body.get("reason"), body
+    for text in mentions:
+        assert text in body["detail"], (text, body["detail"])
+    return body
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class Uvicorn:
+    """``uvicorn service.app:app`` on a free loopback port, with `env` on top of a clean CNNPLAN_* environment;
+    its stdout and stderr go to `log_path`."""
+
+    def __init__(self, data_dir: Path, log_path: Path, env: Mapping[str, str] | None = None, log_level: str = "info") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        base = {key: value for key, value in os.environ.items() if not key.startswith("CNNPLAN_")}
+        base.update({"CNNPLAN_DATA_DIR": str(data_dir), "CNNPLAN_EMBEDDED_WORKER": "false", "PYTHONPATH": str(ROOT)})
+        base.update(env or {})
+        self.env = base
+        self.log_level = log_level
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Uvicorn":
+        command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--log-level", self.log_level, "--no-access-log" if self.log_level == "warning" else "--access-log"]  # fmt: skip
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:  # a liveness guard, not a timed assertion
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not answer /healthz within 60 s")
+            time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+__all__ = ["ROOT", "Uvicorn", "assert_problem", "free_port", "rss_bytes"]
