@@ -1,0 +1,38 @@
+"""The dicts the routes build by hand (service/convert.py) have exactly the shapes the OpenAPI models document."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from service.schemas import LayerResult, PlanBatchItem, PlanResponse, ValidateResponse, ViolationResult
+
+pytestmark = pytest.mark.anyio
+
+
+def assert_shape(data: dict, model: type[BaseModel]) -> None:
+    assert set(data) == set(model.model_fields), f"{model.__name__}: {set(data) ^ set(model.model_fields)}"
+    model.model_validate(data)
+
+
+async def test_plan_response_shape(client):
+    plan = (await client.post("/plan", json={"image_size": [64, 48], "downsample": "conv"})).json()
+    assert_shape(plan, PlanResponse)
+    for layer in plan["layers"]:
+        assert_shape(layer, LayerResult)
+
+
+async def test_validate_response_shape(client):
+    conv = {"type": "conv", "kernel_size": 3, "padding": "same"}
+    report = (await client.post("/validate", json={"image_size": 16, "layers": [conv] * 9})).json()
+    assert_shape(report, ValidateResponse)
+    assert len(report["violations"]) == 2
+    for violation in report["violations"]:
+        assert_shape(violation, ViolationResult)
+
+
+async def test_batch_item_shape(client):
+    results = (await client.post("/plan/batch", json={"requests": [{"image_size": 18}, {"image_size": 0}]})).json()
+    for item in results["results"]:
+        PlanBatchItem.model_validate(item)
+        assert ("result" in item) != ("problem" in item)
