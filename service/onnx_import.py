@@ -183,11 +183,18 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
             continue
         if op in ("Shape", "Size"):
             continue
+        if len(node.output) < 1 or not node.output[0]:
+            raise OnnxImportError(f"{where}.output", f"a {op} node needs an output")
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         inputs = tuple(source[name] for name in features)
         constant_inputs = [name for name in node.input[1:] if name and name not in source]
         if op == "Pad":
-            pads = _pads_of_pad(node, attrs, values, where)
+            try:
+                pads = _pads_of_pad(node, attrs, values, where)
+            except (TypeError, ValueError, IndexError, OverflowError) as error:
+                if isinstance(error, SolverError):
+                    raise
+                raise OnnxImportError(where, f"malformed Pad node ({type(error).__name__})") from None
             pending_pad[node.output[0]] = _add_pads(pending_pad.get(features[0], (0, 0, 0, 0)), pads)
             source[node.output[0]] = inputs[0]
             continue
@@ -200,9 +207,14 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
             continue
         level = "classifier" if classifier else "feature"
         name = _layer_name(node, index, used_names)
-        layer = _layer(
-            node, op, attrs, inputs, features, constant_inputs, dims, values, pending_pad, name, level, where
-        )
+        try:
+            layer = _layer(
+                node, op, attrs, inputs, features, constant_inputs, dims, values, pending_pad, name, level, where
+            )
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError) as error:
+            if isinstance(error, SolverError):
+                raise
+            raise OnnxImportError(where, f"malformed {op} node ({type(error).__name__})") from None
         if len(layers) >= MAX_LAYERS:
             raise OnnxImportError(f"{field}.graph.node", f"has more than {MAX_LAYERS} layers")
         layers.append(layer)
@@ -313,6 +325,8 @@ def _layer(node, op, attrs, inputs, features, constant_inputs, dims, values, pen
     if op in ("MaxPool", "AveragePool"):
         if attrs.get("ceil_mode", 0):
             raise OnnxImportError(f"{where}.ceil_mode", "ceil_mode=1 is not supported (the arithmetic floors)")
+        if "kernel_shape" not in attrs:
+            raise OnnxImportError(f"{where}.kernel_shape", "is required")
         kernel = _square(attrs["kernel_shape"], f"{where}.kernel_shape")
         dilation = _square(attrs.get("dilations", (1, 1)), f"{where}.dilations")
         padding = _padding(node, attrs, features[0], pending_pad, effective_kernel(kernel, dilation), where)
@@ -359,6 +373,8 @@ def _weight_inputs(layer: Layer, node, attrs: dict, dims: dict) -> int | None:
 
 
 def _square(values: Iterable[int], where: str) -> int:
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, int) for v in values):
+        raise OnnxImportError(where, "must be a list of integers")
     items = [int(v) for v in values]
     if len(items) != 2 or items[0] != items[1]:
         raise OnnxImportError(where, f"only square 2-d windows are supported, got {items}")
@@ -375,6 +391,8 @@ def _padding(node, attrs, feature, pending_pad, kernel_effective, where) -> int 
     if auto_pad not in ("NOTSET", "VALID"):
         raise OnnxImportError(f"{where}.auto_pad", f"unsupported auto_pad {auto_pad!r}")
     pads = [int(p) for p in attrs.get("pads", (0, 0, 0, 0))] if auto_pad == "NOTSET" else [0, 0, 0, 0]
+    if len(pads) != 4:
+        raise OnnxImportError(f"{where}.pads", f"needs 4 values for a 2-d window, got {len(pads)}")
     top, left, bottom, right = _add_pads(extra, tuple(pads))  # type: ignore[arg-type]
     if (top, bottom) != (left, right):
         raise OnnxImportError(f"{where}.pads", f"height and width padding differ ({top},{bottom}) vs ({left},{right})")

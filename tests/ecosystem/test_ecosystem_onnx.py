@@ -12,12 +12,14 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from service.cli import main
 from service.onnx_import import OnnxImportError, validate_onnx
 from service.worker.builder import build_model
-from solver import PlanRequest, WidthRule, analyse, make_plan
+from solver import PlanRequest, SolverError, WidthRule, analyse, make_plan
 
 
 def weight(name: str, *shape: int) -> TensorProto:
@@ -232,3 +234,22 @@ def test_resnet18_preset_round_trips_through_the_builder_and_onnx():
     assert [(v.constraint, v.value, v.limit) for v in report.violations] == [
         (v.constraint, v.value, v.limit) for v in reference.violations
     ]
+
+
+HAND_BUILT = hand_built()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    edits=st.lists(st.tuples(st.integers(0, len(HAND_BUILT) - 1), st.integers(0, 255)), min_size=1, max_size=6),
+    cut=st.one_of(st.none(), st.integers(0, len(HAND_BUILT))),
+)
+def test_corrupted_models_are_input_errors_never_crashes(edits, cut):
+    """Byte-level corruption of a valid model: either a report or a SolverError naming a field, nothing else."""
+    data = bytearray(HAND_BUILT)
+    for position, value in edits:
+        data[position] = value
+    try:
+        validate_onnx(bytes(data[:cut] if cut is not None else data))
+    except SolverError as error:
+        assert error.field and error.reason
