@@ -17,26 +17,24 @@ def parse_min_c_value(value: object, field: str = "min_c_value") -> Fraction:
         return DEFAULT_MIN_C_VALUE
     if isinstance(value, bool):
         raise SolverError(field, "must be a number or a 'p/q' string, not a boolean")
+    if not isinstance(value, (Real, str)):
+        raise SolverError(field, "must be a number or a 'p/q' string")
+    if isinstance(value, str) and len(value) > 64:  # the raw string, as the API schema's maxLength counts it
+        raise SolverError(field, "is too long to be a fraction: at most 64 characters are accepted")
     try:
-        if isinstance(value, Fraction):
-            t = value
-        elif isinstance(value, int):
+        if isinstance(value, (Fraction, int)):
             t = Fraction(value)
-        elif isinstance(value, Real):
-            t = Fraction(repr(float(value)))
         elif isinstance(value, str):
-            text = value.strip()
-            if len(text) > 64:
-                raise SolverError(field, "is too long to be a fraction")
-            t = Fraction(text)
+            t = Fraction(value.strip())
         else:
-            raise SolverError(field, "must be a number or a 'p/q' string")
+            t = Fraction(repr(float(value)))
     except (ValueError, ZeroDivisionError, OverflowError):
         raise SolverError(field, f"cannot be read as a number or a 'p/q' fraction: {value!r}") from None
     if t.denominator > MAX_FRACTION_DENOMINATOR:
         raise SolverError(field, f"denominator must be at most {MAX_FRACTION_DENOMINATOR}")
     if not (0 < t <= 1):
-        raise SolverError(field, f"must satisfy 0 < t <= 1 (a c-value never exceeds 1), got {format_fraction(t)}")
+        shown = format_fraction(t) if t.numerator.bit_length() <= 64 else ("a number above 1" if t > 1 else "a number below 0")
+        raise SolverError(field, f"must satisfy 0 < t <= 1 (a c-value never exceeds 1), got {shown}")
     return t
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..dependencies import AppSettings, require_api_key
@@ -18,6 +18,8 @@ from ..settings import Settings
 from ..worker.store import CANCELLED, FINISHED, Job, JobStore, StoreUnavailable, open_store
 
 router = APIRouter(tags=["benchmarks"], dependencies=[Depends(require_api_key)])
+
+JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job's id (a UUID).")]
 
 RETRY_AFTER_SECONDS = 10
 """Retry-After of a 503 when the broker or the job store is down."""
@@ -270,7 +272,7 @@ def list_benchmarks(
     responses=problem_responses(401, 404, 503),
     summary="A benchmark job: status, progress, result or error",
 )
-def get_benchmark(job_id: str, settings: AppSettings) -> FastJSONResponse:
+def get_benchmark(job_id: JobId, settings: AppSettings) -> FastJSONResponse:
     try:
         job = _lookup(job_service(settings).store, job_id)
     except (StoreUnavailable, OSError) as error:
@@ -284,7 +286,7 @@ def get_benchmark(job_id: str, settings: AppSettings) -> FastJSONResponse:
     responses=problem_responses(401, 404, 409, 503),
     summary="Cancel a queued or running benchmark job",
 )
-def cancel_benchmark(job_id: str, settings: AppSettings) -> FastJSONResponse:
+def cancel_benchmark(job_id: JobId, settings: AppSettings) -> FastJSONResponse:
     """200 with the cancelled job (also when it already was); 409 when it had already finished."""
     store = job_service(settings).store
     try:
