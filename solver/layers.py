@@ -193,6 +193,8 @@ def as_graph(architecture: Iterable[Layer | Mapping[str, object]], field: str = 
             raise GraphStructureError(f"{where}.name", f"duplicate node name {name!r}")
         seen.add(name)
         inputs = layer.inputs if layer.inputs is not None else (previous,)
+        if not isinstance(inputs, (list, tuple)):
+            raise InvalidLayerError(f"{where}.inputs", "must be a list of node names")
         for position, source in enumerate(inputs):
             if not isinstance(source, str) or not source:
                 raise GraphStructureError(f"{where}.inputs[{position}]", "must be a node name")

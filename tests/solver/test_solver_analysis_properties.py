@@ -208,6 +208,22 @@ def test_bad_input_raises_only_solver_errors(architecture, image_size, min_c_val
         validate(architecture, image_size, min_c_value, in_channels=in_channels, include_pointwise=include_pointwise)
     except SolverError as error:
         assert isinstance(error.field, str) and error.field and error.reason
+    if isinstance(architecture, list):  # the same fields given as Layer objects, bypassing the dict parser
+        layers = [_as_layer(item) for item in architecture]
+        try:
+            validate(layers, 32, include_pointwise=include_pointwise)
+        except SolverError as error:
+            assert isinstance(error.field, str) and error.field and error.reason
+
+
+def _as_layer(item):
+    """A dict of Layer fields (``type`` read as ``kind``) as a `Layer` built without the dict parser."""
+    if not isinstance(item, dict) or "type" not in item:
+        return item
+    fields = {("kind" if key == "type" else key): value for key, value in item.items() if key != "kind"}
+    if not set(fields) <= set(Layer.__dataclass_fields__):
+        return item
+    return Layer(**fields)
 
 
 @settings(max_examples=300, deadline=None)
