@@ -151,3 +151,18 @@ async def test_benchmark_jobs_submit_list_cancel_and_wait(client):
     with pytest.raises(PlannerError) as bad:
         await client.submit_benchmark({"plan": {"image_size": 32}, "batch_sizes": [0]})
     assert bad.value.status == 422 and bad.value.field == "batch_sizes[0]"
+
+
+@pytest.mark.anyio
+async def test_api_key_is_sent_as_a_bearer_token(tmp_path):
+    from service.app import create_app
+    from service.settings import Settings
+
+    app = create_app(Settings(data_dir=tmp_path, redis_url=None, embedded_worker=False, api_key="s3cret"))
+    transport = httpx.ASGITransport(app=app)
+    async with AsyncPlannerClient("http://t", transport=transport) as anonymous:
+        with pytest.raises(PlannerError) as caught:
+            await anonymous.benchmarks()
+        assert caught.value.status == 401
+    async with AsyncPlannerClient("http://t", transport=transport, api_key="s3cret") as keyed:
+        assert (await keyed.benchmarks())["items"] == []
