@@ -259,7 +259,11 @@ def validate(
                 422, "Bad usage", "give an architecture file or --preset, not both or neither", field="architecture"
             )
         if architecture is not None and architecture.lower().endswith(".onnx"):
-            from .onnx_import import validate_onnx_file  # the optional 'onnx' extra
+            try:
+                from .onnx_import import validate_onnx_file  # the optional 'onnx' extra
+            except ImportError:
+                reason = "reading .onnx files needs the onnx package: pip install 'cnnplan[onnx]'"
+                raise ProblemError(422, "ONNX unavailable", reason, field="architecture") from None
 
             size = tuple(image_size) if isinstance(image_size, list) else image_size
             checked = validate_onnx_file(architecture, size, min_c_value, bool(include_pointwise), classifier_from)
