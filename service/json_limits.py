@@ -20,7 +20,8 @@ MAX_JSON_DEPTH = 32
 """Deepest accepted nesting of JSON arrays and objects (the deepest valid body, a /validate/batch of graphs, needs 7)."""
 
 MAX_JSON_NUMBER_DIGITS = 100
-"""Most digits accepted in one JSON number (every limit of the API fits in 7; an exact c-value is a "p/q" string)."""
+"""Most digits in a row in a JSON number (integer part, fraction or exponent): every limit of the API fits
+in 7, and an exact c-value is a "p/q" string."""
 
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)  # possessive: linear time, no backtracking
 _LONG_NUMBER = re.compile(rb"\d{%d,}" % (MAX_JSON_NUMBER_DIGITS + 1))

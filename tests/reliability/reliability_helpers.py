@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -32,6 +33,31 @@ def assert_problem(response: httpx.Response, status: int, field: str | None = No
     for text in mentions:
         assert text in body["detail"], (text, body["detail"])
     return body
+
+
+class AppClient:
+    """A synchronous httpx client for an ASGI app in this process (no sockets); `client` is the peer address the app sees."""
+
+    def __init__(self, app: Any, client: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
+        self.app = app
+        self.client = client
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app, client=self.client)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=120) as http:
+                return await http.request(method, url, **kwargs)
+
+        return asyncio.run(send())
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
 
 
 def free_port() -> int:
@@ -101,4 +127,4 @@ class Uvicorn:
         return self.log_path.read_text(errors="replace")
 
 
-__all__ = ["ROOT", "Uvicorn", "assert_problem", "free_port", "rss_bytes"]
+__all__ = ["AppClient", "ROOT", "Uvicorn", "assert_problem", "free_port", "rss_bytes"]
