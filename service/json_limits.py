@@ -55,7 +55,9 @@ def _is_json(scope: Scope) -> bool:
     for key, value in scope["headers"]:
         if key == b"content-type":
             media_type = value.split(b";", 1)[0].strip().lower()
-            return media_type == b"application/json" or (media_type.startswith(b"application/") and media_type.endswith(b"+json"))
+            return media_type == b"application/json" or (
+                media_type.startswith(b"application/") and media_type.endswith(b"+json")
+            )
     return True
 
 
@@ -80,10 +82,12 @@ class JsonLimitsMiddleware:
         body = b"".join(chunks)
         reason = json_limit_reason(body)
         if reason is not None:
-            problem = problem_body(422, "Invalid request", f"body: {reason}", code="limit_exceeded", field="body", reason=reason)
+            problem = problem_body(
+                422, "Invalid request", f"body: {reason}", code="limit_exceeded", field="body", reason=reason
+            )
             await problem_response(problem)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
 
 
-__all__ = ["JsonLimitsMiddleware", "MAX_JSON_DEPTH", "MAX_JSON_NUMBER_DIGITS", "json_limit_reason"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_JSON_NUMBER_DIGITS", "JsonLimitsMiddleware", "json_limit_reason"]

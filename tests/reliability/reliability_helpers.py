@@ -12,15 +12,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def assert_problem(response: httpx.Response, status: int, field: str | None = None, mentions: Iterable[str] = ()) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int, field: str | None = None, mentions: Iterable[str] = ()
+) -> dict[str, Any]:
     """`response` is an RFC 9457 problem with `status`, naming `field`, whose detail mentions each of `mentions`."""
     assert response.status_code == status, (response.status_code, response.text[:500])
     assert response.headers["content-type"] == "application/problem+json", response.headers
@@ -78,7 +81,9 @@ class Uvicorn:
     """``uvicorn service.app:app`` on a free loopback port, with `env` on top of a clean CNNPLAN_* environment;
     its stdout and stderr go to `log_path`."""
 
-    def __init__(self, data_dir: Path, log_path: Path, env: Mapping[str, str] | None = None, log_level: str = "info") -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path, env: Mapping[str, str] | None = None, log_level: str = "info"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -89,7 +94,7 @@ class Uvicorn:
         self.log_level = log_level
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Uvicorn":
+    def __enter__(self) -> Uvicorn:
         command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(self.port),
                    "--log-level", self.log_level, "--no-access-log" if self.log_level == "warning" else "--access-log"]  # fmt: skip
         self._log = open(self.log_path, "wb")
@@ -127,4 +132,4 @@ class Uvicorn:
         return self.log_path.read_text(errors="replace")
 
 
-__all__ = ["AppClient", "ROOT", "Uvicorn", "assert_problem", "free_port", "rss_bytes"]
+__all__ = ["ROOT", "AppClient", "Uvicorn", "assert_problem", "free_port", "rss_bytes"]

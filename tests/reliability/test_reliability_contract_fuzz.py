@@ -19,9 +19,8 @@ import os
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
-
 from reliability_helpers import ROOT
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.app import create_app
 from service.settings import Settings
@@ -31,14 +30,27 @@ SPEC = ROOT / "openapi" / "openapi.json"
 
 schema = schemathesis.openapi.from_path(SPEC)
 # A schema-violating request may also be refused as too large (413); 5xx is never a rejection here.
-schema.config.checks.negative_data_rejection.expected_statuses = ["400", "401", "404", "405", "406", "409", "413", "415", "422", "429"]
+schema.config.checks.negative_data_rejection.expected_statuses = [
+    "400",
+    "401",
+    "404",
+    "405",
+    "406",
+    "409",
+    "413",
+    "415",
+    "422",
+    "429",
+]
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
     """The app with a private data dir, the embedded SQLite broker and a rate limit that fuzzing does not reach."""
     data_dir = tmp_path_factory.mktemp("fuzz-data")
-    return create_app(Settings(data_dir=data_dir, redis_url=None, embedded_worker=False, job_rate_limit="100000/minute"))
+    return create_app(
+        Settings(data_dir=data_dir, redis_url=None, embedded_worker=False, job_rate_limit="100000/minute")
+    )
 
 
 @schema.parametrize()

@@ -10,7 +10,6 @@ import time
 
 import httpx
 import pytest
-
 from reliability_helpers import AppClient, Uvicorn, assert_problem
 
 from service.app import create_app
@@ -60,7 +59,9 @@ def test_a_streamed_body_over_1_mib_is_413_on_a_real_server(server):
     assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
 
 
-@pytest.mark.parametrize("path, item", [("/plan/batch", {"image_size": 18}), ("/validate/batch", {"image_size": 18, "layers": [RELU]})])
+@pytest.mark.parametrize(
+    "path, item", [("/plan/batch", {"image_size": 18}), ("/validate/batch", {"image_size": 18, "layers": [RELU]})]
+)
 def test_a_batch_over_1000_requests_is_422(client, path, item):
     assert_problem(client.post(path, json={"requests": [item] * 1001}), 422, "requests", ["1000"])
 
@@ -81,7 +82,12 @@ def test_more_than_10000_layers_is_422(client):
 
 def test_more_than_10000_graph_nodes_is_422(client):
     nodes = [{"type": "relu", "name": f"n{i}"} for i in range(MAX_LAYERS + 1)]
-    assert_problem(client.post("/validate", json={"image_size": 18, "graph": {"nodes": nodes}}), 422, "graph.nodes", [str(MAX_LAYERS)])
+    assert_problem(
+        client.post("/validate", json={"image_size": 18, "graph": {"nodes": nodes}}),
+        422,
+        "graph.nodes",
+        [str(MAX_LAYERS)],
+    )
 
 
 def test_the_solver_refuses_more_than_10000_layers():
@@ -103,7 +109,10 @@ def test_a_merge_of_more_than_64_inputs_is_422(client):
 def test_a_merge_of_64_inputs_is_analysed(client):
     response = client.post("/validate", json={"image_size": 18, "graph": {"nodes": _fan_in_graph(MAX_FAN_IN)}})
     assert response.status_code == 200, response.text
-    assert response.json()["layers"][-1]["in_channels"] == 3 and response.json()["layers"][-1]["out_channels"] == 3 * MAX_FAN_IN
+    assert (
+        response.json()["layers"][-1]["in_channels"] == 3
+        and response.json()["layers"][-1]["out_channels"] == 3 * MAX_FAN_IN
+    )
 
 
 def test_the_solver_refuses_a_merge_of_more_than_64_inputs():
