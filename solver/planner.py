@@ -193,9 +193,10 @@ def _optimise(family: _Family) -> tuple[int, int, int, tuple[int, ...]] | None:
     level = 1
     while states:
         stop_bound = family.final[level]
+        alpha, growth = family.alpha[level], family.growth
         for depth, total, stages in states:
-            if total <= stop_bound:
-                candidate = (depth, family.radius(level, total), -level, stages)
+            if total <= stop_bound and (best is None or depth >= best[0]):
+                candidate = (depth, alpha + growth * total, -level, stages)  # R_l = alpha_l + g T_l
                 if best is None or candidate > best:
                     best = candidate
         if level == family.max_stages:
@@ -235,31 +236,34 @@ def _collect(
     kept: dict[int, tuple[int, int, tuple[int, ...]]] = {}
     get = kept.get
     for group in groups.values():
-        group.sort(key=lambda state: state[1])
-        best_key: tuple[int, tuple[int, ...]] | None = None
-        best = group[0]
+        group.sort(key=_total)
+        size = len(group)
+        best_potential, best_stages, best_depth, best_total = None, (), 0, 0
         admitted = 0
         target = group[0][1] + step
         while target <= ceiling:
-            while admitted < len(group) and group[admitted][1] < target:
+            while admitted < size and group[admitted][1] < target:
                 depth, total, stages = group[admitted]
-                candidate_key = (depth * step - total, stages)
-                if best_key is None or candidate_key > best_key:
-                    best_key, best = candidate_key, group[admitted]
+                potential = depth * step - total
+                if best_potential is None or potential > best_potential or (potential == best_potential and stages > best_stages):
+                    best_potential, best_stages, best_depth, best_total = potential, stages, depth, total
                 admitted += 1
-            depth, total, stages = best
-            a = (target - total) // step
-            new_depth = depth + a
+            a = (target - best_total) // step
+            new_depth = best_depth + a
             key = (target >> level) * slots + bisect_left(residues, target & mask)
             current = get(key)
             if (
                 current is None
                 or new_depth > current[0]
-                or (new_depth == current[0] and (target > current[1] or (target == current[1] and stages + (a,) > current[2])))
+                or (new_depth == current[0] and (target > current[1] or (target == current[1] and best_stages + (a,) > current[2])))
             ):
-                kept[key] = (new_depth, target, stages + (a,))
+                kept[key] = (new_depth, target, best_stages + (a,))
             target += step
     return list(kept.values())
+
+
+def _total(state: tuple[int, int, tuple[int, ...]]) -> int:
+    return state[1]
 
 
 def relaxed_optimum(image_size: ImageSize, kernel_size: int = 3, min_c_value: object = None, rf_side: RfSide = "min") -> RelaxedPlan:
