@@ -67,28 +67,37 @@ def feature_layers(
     stride-2 conv as the first layer of each stage after the first (downsample='conv')."""
     layers: list[Layer] = []
     append = layers.append
+    new_layer = object.__new__
+    bn = _layer_fields("bn")
+    relu = _layer_fields("relu")
     for stage, count in enumerate(stages, start=1):
-        width = widths.width(stage)
         prefix = f"s{stage}."
         if stage > 1 and downsample in ("maxpool", "avgpool"):
             append(trusted_layer(downsample, kernel_size=2, stride=2, name=f"s{stage - 1}.pool"))
+        conv = _layer_fields(
+            "conv", kernel_size=kernel_size, stride=1, padding="same", out_channels=widths.width(stage), bias=not batch_norm
+        )
         for position in range(1, count + 1):
-            stride = 2 if downsample == "conv" and stage > 1 and position == 1 else 1
-            append(
-                trusted_layer(
-                    "conv",
-                    kernel_size=kernel_size,
-                    stride=stride,
-                    padding="same",
-                    out_channels=width,
-                    bias=not batch_norm,
-                    name=f"{prefix}conv{position}",
-                )
-            )
+            # One template dict per stage and kind, copied into each new Layer: the same object as
+            # trusted_layer(...) builds, without re-packing the keyword arguments per layer.
+            layer = new_layer(Layer)
+            layer.__dict__.update(conv, name=f"{prefix}conv{position}")
+            if downsample == "conv" and stage > 1 and position == 1:
+                layer.__dict__["stride"] = 2
+            append(layer)
             if batch_norm:
-                append(trusted_layer("bn", name=f"{prefix}bn{position}"))
-            append(trusted_layer("relu", name=f"{prefix}relu{position}"))
+                layer = new_layer(Layer)
+                layer.__dict__.update(bn, name=f"{prefix}bn{position}")
+                append(layer)
+            layer = new_layer(Layer)
+            layer.__dict__.update(relu, name=f"{prefix}relu{position}")
+            append(layer)
     return layers
+
+
+def _layer_fields(kind: str, **fields: object) -> dict[str, object]:
+    """The instance dict of ``trusted_layer(kind, **fields)``, to stamp out many similar layers."""
+    return dict(trusted_layer(kind, **fields).__dict__)
 
 
 def classifier_layers(last_side: int, width: int, num_classes: int, dropout: float) -> list[Layer]:
