@@ -125,9 +125,18 @@ def bench(
         click.echo(f"job {job['id']} queued", err=True)
         with click.progressbar(length=1000, label="benchmarking", file=sys.stderr) as bar:
             shown = 0
+            failures = 0
             while job["status"] in ("queued", "running"):
                 time.sleep(poll)
-                job = client.get(location).json()
+                try:
+                    job = client.get(location).raise_for_status().json()
+                    failures = 0
+                except httpx.HTTPError as error:  # a restarting server: the job is durable, keep asking
+                    failures += 1
+                    if failures * poll >= 60:
+                        click.echo(f"\nerror: lost the API at {base} for a minute ({error}); the job continues: "
+                                   f"GET {base}{location}", err=True)  # fmt: skip
+                        sys.exit(EXIT_FAILED)
                 target = int(job["progress"] * 1000)
                 bar.update(max(0, target - shown))
                 shown = max(shown, target)

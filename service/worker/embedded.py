@@ -13,8 +13,20 @@ from typing import Iterator
 
 from ..settings import Settings
 
-SHUTDOWN_GRACE_SECONDS = 10
-"""A running job gets this long to end at shutdown; after that it is killed and re-run at the next start."""
+SHUTDOWN_GRACE_SECONDS = 30
+"""The worker's warm shutdown gets this long (an idle one needs about 10 s); then it is killed, and a job
+it was running is re-run after its lease (service.worker.recovery)."""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM it when the server dies, even by SIGKILL or by the
+    signal uvicorn re-raises after its own shutdown, which skips our `finally`."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def worker_command(concurrency: int = 1) -> list[str]:
@@ -42,7 +54,10 @@ def embedded_worker(settings: Settings) -> Iterator[subprocess.Popen | None]:
               "jobs stay queued until a worker joins", file=sys.stderr)  # fmt: skip
         yield None
         return
-    process = subprocess.Popen(worker_command(), env=settings_environment(settings), start_new_session=True)
+    process = subprocess.Popen(
+        worker_command(), env=settings_environment(settings), start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )  # fmt: skip
     try:
         yield process
     finally:

@@ -104,6 +104,8 @@ def test_embedded_serve_bench_cli_and_api_restart(tmp_path: Path, processes: Pro
 
     processes.stop(server)
     assert server.returncode is not None
+    embedded_pool_process = int(first["worker"].rsplit(":", 1)[1])
+    wait_for(lambda: not Path(f"/proc/{embedded_pool_process}").exists(), "the embedded worker to stop with serve")
     processes.start(serve, env, "serve-again")
     wait_for(up, "cnnplan serve after the restart")
     after = http.get("/benchmarks").json()
