@@ -16,6 +16,7 @@ from .layers import (
     INPUT,
     LINEAR,
     MERGE_KINDS,
+    POOL_KINDS,
     WINDOWED_KINDS,
     Layer,
     as_graph,
@@ -150,15 +151,21 @@ def analyse_chain(layers: Sequence[Layer], image_size: ImageSize, in_channels: i
     receptive_field, jump, effective_padding, channels = 1, 1, 0, in_channels
     previous = INPUT
     stats: list[LayerStats] = []
+    append, new_stats, padding_pair = stats.append, object.__new__, ar.padding_pair
     for index, node in enumerate(layers):
-        kind = node.kind
-        name = node.name if node.name is not None else f"{kind}{index}"
+        fields = node.__dict__  # the frozen Layer's fields, read without attribute lookups
+        kind = fields["kind"]
+        name = fields["name"]
+        if name is None:
+            name = f"{kind}{index}"
+        stride = fields["stride"]
+        if stride is None:  # Layer.effective_stride
+            stride = fields["kernel_size"] if kind in POOL_KINDS else 1
         jump_in, in_size, in_channels_here = jump, (height, width), channels
         padding, real, c, params, flops = _NO_PADDING, None, None, 0, 0
         if kind in WINDOWED_KINDS:
-            kernel_effective = node.dilation * (node.kernel_size - 1) + 1
-            stride = node.effective_stride
-            padding = ar.padding_pair(node.padding, kernel_effective)
+            kernel_effective = fields["dilation"] * (fields["kernel_size"] - 1) + 1
+            padding = padding_pair(fields["padding"], kernel_effective)
             left = padding[0]
             spare = left + padding[1] - kernel_effective
             height, width = (height + spare) // stride + 1, (width + spare) // stride + 1
@@ -172,12 +179,16 @@ def analyse_chain(layers: Sequence[Layer], image_size: ImageSize, in_channels: i
                 source = _State(receptive_field, jump_in, effective_padding, in_size, channels)
                 _single(node, index, f"{field}[{index}]", source, (previous,), name)  # raises the same error
             if kind == CONV:
-                out_channels = node.out_channels if node.out_channels is not None else channels
-                if channels % node.groups or out_channels % node.groups:
+                out_channels = fields["out_channels"]
+                if out_channels is None:
+                    out_channels = channels
+                groups = fields["groups"]
+                if channels % groups or out_channels % groups:
                     source = _State(receptive_field, jump_in, effective_padding, in_size, channels)
                     _single(node, index, f"{field}[{index}]", source, (previous,), name)  # raises the same error
-                weights = node.kernel_size * node.kernel_size * (channels // node.groups) * out_channels
-                params = weights + (out_channels if node.bias else 0)
+                kernel_size = fields["kernel_size"]
+                weights = kernel_size * kernel_size * (channels // groups) * out_channels
+                params = weights + (out_channels if fields["bias"] else 0)
                 flops = 2 * weights * height * width
                 real = kernel_effective * jump_in
                 c = Fraction(real, receptive_field)
@@ -185,9 +196,11 @@ def analyse_chain(layers: Sequence[Layer], image_size: ImageSize, in_channels: i
         elif kind in GLOBAL_KINDS:
             receptive_field += (max(height, width) - 1) * jump
             if kind == LINEAR:
-                out_channels = node.out_channels if node.out_channels is not None else channels
+                out_channels = fields["out_channels"]
+                if out_channels is None:
+                    out_channels = channels
                 in_features = channels * height * width
-                params = in_features * out_channels + (out_channels if node.bias else 0)
+                params = in_features * out_channels + (out_channels if fields["bias"] else 0)
                 flops = 2 * in_features * out_channels
                 channels = out_channels
             height = width = 1
@@ -195,18 +208,19 @@ def analyse_chain(layers: Sequence[Layer], image_size: ImageSize, in_channels: i
             raise InvalidLayerError(f"{field}[{index}].type", "a chain cannot contain merges; use analyse()")
         elif kind == "bn":
             params = 2 * channels
-        layer_stats = object.__new__(LayerStats)  # see _stats
+        inputs = fields["inputs"]
+        layer_stats = new_stats(LayerStats)  # see _stats
         layer_stats.__dict__.update(
             index=index,
             name=name,
             kind=kind,
-            level=node.level,
-            kernel_size=node.kernel_size,
-            stride=node.effective_stride,
-            dilation=node.dilation,
+            level=fields["level"],
+            kernel_size=fields["kernel_size"],
+            stride=stride,
+            dilation=fields["dilation"],
             padding=padding,
-            groups=node.groups,
-            inputs=node.inputs if node.inputs is not None else (previous,),
+            groups=fields["groups"],
+            inputs=inputs if inputs is not None else (previous,),
             in_channels=in_channels_here,
             out_channels=channels,
             input_size=in_size,
@@ -220,7 +234,7 @@ def analyse_chain(layers: Sequence[Layer], image_size: ImageSize, in_channels: i
             params=params,
             flops=flops,
         )
-        stats.append(layer_stats)
+        append(layer_stats)
         previous = name
     return Analysis(image_size=size, in_channels=in_channels, layers=tuple(stats))
 
