@@ -110,3 +110,15 @@ async def test_api_key_guards_everything_but_health_and_metrics(tmp_path):
         assert (await client.get("/presets", headers={"Authorization": "Bearer s3cret"})).status_code == 200
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_a_bug_is_a_logged_500_problem(app, caplog):
+    async def broken() -> None:
+        raise RuntimeError("secret internals 4711")
+
+    app.add_api_route("/broken", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        problem = assert_problem(await client.get("/broken"), 500)
+    assert "4711" not in problem["detail"]  # internals stay in the log
+    assert any("unhandled error on GET /broken" in record.getMessage() for record in caplog.records)
