@@ -147,6 +147,8 @@ def test_cancel_refuse_and_keep_serving(tmp_path: Path, processes: Processes) ->
 
 
 def test_broker_down_answers_503_and_planning_goes_on(tmp_path: Path, redis_server: RedisServer) -> None:
+    if redis_server.is_shared:
+        pytest.skip("stopping the broker needs a private redis-server (the machine's shared one stays up)")
     client = api(tmp_path, redis_server.url)
     job_id = client.post("/benchmarks", json=QUICK).json()["id"]
     assert client.get("/readyz").json()["components"]["broker"]["ok"] is True

@@ -37,45 +37,67 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 120.0,
         time.sleep(every)
 
 
+SHARED_REDIS_DB = 13
+"""Without a redis-server binary, the tests use this db of the machine's Redis at 127.0.0.1:6379."""
+
+
 class RedisServer:
-    """A private `redis-server` on a free loopback port, without persistence; can be stopped and restarted."""
+    """A private `redis-server` on a free loopback port, without persistence; can be stopped and restarted.
+
+    Where only the machine's shared Redis at 127.0.0.1:6379 exists (no binary), `shared()` gives a
+    flushed db of it instead; tests that stop the server cannot use that one.
+    """
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
+        self.db = 0
         self.workdir = workdir
         self.process: subprocess.Popen | None = None
+        self.is_shared = False
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://127.0.0.1:{self.port}/{self.db}"
+
+    def _client(self):
+        import redis
+
+        return redis.Redis(port=self.port, db=self.db, socket_connect_timeout=1)
+
+    def _answers(self) -> bool:
+        import redis
+
+        try:
+            return bool(self._client().ping())
+        except redis.RedisError:
+            return False
+
+    def shared(self) -> None:
+        self.port, self.db, self.is_shared = 6379, SHARED_REDIS_DB, True
+        if not self._answers():
+            pytest.fail("neither redis-server nor a Redis at 127.0.0.1:6379 (.ci/run installs and starts one)")
+        self._client().flushdb()
 
     def start(self) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
-            pytest.skip("redis-server is not installed")
+            self.shared()
+            return
         self.process = subprocess.Popen(
             [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-
-        def answers() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        wait_for(answers, "redis-server to answer", timeout=30)
+        wait_for(self._answers, "redis-server to answer", timeout=30)
 
     def stop(self) -> None:
+        if self.is_shared:
+            self._client().flushdb()
+            return
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
         self.process = None
-
 
 
 def worker_env(data_dir: Path, redis_url: str | None = None, **extra: str) -> dict[str, str]:
