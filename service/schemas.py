@@ -1,6 +1,6 @@
 """Request and response bodies of the REST API (pydantic v2). Importing this module has no side effects.
 
-Conventions: a c-value is given twice, ``c_value`` (a JSON number, rounded by float) and
+Conventions: a c-value is given twice, ``c_value`` (a JSON number rounded to 6 decimals) and
 ``c_value_exact`` (the exact fraction as a ``"p/q"`` string); compare the exact one. Sizes are
 ``[height, width]``. A layer's ``stride`` defaults to 1 for convolutions and to ``kernel_size`` for
 pools, as in PyTorch. Every field carries the limits of `solver.limits`.
@@ -184,7 +184,7 @@ class LayerResult(BaseModel):
     jump: int
     effective_padding: int
     real_filter_size: int | None = Field(description="ke * jump before the layer (convolutions only).")
-    c_value: float | None = Field(description="real_filter_size / receptive_field, rounded (convolutions only).")
+    c_value: float | None = Field(description="real_filter_size / receptive_field to 6 decimals (convolutions only).")
     c_value_exact: str | None = Field(description="The exact c-value as 'p/q'.")
     params: int
     flops: int
