@@ -87,3 +87,32 @@ def test_presets_match_solver_counts() -> None:
         params, flops, shape = measured(model, (size, size))
         assert (params, flops) == (analysis.params, analysis.flops), name
         assert shape[0] == 2
+
+
+def test_every_accepted_plan_gives_batch_by_classes_and_exact_counts() -> None:
+    """Hypothesis: random (rectangular) image sizes and plan options the planner accepts."""
+    from hypothesis import assume, given, settings
+    from hypothesis import strategies as st
+
+    from solver.errors import SolverError
+
+    @settings(max_examples=15, deadline=None)
+    @given(
+        height=st.integers(1, 80), width=st.integers(1, 80), kernel=st.sampled_from([3, 5]),
+        downsample=st.sampled_from(["maxpool", "avgpool", "conv"]), classes=st.integers(1, 12),
+        batch_norm=st.booleans(), model=st.sampled_from(["exact", "simplified"]),
+    )  # fmt: skip
+    def check(height: int, width: int, kernel: int, downsample: str, classes: int, batch_norm: bool, model: str) -> None:
+        request = PlanRequest(
+            image_size=(height, width), kernel_size=kernel, downsample=downsample, num_classes=classes,
+            batch_norm=batch_norm, model=model, widths=WidthRule(base=2, multiplier=2, max_width=4),
+        )  # fmt: skip
+        try:
+            plan = make_plan(request)
+        except SolverError:
+            assume(False)
+        model_, _ = build_model(plan.layers, plan.image_size)
+        params, flops, shape = measured(model_, plan.image_size)
+        assert (params, flops, tuple(shape)) == (plan.params, plan.flops, (2, classes))
+
+    check()
