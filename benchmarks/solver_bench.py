@@ -15,12 +15,13 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from solver import PlanRequest, make_plan, plan_stages, validate  # noqa: E402
+from solver import PlanRequest, make_plan, plan_stages, validate
 
 LAYER_COUNTS = (10, 100, 1_000, 10_000)
 
@@ -46,7 +47,11 @@ def median_seconds(call: Callable[[], object], repeat: int, budget: float = 0.2)
 
 def sequential_chain(layers: int) -> list[dict]:
     """conv 3x3 'same' + BN + ReLU repeated, cut to `layers` nodes, as JSON-like dicts (as a request sends)."""
-    pattern = [{"type": "conv", "kernel_size": 3, "padding": "same", "out_channels": 16}, {"type": "bn"}, {"type": "relu"}]
+    pattern = [
+        {"type": "conv", "kernel_size": 3, "padding": "same", "out_channels": 16},
+        {"type": "bn"},
+        {"type": "relu"},
+    ]
     return [dict(pattern[i % 3]) for i in range(layers)]
 
 
@@ -59,7 +64,14 @@ def residual_graph(layers: int) -> list[dict]:
     while len(nodes) < layers:
         name = f"b{block}"
         nodes += [
-            {"type": "conv", "kernel_size": 3, "padding": 1, "out_channels": 16, "name": f"{name}.conv1", "inputs": [previous]},
+            {
+                "type": "conv",
+                "kernel_size": 3,
+                "padding": 1,
+                "out_channels": 16,
+                "name": f"{name}.conv1",
+                "inputs": [previous],
+            },
             {"type": "bn", "name": f"{name}.bn1"},
             {"type": "relu", "name": f"{name}.relu1"},
             {"type": "conv", "kernel_size": 3, "padding": 1, "out_channels": 16, "name": f"{name}.conv2"},
@@ -100,13 +112,15 @@ def main() -> None:
     print("\n".join(environment()))
     print(f"- {args.repeat} rounds per figure, median of the per-call mean; CPU = this thread's CPU time\n")
 
-    print("| z | log2 z | stages n | plan_stages CPU (us) | make_plan CPU (us) | make_plan wall (us) | make_plan best CPU (us) | depth | layers |")
+    print(
+        "| z | log2 z | stages n | plan_stages CPU (us) | make_plan CPU (us) | make_plan wall (us) | make_plan best CPU (us) | depth | layers |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     planning = {}
     for exponent in range(5, 21):
         z = 2**exponent
-        stages_time, _, _ = median_seconds(lambda: plan_stages(z), args.repeat)
-        plan_time, plan_wall, plan_best = median_seconds(lambda: make_plan(PlanRequest(z)), args.repeat)
+        stages_time, _, _ = median_seconds(lambda z=z: plan_stages(z), args.repeat)
+        plan_time, plan_wall, plan_best = median_seconds(lambda z=z: make_plan(PlanRequest(z)), args.repeat)
         plan = make_plan(PlanRequest(z))
         planning[exponent] = (stages_time, plan_time)
         print(
@@ -123,18 +137,20 @@ def main() -> None:
     print("| z | k | plan_stages CPU (ms) | depth | stages |")
     print("|---:|---:|---:|---:|---:|")
     for z, k in ((2**10, 3), (2**20, 3), (2**20, 31)):
-        worst, _, _ = median_seconds(lambda: plan_stages(z, k, "1/64"), 3, budget=0.5)
+        worst, _, _ = median_seconds(lambda z=z, k=k: plan_stages(z, k, "1/64"), 3, budget=0.5)
         plan = plan_stages(z, k, "1/64")
         print(f"| {z:,} | {k} | {worst * 1e3:.1f} | {plan.depth} | {len(plan.stages)} |")
     print()
 
-    print("| layers | chain validate CPU (ms) | per layer (us) | chain wall (ms) | residual graph CPU (ms) | per layer (us) | graph wall (ms) |")
+    print(
+        "| layers | chain validate CPU (ms) | per layer (us) | chain wall (ms) | residual graph CPU (ms) | per layer (us) | graph wall (ms) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     validation = {}
     for count in LAYER_COUNTS:
         chain, graph = sequential_chain(count), residual_graph(count)
-        chain_time, chain_wall, _ = median_seconds(lambda: validate(chain, 64), args.repeat, budget=0.5)
-        graph_time, graph_wall, _ = median_seconds(lambda: validate(graph, 64), args.repeat, budget=0.5)
+        chain_time, chain_wall, _ = median_seconds(lambda chain=chain: validate(chain, 64), args.repeat, budget=0.5)
+        graph_time, graph_wall, _ = median_seconds(lambda graph=graph: validate(graph, 64), args.repeat, budget=0.5)
         validation[count] = (chain_time, graph_time)
         print(
             f"| {count:,} | {chain_time * 1e3:.2f} | {chain_time / count * 1e6:.1f} | {chain_wall * 1e3:.2f} | "
@@ -143,10 +159,11 @@ def main() -> None:
     ratios = [
         f"{small:,} -> {large:,}: chain x{validation[large][0] / validation[small][0]:.1f}, "
         f"graph x{validation[large][1] / validation[small][1]:.1f}"
-        for small, large in zip(LAYER_COUNTS, LAYER_COUNTS[1:])
+        for small, large in pairwise(LAYER_COUNTS)
     ]
     print("\nGrowth of CPU time per 10x layers (linear = x10): " + "; ".join(ratios) + ".")
     print(f"\nLoad average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
 
 if __name__ == "__main__":
     main()

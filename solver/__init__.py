@@ -22,13 +22,13 @@ from .errors import (
 from .layers import Layer, as_graph
 from .network import WidthRule
 from .plan import Plan, PlanRequest, make_plan
-from .presets import preset, preset_info, preset_names
 from .planner import RelaxedPlan, StagePlan, plan_stages, relaxed_optimum
+from .presets import preset, preset_info, preset_names
 from .rational import DEFAULT_MIN_C_VALUE, format_fraction, parse_min_c_value
 
 __all__ = [
-    "Analysis",
     "DEFAULT_MIN_C_VALUE",
+    "Analysis",
     "GraphStructureError",
     "InfeasiblePlanError",
     "InvalidLayerError",

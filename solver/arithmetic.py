@@ -5,8 +5,8 @@ All quantities are per spatial axis and exact integers (c-values are Fractions).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 
 def effective_kernel(kernel_size: int, dilation: int = 1) -> int:

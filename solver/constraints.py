@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 from . import arithmetic as ar
 from .analysis import Analysis, ImageSize, LayerStats, analyse, is_feature_conv

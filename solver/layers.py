@@ -10,7 +10,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 from .errors import GraphStructureError, InvalidLayerError, LimitExceededError
 from .limits import (
@@ -46,7 +45,7 @@ FEATURE = "feature"
 CLASSIFIER = "classifier"
 LEVELS = frozenset({FEATURE, CLASSIFIER})
 
-Padding = Union[int, str]
+Padding = int | str
 
 
 @dataclass(frozen=True)
@@ -90,9 +89,9 @@ def trusted_layer(kind: str, **fields: object) -> Layer:
     return layer
 
 
-ArchitectureInput = Union[Sequence[Layer], Sequence[Mapping[str, object]]]
+ArchitectureInput = Sequence[Layer] | Sequence[Mapping[str, object]]
 
-_LAYER_FIELDS = {f for f in Layer.__dataclass_fields__}  # noqa: SIM118
+_LAYER_FIELDS = {f for f in Layer.__dataclass_fields__}
 _ALIASES = {"type": "kind"}
 
 
@@ -202,11 +201,15 @@ def as_graph(architecture: Iterable[Layer | Mapping[str, object]], field: str = 
             if len(inputs) < 2:
                 raise GraphStructureError(f"{where}.inputs", f"a {layer.kind!r} merge needs at least 2 inputs")
             if len(inputs) > MAX_FAN_IN:
-                raise LimitExceededError(f"{where}.inputs", f"a merge takes at most {MAX_FAN_IN} inputs, got {len(inputs)}")
+                raise LimitExceededError(
+                    f"{where}.inputs", f"a merge takes at most {MAX_FAN_IN} inputs, got {len(inputs)}"
+                )
             if len(set(inputs)) != len(inputs):
                 raise GraphStructureError(f"{where}.inputs", "names the same input twice")
         elif len(inputs) != 1:
-            raise GraphStructureError(f"{where}.inputs", f"a {layer.kind!r} layer takes exactly 1 input, got {len(inputs)}")
+            raise GraphStructureError(
+                f"{where}.inputs", f"a {layer.kind!r} layer takes exactly 1 input, got {len(inputs)}"
+            )
         nodes.append(_named(layer, name, tuple(inputs)))
         previous = name
     known = seen | {INPUT}
@@ -256,14 +259,14 @@ def topological_order(nodes: Sequence[Layer], field: str = "layers") -> list[int
 
 
 __all__ = [
+    "CLASSIFIER",
+    "FEATURE",
+    "INPUT",
+    "LAYER_KINDS",
     "Layer",
-    "trusted_layer",
     "as_graph",
     "check_layer",
     "layer_from_mapping",
     "topological_order",
-    "INPUT",
-    "LAYER_KINDS",
-    "FEATURE",
-    "CLASSIFIER",
+    "trusted_layer",
 ]

@@ -75,7 +75,12 @@ def feature_layers(
         if stage > 1 and downsample in ("maxpool", "avgpool"):
             append(trusted_layer(downsample, kernel_size=2, stride=2, name=f"s{stage - 1}.pool"))
         conv = _layer_fields(
-            "conv", kernel_size=kernel_size, stride=1, padding="same", out_channels=widths.width(stage), bias=not batch_norm
+            "conv",
+            kernel_size=kernel_size,
+            stride=1,
+            padding="same",
+            out_channels=widths.width(stage),
+            bias=not batch_norm,
         )
         for position in range(1, count + 1):
             # One template dict per stage and kind, copied into each new Layer: the same object as
@@ -130,4 +135,4 @@ def classifier_layers(last_side: int, width: int, num_classes: int, dropout: flo
     return layers
 
 
-__all__ = ["WidthRule", "classifier_pooling", "feature_layers", "feature_side", "classifier_layers"]
+__all__ = ["WidthRule", "classifier_layers", "classifier_pooling", "feature_layers", "feature_side"]

@@ -69,7 +69,9 @@ def network_for_stages(request: PlanRequest, stages: tuple[int, ...]) -> tuple[L
     """Feature layers for `stages` followed by the classifier level sized from the last feature map."""
     features = feature_layers(stages, request.kernel_size, request.downsample, request.widths, request.batch_norm)
     height, width = normalize_image_size(request.image_size)
-    last_side = min(feature_side(height, len(stages), request.downsample), feature_side(width, len(stages), request.downsample))
+    last_side = min(
+        feature_side(height, len(stages), request.downsample), feature_side(width, len(stages), request.downsample)
+    )
     width = request.widths.width(len(stages))
     return tuple(features + classifier_layers(last_side, width, request.num_classes, request.dropout))
 
@@ -82,7 +84,9 @@ def make_plan(request: PlanRequest) -> Plan:
         raise InvalidLayerError("widths", f"must be a width rule (base, multiplier, max_width), got {request.widths!r}")
     if not isinstance(request.batch_norm, bool):
         raise InvalidLayerError("batch_norm", f"must be a boolean, got {request.batch_norm!r}")
-    stage_plan: StagePlan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
+    stage_plan: StagePlan = optimal_stages(
+        size, request.kernel_size, t, request.model, request.downsample, request.rf_side
+    )
     relaxed = relaxed_stages(size, request.kernel_size, t, request.rf_side)
     layers = network_for_stages(request, stage_plan.stages)
     # The layers are generated here and valid by construction: skip the graph checks of `analyse`.

@@ -27,7 +27,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal, Optional
+from typing import Literal
 
 from .analysis import ImageSize, normalize_image_size
 from .constraints import RfSide, receptive_field_limit
@@ -66,7 +66,7 @@ class _Family:
     """
 
     cap: tuple[int, ...]
-    next: tuple[Optional[int], ...]
+    next: tuple[int | None, ...]
     final: tuple[int, ...]
     alpha: tuple[int, ...]
     growth: int
@@ -147,7 +147,7 @@ def _family(z_map: int, z_rf: int, k: int, t: Fraction, model: str, downsample: 
         # c >= t for the last conv of the stage: t (alpha + g T) <= k 2^(l-1)
         cap = (k * weight * q - alpha * p) // (p * growth)
         if simplified:
-            following: Optional[int] = None
+            following: int | None = None
         elif downsample == "conv":
             following = cap - weight
         else:
@@ -158,9 +158,16 @@ def _family(z_map: int, z_rf: int, k: int, t: Fraction, model: str, downsample: 
         alphas.append(alpha)
         if 2 * weight - 1 > finals[-1]:  # T_l >= 2^l - 1 outgrows final_l for good from here on
             break
-    max_stages = max((stage for stage in range(1, len(caps)) if 2**stage - 1 <= min(caps[stage], finals[stage])), default=0)
+    max_stages = max(
+        (stage for stage in range(1, len(caps)) if 2**stage - 1 <= min(caps[stage], finals[stage])), default=0
+    )
     return _Family(
-        cap=tuple(caps), next=tuple(nexts), final=tuple(finals), alpha=tuple(alphas), growth=growth, max_stages=max_stages
+        cap=tuple(caps),
+        next=tuple(nexts),
+        final=tuple(finals),
+        alpha=tuple(alphas),
+        growth=growth,
+        max_stages=max_stages,
     )
 
 
@@ -245,7 +252,11 @@ def _collect(
             while admitted < size and group[admitted][1] < target:
                 depth, total, stages = group[admitted]
                 potential = depth * step - total
-                if best_potential is None or potential > best_potential or (potential == best_potential and stages > best_stages):
+                if (
+                    best_potential is None
+                    or potential > best_potential
+                    or (potential == best_potential and stages > best_stages)
+                ):
                     best_potential, best_stages, best_depth, best_total = potential, stages, depth, total
                 admitted += 1
             a = (target - best_total) // step
@@ -255,7 +266,10 @@ def _collect(
             if (
                 current is None
                 or new_depth > current[0]
-                or (new_depth == current[0] and (target > current[1] or (target == current[1] and best_stages + (a,) > current[2])))
+                or (
+                    new_depth == current[0]
+                    and (target > current[1] or (target == current[1] and best_stages + (a,) > current[2]))
+                )
             ):
                 kept[key] = (new_depth, target, best_stages + (a,))
             target += step
@@ -266,7 +280,9 @@ def _total(state: tuple[int, int, tuple[int, ...]]) -> int:
     return state[1]
 
 
-def relaxed_optimum(image_size: ImageSize, kernel_size: int = 3, min_c_value: object = None, rf_side: RfSide = "min") -> RelaxedPlan:
+def relaxed_optimum(
+    image_size: ImageSize, kernel_size: int = 3, min_c_value: object = None, rf_side: RfSide = "min"
+) -> RelaxedPlan:
     """Simplified model with real a_i > 0: fill T_l = 2^(l-1)/t stage by stage while 2^(l-1)/t < z/k;
     the last stage takes the rest, a_n = (z/k - 2^(n-2)/t) / 2^(n-1). At z = 2^(n-1) k / t this is
     a_1 = 1/t, a_i = 1/(2t)."""

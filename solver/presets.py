@@ -9,8 +9,8 @@ size: a linear layer's input width is channels x h x w of whatever map reaches i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .errors import UnknownPresetError
 from .layers import CLASSIFIER, Layer
@@ -151,9 +151,13 @@ def _resnet(blocks: tuple[int, ...], bottleneck: bool) -> list[Layer]:
     ]
 
 
-MOBILENET_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + (
-    (1024, 2),
-    (1024, 1),
+MOBILENET_V1_BLOCKS = (
+    ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2))
+    + ((512, 1),) * 5
+    + (
+        (1024, 2),
+        (1024, 1),
+    )
 )
 """(pointwise filters, depthwise stride) of MobileNet v1's 13 depthwise-separable blocks."""
 

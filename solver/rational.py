@@ -33,7 +33,11 @@ def parse_min_c_value(value: object, field: str = "min_c_value") -> Fraction:
     if t.denominator > MAX_FRACTION_DENOMINATOR:
         raise SolverError(field, f"denominator must be at most {MAX_FRACTION_DENOMINATOR}")
     if not (0 < t <= 1):
-        shown = format_fraction(t) if t.numerator.bit_length() <= 64 else ("a number above 1" if t > 1 else "a number below 0")
+        shown = (
+            format_fraction(t)
+            if t.numerator.bit_length() <= 64
+            else ("a number above 1" if t > 1 else "a number below 0")
+        )
         raise SolverError(field, f"must satisfy 0 < t <= 1 (a c-value never exceeds 1), got {shown}")
     return t
 

@@ -7,7 +7,7 @@ Nothing here uses the planner: candidates are evaluated layer by layer with `sol
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 from solver import arithmetic as ar
 
@@ -49,7 +49,7 @@ def exact_optimum(z: int, k: int, t: Fraction, downsample: str) -> tuple[tuple[i
     (stages, top r) under the tie-break depth, top r, fewer stages, lexicographically larger stages."""
     left, right = ar.same_padding(k)
 
-    @lru_cache(maxsize=None)
+    @cache
     def best_after_conv(r: int, j: int, side: int) -> Best:
         """Best completion from just after a conv: stay (0 more), add a conv, or open a new stage."""
         options: list[Best] = [(0, r, 0, (0,))]
@@ -79,7 +79,7 @@ def simplified_optimum(z: int, k: int, t: Fraction) -> tuple[tuple[int, ...], in
     """Exhaustive search of the seed's simplified model: sum_{i<=l} a_i 2^(i-1) <= 2^(l-1)/t for every
     l and R = k sum a_i 2^(i-1) <= z; same tie-break, top receptive field R."""
 
-    @lru_cache(maxsize=None)
+    @cache
     def best_after_stage(level: int, total: int) -> Best:
         options: list[Best] = [(0, k * total, 0, ())]
         weight = 2**level
@@ -90,5 +90,5 @@ def simplified_optimum(z: int, k: int, t: Fraction) -> tuple[tuple[int, ...], in
             a += 1
         return max(options)
 
-    depth, top, _, stages = best_after_stage(0, 0)
+    _, top, _, stages = best_after_stage(0, 0)
     return (stages, top) if stages else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
@@ -39,7 +39,9 @@ def windowed_layers(draw, same_padding: bool = False, stride: int | None = None)
         stride = draw(st.integers(min_value=1, max_value=min(3, kernel_effective)))
     padding = "same" if same_padding else draw(st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 3)))
     out_channels = 4 if kind == "conv" else None
-    return Layer(kind=kind, kernel_size=kernel, stride=stride, dilation=dilation, padding=padding, out_channels=out_channels)
+    return Layer(
+        kind=kind, kernel_size=kernel, stride=stride, dilation=dilation, padding=padding, out_channels=out_channels
+    )
 
 
 elementwise_layers = st.sampled_from([Layer(kind="relu"), Layer(kind="bn"), Layer(kind="dropout", rate=0.5)])
@@ -87,7 +89,7 @@ def test_rectangular_images_have_the_square_receptive_fields(layers, height, wid
     rectangular = _analyse_or_reject(layers, [height, width])
     tall, wide = analyse(layers, height, in_channels=4), analyse(layers, width, in_channels=4)
     for rect, by_height, by_width in zip(rectangular.layers, tall.layers, wide.layers):
-        fields = lambda s: (s.receptive_field, s.jump, s.effective_padding, s.c_value)  # noqa: E731
+        fields = lambda s: (s.receptive_field, s.jump, s.effective_padding, s.c_value)
         assert fields(rect) == fields(by_height) == fields(by_width)
         assert rect.output_size == (by_height.output_size[0], by_width.output_size[1])
 
@@ -143,7 +145,7 @@ def _pixel_span(nodes: tuple[Layer, ...], name: str, unit: int) -> tuple[int, in
     infinitely extended image (padding positions count as pixels, as in the receptive-field tables)."""
     by_name = {node.name: node for node in nodes}
 
-    @lru_cache(maxsize=None)
+    @cache
     def pixels(node_name: str, position: int) -> frozenset[int]:
         if node_name == INPUT:
             return frozenset({position})
@@ -186,7 +188,11 @@ json_scalars = st.one_of(
     st.text(max_size=12),
     st.sampled_from(["conv", "maxpool", "add", "concat", "same", "valid", "input", "1/6", "feature", "classifier"]),
 )
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 layer_keys = st.sampled_from(
     ["type", "kind", "kernel_size", "stride", "dilation", "padding", "groups", "out_channels", "name", "level",
      "inputs", "bias", "rate", "bogus"]
@@ -203,7 +209,9 @@ architectures = st.one_of(st.lists(st.one_of(layer_dicts, json_values), max_size
     in_channels=json_values,
     include_pointwise=st.booleans(),
 )
-def test_bad_input_raises_only_solver_errors(architecture, image_size, min_c_value, in_channels, include_pointwise) -> None:
+def test_bad_input_raises_only_solver_errors(
+    architecture, image_size, min_c_value, in_channels, include_pointwise
+) -> None:
     try:
         validate(architecture, image_size, min_c_value, in_channels=in_channels, include_pointwise=include_pointwise)
     except SolverError as error:

@@ -82,7 +82,9 @@ def test_duplicate_names() -> None:
 def test_wrong_input_counts() -> None:
     _raises(GraphStructureError, "layers[1].inputs", validate, [CONV, {"type": "add", "inputs": ["conv0"]}], 32)
     _raises(GraphStructureError, "layers[0].inputs", validate, [{**CONV, "inputs": ["input", "input"]}], 32)
-    _raises(GraphStructureError, "layers[1].inputs", validate, [CONV, {"type": "add", "inputs": ["conv0", "conv0"]}], 32)
+    _raises(
+        GraphStructureError, "layers[1].inputs", validate, [CONV, {"type": "add", "inputs": ["conv0", "conv0"]}], 32
+    )
     _raises(InvalidLayerError, "layers[0].inputs", validate, [{**CONV, "inputs": "input"}], 32)
     _raises(InvalidLayerError, "layers[0].inputs", validate, [Layer(kind="relu", inputs=5)], 32)
     _raises(GraphStructureError, "layers[0].inputs[0]", validate, [{**CONV, "inputs": [""]}], 32)

@@ -12,10 +12,10 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from solver_oracles import exact_optimum, simplified_optimum, simulate_family
 
 from solver import InfeasiblePlanError, PlanRequest, VanishingFeatureMapError, make_plan, plan_stages, validate
 from solver.network import WidthRule, feature_layers
-from solver_oracles import exact_optimum, simplified_optimum, simulate_family
 
 KERNELS = [3, 5, 7]
 MIN_C_VALUES = [Fraction(1, 4), Fraction(1, 6), Fraction(1, 8)]
@@ -114,7 +114,9 @@ def test_large_images_plan_quickly_and_validly(z) -> None:
     assert plan.top_receptive_field <= z
 
 
-@pytest.mark.parametrize(("k", "t"), [(3, Fraction(1, 64)), (3, Fraction(2, 9)), (9, Fraction(1, 32)), (11, Fraction(1, 2))])
+@pytest.mark.parametrize(
+    ("k", "t"), [(3, Fraction(1, 64)), (3, Fraction(2, 9)), (9, Fraction(1, 32)), (11, Fraction(1, 2))]
+)
 def test_exact_planner_equals_exhaustive_search_beyond_the_grid(k: int, t: Fraction) -> None:
     """Other kernels and t (down to the planner's floor 1/64, many layers per stage), every third z."""
     for z in range(1, MAX_Z + 1, 3):

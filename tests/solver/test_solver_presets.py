@@ -77,7 +77,11 @@ def test_resnets_have_real_merges_and_projection_shortcuts(name: str) -> None:
     stats = {s.name: s for s in analyse(layers, 224).layers}
     for add in adds:  # both inputs of every merge are aligned (same jump, size, channels)
         first, second = (stats[source] for source in add.inputs)
-        assert (first.jump, first.output_size, first.out_channels) == (second.jump, second.output_size, second.out_channels)
+        assert (first.jump, first.output_size, first.out_channels) == (
+            second.jump,
+            second.output_size,
+            second.out_channels,
+        )
 
 
 def test_mobilenet_v1_depthwise_convolutions_use_groups() -> None:

@@ -107,7 +107,9 @@ def test_valid_padded_networks_match_every_end_point(name, table, image_size) ->
     stats = _by_name(preset(name), image_size)
     for end_point, receptive_field, jump, padding in table:
         layer = stats[end_point]
-        assert (layer.receptive_field, layer.jump, layer.effective_padding) == (receptive_field, jump, padding), end_point
+        assert (layer.receptive_field, layer.jump, layer.effective_padding) == (receptive_field, jump, padding), (
+            end_point
+        )
 
 
 def test_mobilenet_v1_receptive_fields_and_jumps_at_224() -> None:

@@ -7,10 +7,10 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from solver_oracles import simplified_optimum
 
 from solver import Layer, PlanRequest, make_plan, plan_stages, relaxed_optimum, validate
 from solver.network import WidthRule, feature_layers
-from solver_oracles import simplified_optimum
 
 
 def test_worked_example_z18() -> None:
@@ -96,6 +96,9 @@ def test_pointwise_convolutions_are_exempt_unless_requested() -> None:
     report = validate(layers, 64, include_pointwise=True)
     (violation,) = report.violations
     assert (violation.constraint, violation.layer, violation.value, violation.limit) == (
-        "c_value", "conv5", Fraction(1, 11), Fraction(1, 6)
+        "c_value",
+        "conv5",
+        Fraction(1, 11),
+        Fraction(1, 6),
     )
     assert "at most 6" in violation.message and "would become 1/6)" in violation.message
