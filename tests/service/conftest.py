@@ -32,16 +32,3 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     """httpx against the ASGI app in this process (no sockets)."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         yield http
-
-
-def assert_problem(response: httpx.Response, status: int, field: str | None = None) -> dict:
-    """The response is an RFC 9457 problem with `status` (and naming `field`); returns the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert body["title"] and body["detail"] and body["type"]
-    if field is not None:
-        assert body["field"] == field, body
-        assert body["reason"], body
-    return body

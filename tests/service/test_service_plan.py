@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from conftest import assert_problem
+from service_helpers import assert_problem
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import assert_problem
+from service_helpers import assert_problem
 
 from service.app import create_app
 from service.routers import health
