@@ -68,10 +68,25 @@ class PhaseResult:
     phase_p99_ms: list[float] = field(default_factory=list)
     p50_ms: float | None = None
     p99_ms: float | None = None
+    server_cpu_s: float = 0.0
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """The server's CPU time per answered request (user + system), whatever else runs on the machine."""
+        return 1000 * self.server_cpu_s / self.requests if self.requests else 0.0
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -313,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             for round_index in range(args.rounds):
                 for endpoint in ("healthz", "plan"):
                     result = results[endpoint]
+                    cpu_before = process_cpu_seconds(server.pid)
                     if wrk:
                         phase = run_wrk(wrk, script, port, endpoint, args.duration, args.connections)
                         result.phase_p50_ms.append(phase["p50_us"] / 1000)
@@ -323,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                     result.requests += phase["requests"]
                     result.seconds += phase["micros"] / 1e6
                     result.errors += phase["errors"]
+                    result.server_cpu_s += process_cpu_seconds(server.pid) - cpu_before
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -339,18 +356,27 @@ def main(argv: list[str] | None = None) -> int:
     ratio = results["plan"].rps / results["healthz"].rps if results["healthz"].rps else 0.0
     print(f"load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:g} s per endpoint, "
           f"one uvicorn worker on {HOST}")  # fmt: skip
-    print(f"{'endpoint':<14}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    print(f"{'endpoint':<14}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+          f"{'server CPU':>12}{'CPU ms/req':>12}")  # fmt: skip
     for endpoint, label in (("healthz", "GET /healthz"), ("plan", "POST /plan")):
         result = results[endpoint]
+        busy = result.server_cpu_s / result.seconds if result.seconds else 0.0
         print(f"{label:<14}{result.requests:>10}{result.rps:>10.1f}{result.p50_ms or 0:>10.2f}{result.p99_ms or 0:>10.2f}"
-              f"{result.errors:>8}")  # fmt: skip
+              f"{result.errors:>8}{busy:>12.0%}{result.cpu_ms_per_request:>12.3f}")  # fmt: skip
     print(f"plan / healthz requests/s: {ratio:.1%} (issue target: >= 70%)")
+    cpu_ratio = (
+        results["healthz"].cpu_ms_per_request / results["plan"].cpu_ms_per_request
+        if results["plan"].cpu_ms_per_request
+        else 0.0
+    )
+    print(f"healthz / plan server CPU per request: {cpu_ratio:.1%} (the same ratio, free of the machine's other load)")
     if args.json:
         summary = {
             "generator": generator,
             "connections": args.connections,
             "seconds_per_endpoint": args.rounds * args.duration,
             "ratio": round(ratio, 4),
+            "cpu_ratio": round(cpu_ratio, 4),
             **{
                 endpoint: {
                     "requests": r.requests,
@@ -358,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                     "p50_ms": r.p50_ms,
                     "p99_ms": r.p99_ms,
                     "errors": r.errors,
+                    "server_cpu_ms_per_request": round(r.cpu_ms_per_request, 4),
                 }  # fmt: skip
                 for endpoint, r in results.items()
             },
