@@ -198,17 +198,17 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     status = error.status_code
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(status).phrase
     headers = dict(getattr(error, "headers", None) or {})
-    field = reason = None
     if status == 404:
         detail = f"no route {request.url.path!r}; see /docs or /openapi.json"
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.url.path!r}"
         headers["Allow"] = ", ".join(sorted(allowed_methods(request))) or headers.get("Allow", "")
-    elif status == 400 and error.__cause__ is not None:  # FastAPI could not parse the body (e.g. not UTF-8):
-        status, field, reason = 422, "body", f"is not valid JSON ({str(error.__cause__)[:200]})"  # as a JSON syntax error
-        detail = f"body: {reason}"
-        return problem_response(problem_body(status, "Invalid request", detail, code="validation_error", field=field, reason=reason))
-    return problem_response(problem_body(status, None, detail, field=field, reason=reason), headers)
+    elif status == 400:  # the framework could not parse the body (not UTF-8, broken multipart): as a JSON syntax error
+        kind = "multipart/form-data" if request.headers.get("content-type", "").startswith("multipart/") else "JSON"
+        reason = f"is not valid {kind} ({str(error.__cause__ or detail)[:200]})"
+        body = problem_body(422, "Invalid request", f"body: {reason}", code="validation_error", field="body", reason=reason)
+        return problem_response(body)
+    return problem_response(problem_body(status, None, detail), headers)
 
 
 def allowed_methods(request: Request) -> set[str]:

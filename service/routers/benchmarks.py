@@ -269,7 +269,7 @@ def list_benchmarks(
 @router.get(
     "/benchmarks/{job_id}",
     response_model=BenchmarkJob,
-    responses=problem_responses(401, 404, 503),
+    responses=problem_responses(401, 404, 422, 503),
     summary="A benchmark job: status, progress, result or error",
 )
 def get_benchmark(job_id: JobId, settings: AppSettings) -> FastJSONResponse:
@@ -283,7 +283,7 @@ def get_benchmark(job_id: JobId, settings: AppSettings) -> FastJSONResponse:
 @router.delete(
     "/benchmarks/{job_id}",
     response_model=BenchmarkJob,
-    responses=problem_responses(401, 404, 409, 503),
+    responses=problem_responses(401, 404, 422, 409, 503),
     summary="Cancel a queued or running benchmark job",
 )
 def cancel_benchmark(job_id: JobId, settings: AppSettings) -> FastJSONResponse:
