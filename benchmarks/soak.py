@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_bench import HOST, free_port, percentile, plan_body, start_server  # noqa: E402 (the service's load script)
+from load_bench import HOST, free_port, percentile, plan_body, start_server  # the service's load script
 
 MAX_SECONDS = 600
 MAX_CLIENTS = 256
@@ -162,6 +162,15 @@ async def client(http: httpx.AsyncClient, seed: int, end: float, tally: Tally) -
         tally.record(kind, (time.perf_counter() - started) * 1000, error)
 
 
+def figures(latencies_ms: list[float]) -> dict:
+    ordered = sorted(latencies_ms)
+    return {
+        "requests": len(ordered),
+        "p50_ms": round(percentile(ordered, 0.5), 2),
+        "p99_ms": round(percentile(ordered, 0.99), 2),
+    }
+
+
 async def soak(port: int, pid: int, clients: int, warmup: float, duration: float) -> dict:
     tally = Tally()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -190,14 +199,7 @@ async def soak(port: int, pid: int, clients: int, warmup: float, duration: float
         "rps": round(tally.measured_requests / measured_seconds, 1),
         "p50_ms": round(percentile(every, 0.50), 2) if every else None,
         "p99_ms": round(percentile(every, 0.99), 2) if every else None,
-        "kinds": {
-            kind: {
-                "requests": len(values),
-                "p50_ms": round(percentile(sorted(values), 0.5), 2),
-                "p99_ms": round(percentile(sorted(values), 0.99), 2),
-            }
-            for kind, values in sorted(tally.latencies_ms.items())
-        },  # fmt: skip
+        "kinds": {kind: figures(values) for kind, values in sorted(tally.latencies_ms.items())},
         "errors": len(tally.errors),
         "first_errors": tally.errors[:5],
         "rss_after_warmup_bytes": baseline,

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -94,7 +94,7 @@ class Uvicorn:
         self.log_level = log_level
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> Uvicorn:
+    def __enter__(self) -> Self:
         command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(self.port),
                    "--log-level", self.log_level, "--no-access-log" if self.log_level == "warning" else "--access-log"]  # fmt: skip
         self._log = open(self.log_path, "wb")

@@ -178,12 +178,12 @@ def test_the_key_never_reaches_logs_responses_or_the_worker(tmp_path, caplog):
 
 
 def test_a_real_server_logs_requests_but_never_the_key(tmp_path):
-    with Uvicorn(tmp_path / "data", tmp_path / "uvicorn.log", {"CNNPLAN_API_KEY": KEY}, log_level="debug") as server:
-        with httpx.Client(base_url=server.url, timeout=60) as http:
-            assert http.get("/benchmarks", headers={"X-API-Key": KEY}).status_code == 200
-            assert http.get("/benchmarks", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
-            assert http.get("/benchmarks", headers={"X-API-Key": f"{KEY}-wrong"}).status_code == 401
-            assert http.post("/benchmarks", json=JOB, headers={"X-API-Key": KEY}).status_code == 202
+    server = Uvicorn(tmp_path / "data", tmp_path / "uvicorn.log", {"CNNPLAN_API_KEY": KEY}, log_level="debug")
+    with server, httpx.Client(base_url=server.url, timeout=60) as http:
+        assert http.get("/benchmarks", headers={"X-API-Key": KEY}).status_code == 200
+        assert http.get("/benchmarks", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        assert http.get("/benchmarks", headers={"X-API-Key": f"{KEY}-wrong"}).status_code == 401
+        assert http.post("/benchmarks", json=JOB, headers={"X-API-Key": KEY}).status_code == 202
     log = server.log()
     assert "GET /benchmarks" in log and "401" in log  # the access log is on
     assert KEY not in log
