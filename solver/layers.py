@@ -185,7 +185,8 @@ def as_graph(architecture: Iterable[Layer | Mapping[str, object]], field: str = 
     previous = INPUT
     for index, item in enumerate(items):
         where = f"{field}[{index}]"
-        layer = item if isinstance(item, Layer) else layer_from_mapping(item, where)
+        fresh = not isinstance(item, Layer)
+        layer = layer_from_mapping(item, where) if fresh else item
         check_layer(layer, where)
         name = layer.name if layer.name is not None else f"{layer.kind}{index}"
         if name in seen:
@@ -210,7 +211,11 @@ def as_graph(architecture: Iterable[Layer | Mapping[str, object]], field: str = 
             raise GraphStructureError(
                 f"{where}.inputs", f"a {layer.kind!r} layer takes exactly 1 input, got {len(inputs)}"
             )
-        nodes.append(_named(layer, name, tuple(inputs)))
+        if fresh:  # built just above from a dict: nobody else holds it, so name it in place
+            layer.__dict__.update(name=name, inputs=tuple(inputs))
+            nodes.append(layer)
+        else:
+            nodes.append(_named(layer, name, tuple(inputs)))
         previous = name
     known = seen | {INPUT}
     for index, node in enumerate(nodes):
