@@ -146,11 +146,11 @@ def _family(z_map: int, z_rf: int, k: int, t: Fraction, model: str, downsample: 
             alpha = weight
         # c >= t for the last conv of the stage: t (alpha + g T) <= k 2^(l-1)
         cap = (k * weight * q - alpha * p) // (p * growth)
-        if simplified:
-            following: int | None = None
-        elif downsample == "conv":
-            following = cap - weight
-        else:
+        if downsample == "conv":
+            # the simplified model has no per-layer view of the stride-2 conv: it only needs the map,
+            # which a stride-2 'same' conv never empties
+            following: int | None = None if simplified else cap - weight
+        else:  # a 2x2 pool needs a map of side >= 2 (both models: the concrete network must exist)
             following = None if 2 * weight <= z_map else -1
         caps.append(cap)
         nexts.append(following)

@@ -44,9 +44,13 @@ def simulate_family(stages: tuple[int, ...], z: int, k: int, t: Fraction, downsa
     return valid and not vanished and r <= z, r, vanished
 
 
-def exact_optimum(z: int, k: int, t: Fraction, downsample: str) -> tuple[tuple[int, ...], int] | None:
+def exact_optimum(
+    z: int, k: int, t: Fraction, downsample: str, side: int | None = None
+) -> tuple[tuple[int, ...], int] | None:
     """Exhaustive search of the exact family (memoised on the walk state (r, j, side)): the best
-    (stages, top r) under the tie-break depth, top r, fewer stages, lexicographically larger stages."""
+    (stages, top r) under the tie-break depth, top r, fewer stages, lexicographically larger stages.
+    `z` bounds the top receptive field; the maps start at `side` (default z; the smaller image side)."""
+    start_side = z if side is None else side
     left, right = ar.same_padding(k)
 
     @cache
@@ -69,20 +73,25 @@ def exact_optimum(z: int, k: int, t: Fraction, downsample: str) -> tuple[tuple[i
             options.append((depth + 1, top, stages - 1, (0, rest[0] + 1) + rest[1:]))
         return max(options)
 
-    if k > z:
+    if k > z or k > start_side:
         return None
-    _, top, _, rest = best_after_conv(k, 1, z)
+    _, top, _, rest = best_after_conv(k, 1, start_side)
     return (rest[0] + 1,) + rest[1:], top
 
 
-def simplified_optimum(z: int, k: int, t: Fraction) -> tuple[tuple[int, ...], int] | None:
+def simplified_optimum(
+    z: int, k: int, t: Fraction, pooled_side: int | None = None
+) -> tuple[tuple[int, ...], int] | None:
     """Exhaustive search of the seed's simplified model: sum_{i<=l} a_i 2^(i-1) <= 2^(l-1)/t for every
-    l and R = k sum a_i 2^(i-1) <= z; same tie-break, top receptive field R."""
+    l and R = k sum a_i 2^(i-1) <= z; same tie-break, top receptive field R. With `pooled_side` (the
+    smaller image side, for pool downsampling) stage l+1 also needs a map of side >= 2^l to pool."""
 
     @cache
     def best_after_stage(level: int, total: int) -> Best:
         options: list[Best] = [(0, k * total, 0, ())]
         weight = 2**level
+        if level and pooled_side is not None and weight > pooled_side:
+            return max(options)
         a = 1
         while k * (total + a * weight) <= z and (total + a * weight) <= Fraction(weight) / t:
             depth, top, stages, rest = best_after_stage(level + 1, total + a * weight)

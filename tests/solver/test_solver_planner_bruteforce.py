@@ -124,3 +124,32 @@ def test_exact_planner_equals_exhaustive_search_beyond_the_grid(k: int, t: Fract
         assert _planned(z, k, t, "maxpool") == pooled, z
         assert _planned(z, k, t, "conv") == exact_optimum(z, k, t, "conv"), z
         assert _planned(z, k, t, "maxpool", model="simplified") == simplified_optimum(z, k, t), z
+
+
+@pytest.mark.parametrize("downsample", DOWNSAMPLES)
+def test_rectangular_images_with_the_larger_side_as_limit(downsample) -> None:
+    """rf_side='max' bounds the top receptive field by the larger side while the maps shrink from the
+    smaller one: the pools must still find a map of side >= 2 (both models)."""
+    k, t = 3, Fraction(1, 6)
+    for height in range(3, 70, 2):
+        for width in (height + 1, 3 * height + 2, 40 * height + 7, 300):
+            expected = exact_optimum(width, k, t, downsample, side=height)
+            plan = plan_stages([height, width], k, t, downsample=downsample, rf_side="max")
+            assert (plan.stages, plan.top_receptive_field) == expected, (height, width)
+            pooled = None if downsample == "conv" else height
+            simplified = plan_stages([height, width], k, t, model="simplified", downsample=downsample, rf_side="max")
+            assert (simplified.stages, simplified.top_receptive_field) == simplified_optimum(width, k, t, pooled)
+            if downsample != "conv":  # (the simplified model does not see a stride-2 conv's real filter size)
+                assert make_plan(PlanRequest([height, width], downsample=downsample, rf_side="max",
+                                             model="simplified")).report.valid  # fmt: skip
+
+
+def test_simplified_model_does_not_see_stride_two_convolutions() -> None:
+    """The seed's simplified model gives stage l the real filter size k 2^(l-1); a stride-2 conv opening
+    a stage has only k 2^(l-2). Its plans with downsample='conv' can therefore break constraint 1 at
+    those convs, and the exact report says so (the exact model never does)."""
+    request = PlanRequest(224, kernel_size=7, downsample="conv", model="simplified")
+    plan = make_plan(request)
+    assert not plan.report.valid
+    assert {v.layer for v in plan.report.violations} <= {f"s{i}.conv1" for i in range(2, len(plan.stages) + 1)}
+    assert make_plan(PlanRequest(224, kernel_size=7, downsample="conv")).report.valid
