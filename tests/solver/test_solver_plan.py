@@ -22,12 +22,15 @@ from solver.network import classifier_pooling, feature_side
     downsample=st.sampled_from(["maxpool", "avgpool", "conv"]),
     model=st.sampled_from(["exact", "simplified"]),
     batch_norm=st.booleans(),
+    rf_side=st.sampled_from(["min", "max"]),
 )
-def test_fast_path_equals_the_checked_analysis(side, other, k, t, downsample, model, batch_norm) -> None:
-    """The plan's trusted analysis and arithmetic classifier side equal the general checked path."""
+def test_fast_path_equals_the_checked_analysis(side, other, k, t, downsample, model, batch_norm, rf_side) -> None:
+    """The plan's trusted analysis and arithmetic classifier side equal the general checked path, and
+    the plan passes the exact constraints (the exact model always, with no headroom; the simplified
+    model unless stride-2 convs downsample, see test_simplified_model_does_not_see_stride_two_convolutions)."""
     image = side if other is None else [side, other]
     request = PlanRequest(image, kernel_size=k, min_c_value=t, downsample=downsample, model=model,
-                          batch_norm=batch_norm)  # fmt: skip
+                          batch_norm=batch_norm, rf_side=rf_side)  # fmt: skip
     try:
         plan = make_plan(request)
     except InfeasiblePlanError:  # the image is smaller than one kernel
@@ -35,7 +38,11 @@ def test_fast_path_equals_the_checked_analysis(side, other, k, t, downsample, mo
         return
     checked = analyse(plan.layers, image)
     assert checked == plan.report.analysis
-    assert check_constraints(checked, Fraction(t)) == plan.report
+    assert check_constraints(checked, Fraction(t), rf_side=rf_side) == plan.report
+    if model == "exact":
+        assert plan.report.valid and plan.report.depth_headroom == 0
+    elif downsample != "conv":
+        assert plan.report.valid
     features = [layer for layer in checked.layers if layer.level == FEATURE]
     last = features[-1].output_size
     assert min(last) == min(feature_side(s, len(plan.stages), downsample) for s in checked.image_size)
