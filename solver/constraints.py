@@ -85,6 +85,8 @@ def check_constraints(
     analysis: Analysis, t: Fraction, include_pointwise: bool = False, rf_side: RfSide = "min"
 ) -> ValidationReport:
     """Constraint 1: c >= t for every constrained conv; constraint 2: r(topmost feature conv) <= image side."""
+    if not isinstance(t, Fraction):  # a number or "p/q" given directly: read it exactly, as validate does
+        t = parse_min_c_value(t)
     limit = receptive_field_limit(analysis.image_size, rf_side)
     feature_convs = [layer for layer in analysis.layers if is_feature_conv(layer)]
     constrained = [layer for layer in feature_convs if is_constrained(layer, include_pointwise)]
