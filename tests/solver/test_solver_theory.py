@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from solver_oracles import simplified_optimum
 
-from solver import Layer, PlanRequest, make_plan, plan_stages, relaxed_optimum, validate
+from solver import Layer, PlanRequest, check_constraints, make_plan, plan_stages, relaxed_optimum, validate
 from solver.network import WidthRule, feature_layers
 
 
@@ -44,6 +44,7 @@ def test_c_value_is_compared_exactly() -> None:
     assert c_values[-1] == Fraction(6, 36) and report.valid
     assert not validate(layers, 64, min_c_value=Fraction(6, 35)).valid
     assert validate(layers, 64, min_c_value=0.1).min_c_value == Fraction(1, 10)
+    assert check_constraints(report.analysis, "1/6") == check_constraints(report.analysis, Fraction(1, 6)) == report
 
 
 @pytest.mark.parametrize("k", [3, 5, 7])
