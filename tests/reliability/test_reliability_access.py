@@ -8,16 +8,19 @@ import hmac
 import logging
 import pickle
 import re
+import shutil
+import subprocess
 import time
 
 import httpx
 import pytest
+import redis
 import yaml
 from kombu.exceptions import ContentDisallowed
 from kombu.serialization import loads as kombu_loads
 from kombu.serialization import prepare_accept_content
 from pydantic import ValidationError
-from reliability_helpers import ROOT, AppClient, Uvicorn, assert_problem
+from reliability_helpers import ROOT, AppClient, Uvicorn, assert_problem, free_port
 
 from service.app import create_app
 from service.settings import Settings
@@ -230,6 +233,65 @@ def test_a_refused_client_is_served_again_after_retry_after(tmp_path):
     assert refused.status_code == 429
     time.sleep(int(refused.headers["Retry-After"]) + 0.2)
     assert client.post("/benchmarks", json=JOB, headers=headers).status_code == 202
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A private redis-server on a free loopback port (else db 11 of the machine's Redis, flushed)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        client = redis.Redis(port=6379, db=11, socket_connect_timeout=2)
+        client.flushdb()
+        yield "redis://127.0.0.1:6379/11"
+        client.flushdb()
+        return
+    port = free_port()
+    command = [
+        executable,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port, socket_connect_timeout=1)
+        for _ in range(100):  # a liveness guard, not a timed assertion
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_with_redis_the_limit_is_shared_by_every_api_process(tmp_path, private_redis):
+    """Two apps (as two uvicorn workers would be) count the same key's submissions together."""
+    settings = {"api_key": KEY, "job_rate_limit": "3/minute", "redis_url": private_redis}
+    first = make_client(tmp_path, **settings)
+    second = make_client(tmp_path, **settings)
+    headers = {"X-API-Key": KEY}
+    assert [first.post("/benchmarks", json=JOB, headers=headers).status_code for _ in range(2)] == [202, 202]
+    assert second.post("/benchmarks", json=JOB, headers=headers).status_code == 202
+    assert_problem(second.post("/benchmarks", json=JOB, headers=headers), 429, "Authorization", ["3/minute"])
+    assert_problem(first.post("/benchmarks", json=JOB, headers=headers), 429, "Authorization", ["3/minute"])
+
+
+def test_unreachable_counters_make_submission_503_and_planning_goes_on(tmp_path):
+    client = make_client(tmp_path, api_key=KEY, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    refused = client.post("/benchmarks", json=JOB, headers={"X-API-Key": KEY})
+    assert_problem(refused, 503, None, ["counters", "planning and validation still work"])
+    assert int(refused.headers["Retry-After"]) > 0
+    assert client.post("/plan", json={"image_size": 18}).status_code == 200
 
 
 def test_a_rate_that_is_not_a_rate_is_refused_at_startup():
