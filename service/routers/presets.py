@@ -29,7 +29,7 @@ def node_dict(layer: Layer) -> dict[str, Any]:
     return node
 
 
-@router.get("/presets", response_model=PresetList, summary="List the presets")
+@router.get("/presets", response_model=PresetList, responses=problem_responses(401), summary="List the presets")
 def list_presets() -> dict[str, Any]:
     """Name, title, default image size, description and source of every preset."""
     return {"presets": [preset_info(name) for name in preset_names()]}

@@ -61,3 +61,20 @@ def test_every_operation_keeps_its_contract(case, fuzz_app):
     if response.status_code >= 400:  # every refusal is a problem document that says why
         assert response.headers["content-type"] == ["application/problem+json"], response.headers
         assert response.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def keyed_app(tmp_path_factory):
+    """The app with an API key and CNNPLAN_PROTECT_PLANNING: every guarded operation must answer a documented 401."""
+    data_dir = tmp_path_factory.mktemp("fuzz-keyed-data")
+    settings = Settings(data_dir=data_dir, embedded_worker=False, api_key="fuzz-key", protect_planning=True)
+    return create_app(settings)
+
+
+@schema.parametrize()
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_every_operation_keeps_its_contract_behind_a_key(case, keyed_app):
+    response = case.call_and_validate(app=keyed_app, excluded_checks=[positive_data_acceptance])
+    assert response.status_code < 500, response.text[:500]
+    if case.path not in ("/healthz", "/readyz", "/metrics") and case.method.upper() in ("GET", "POST", "DELETE"):
+        assert response.status_code in (401, 404, 405, 413, 422), response.status_code
