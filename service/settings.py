@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(MIB, ge=1, description="Largest accepted request body; larger ones get 413.")
     max_batch: int = Field(1000, ge=1, le=1000, description="Most requests in one /plan/batch or /validate/batch body.")
+    max_batch_layers: int = Field(
+        100_000,
+        ge=1,
+        le=10_000_000,
+        description="Most layers in all the answers of one /plan/batch (a batch of 1000 plans at z = 2^20 and "
+        "t = 1/64 would otherwise build ~2 million layers, about 700 MB of JSON); items past it get a 422 problem.",
+    )
     embedded_worker: bool = Field(True, description="`cnnplan serve` also runs an in-process worker.")
     # Benchmark jobs (service/worker, docs/worker.md):
     job_time_limit: int = Field(

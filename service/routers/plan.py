@@ -114,6 +114,38 @@ def plan_item(index: int, item: Any) -> dict[str, Any]:
         return {"index": index, "ok": False, "problem": problem_for_exception(error)}
 
 
+def over_layer_budget(index: int, budget: int) -> dict[str, Any]:
+    """The problem of a batch item whose answer would push the batch past CNNPLAN_MAX_BATCH_LAYERS."""
+    reason = f"the batch's answers would hold more than {budget} layers in all; send the rest in another batch"
+    problem = problem_body(
+        422,
+        "Invalid request",
+        f"requests[{index}]: {reason}",
+        code="limit_exceeded",
+        field=f"requests[{index}]",
+        reason=reason,
+    )
+    return {"index": index, "ok": False, "problem": problem}
+
+
+def plan_items(requests: list[Any], budget: int) -> list[dict[str, Any]]:
+    """Plan every item in order until the answers hold `budget` layers; later items get a 422 problem
+    without being planned, so a batch's time and memory stay bounded."""
+    results: list[dict[str, Any]] = []
+    spent = 0
+    for index, item in enumerate(requests):
+        if spent > budget:
+            results.append(over_layer_budget(index, budget))
+            continue
+        result = plan_item(index, item)
+        if result["ok"]:
+            spent += len(result["result"]["layers"])
+            if spent > budget:
+                result = over_layer_budget(index, budget)
+        results.append(result)
+    return results
+
+
 def check_batch_size(count: int, settings: AppSettings) -> None:
     """422 when a batch exceeds CNNPLAN_MAX_BATCH."""
     if count > settings.max_batch:
@@ -133,4 +165,4 @@ def check_batch_size(count: int, settings: AppSettings) -> None:
 def post_plan_batch(body: PlanBatchRequest, settings: AppSettings) -> FastJSONResponse:
     """Results in request order; a bad item carries its problem and does not fail the batch."""
     check_batch_size(len(body.requests), settings)
-    return FastJSONResponse({"results": [plan_item(index, item) for index, item in enumerate(body.requests)]})
+    return FastJSONResponse({"results": plan_items(body.requests, settings.max_batch_layers)})

@@ -72,6 +72,24 @@ def test_a_batch_of_1000_requests_is_answered_item_by_item(client):
     assert len(response.json()["results"]) == 1000
 
 
+def test_a_plan_batch_stops_planning_past_its_layer_budget(tmp_path):
+    """Each plan at z = 2^20, t = 1/64 has over 2,000 layers: 1000 of them would be ~700 MB of JSON."""
+    budget = 5_000
+    app = create_app(Settings(data_dir=tmp_path, redis_url=None, embedded_worker=False, max_batch_layers=budget))
+    heavy = {"image_size": MAX_IMAGE_SIDE, "min_c_value": "1/64"}
+    response = AppClient(app).post("/plan/batch", json={"requests": [{"image_size": 18}, *[heavy] * 999]})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 1000
+    planned = [item for item in results if item["ok"]]
+    assert planned[0]["index"] == 0 and planned[0]["result"]["stages"] == [8]
+    assert 1 < len(planned) < 5 and sum(len(item["result"]["layers"]) for item in planned) <= budget
+    refused = results[len(planned)]
+    assert refused["problem"]["status"] == 422 and refused["problem"]["field"] == f"requests[{len(planned)}]"
+    assert str(budget) in refused["problem"]["detail"]
+    assert all(not item["ok"] and item["problem"]["code"] == "limit_exceeded" for item in results[len(planned) :])
+
+
 # -- architectures --------------------------------------------------------------------------------
 
 
