@@ -55,8 +55,8 @@ class Settings(BaseSettings):
         100_000,
         ge=1,
         le=10_000_000,
-        description="Most layers in all the answers of one /plan/batch (a batch of 1000 plans at z = 2^20 and "
-        "t = 1/64 would otherwise build ~2 million layers, about 700 MB of JSON); items past it get a 422 problem.",
+        description="Most layers in all the answers of one /plan/batch or /validate/batch (1000 plans at z = 2^20 "
+        "and t = 1/64 would otherwise build ~2 million layers, about 700 MB of JSON); later items get a 422 problem.",
     )
     embedded_worker: bool = Field(True, description="`cnnplan serve` also runs an in-process worker.")
     # Benchmark jobs (service/worker, docs/worker.md):

@@ -11,10 +11,11 @@ from pydantic import ValidationError
 from solver import make_plan
 from solver.errors import SolverError
 
+from ..batches import answer_within_budget, check_batch_size, not_an_object
 from ..convert import plan_body, to_plan_request
 from ..dependencies import AppSettings
 from ..formats import FORMAT_DESCRIPTION, PLAN_FORMAT_RESPONSES, PlanFormat, plan_response
-from ..problems import ProblemError, problem_body, problem_for_exception, problem_responses
+from ..problems import ProblemError, problem_for_exception, problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import PlanBatchRequest, PlanBatchResponse, PlanRequestModel, PlanResponse
 
@@ -91,19 +92,6 @@ async def get_plan(
     return FastJSONResponse(plan_body(body))
 
 
-def not_an_object(index: int) -> dict[str, Any]:
-    """The problem of a batch item that is not a JSON object."""
-    reason = "must be a JSON object (a request body)"
-    return problem_body(
-        422,
-        "Invalid request",
-        f"requests[{index}]: {reason}",
-        code="validation_error",
-        field=f"requests[{index}]",
-        reason=reason,
-    )
-
-
 def plan_item(index: int, item: Any) -> dict[str, Any]:
     """One batch item: the plan, or the problem that sank only this item."""
     if not isinstance(item, dict):
@@ -112,47 +100,6 @@ def plan_item(index: int, item: Any) -> dict[str, Any]:
         return {"index": index, "ok": True, "result": plan_body(PlanRequestModel.model_validate(item))}
     except (SolverError, ValidationError, ProblemError) as error:
         return {"index": index, "ok": False, "problem": problem_for_exception(error)}
-
-
-def over_layer_budget(index: int, budget: int) -> dict[str, Any]:
-    """The problem of a batch item whose answer would push the batch past CNNPLAN_MAX_BATCH_LAYERS."""
-    reason = f"the batch's answers would hold more than {budget} layers in all; send the rest in another batch"
-    problem = problem_body(
-        422,
-        "Invalid request",
-        f"requests[{index}]: {reason}",
-        code="limit_exceeded",
-        field=f"requests[{index}]",
-        reason=reason,
-    )
-    return {"index": index, "ok": False, "problem": problem}
-
-
-def plan_items(requests: list[Any], budget: int) -> list[dict[str, Any]]:
-    """Plan every item in order until the answers hold `budget` layers; later items get a 422 problem
-    without being planned, so a batch's time and memory stay bounded."""
-    results: list[dict[str, Any]] = []
-    spent = 0
-    for index, item in enumerate(requests):
-        if spent > budget:
-            results.append(over_layer_budget(index, budget))
-            continue
-        result = plan_item(index, item)
-        if result["ok"]:
-            spent += len(result["result"]["layers"])
-            if spent > budget:
-                result = over_layer_budget(index, budget)
-        results.append(result)
-    return results
-
-
-def check_batch_size(count: int, settings: AppSettings) -> None:
-    """422 when a batch exceeds CNNPLAN_MAX_BATCH."""
-    if count > settings.max_batch:
-        reason = f"has {count} items; at most {settings.max_batch} are accepted"
-        raise ProblemError(
-            422, "Invalid request", f"requests: {reason}", field="requests", reason=reason, code="limit_exceeded"
-        )
 
 
 @router.post(
@@ -165,4 +112,4 @@ def check_batch_size(count: int, settings: AppSettings) -> None:
 def post_plan_batch(body: PlanBatchRequest, settings: AppSettings) -> FastJSONResponse:
     """Results in request order; a bad item carries its problem and does not fail the batch."""
     check_batch_size(len(body.requests), settings)
-    return FastJSONResponse({"results": plan_items(body.requests, settings.max_batch_layers)})
+    return FastJSONResponse({"results": answer_within_budget(body.requests, plan_item, settings.max_batch_layers)})

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from solver.errors import SolverError
 
+from ..batches import answer_within_budget, check_batch_size, not_an_object
 from ..convert import report_dict, validate_body
 from ..dependencies import AppSettings
 from ..formats import REPORT_FORMAT_RESPONSES, ReportFormat, report_response, report_title
@@ -16,7 +17,6 @@ from ..problems import ProblemError, problem_for_exception, problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import ValidateBatchRequest, ValidateBatchResponse, ValidateRequestModel, ValidateResponse
 from .onnx_upload import ONNX_UPLOAD_OPENAPI
-from .plan import check_batch_size, not_an_object
 
 router = APIRouter(tags=["validate"])
 
@@ -64,4 +64,4 @@ def validate_item(index: int, item: Any) -> dict[str, Any]:
 def post_validate_batch(body: ValidateBatchRequest, settings: AppSettings) -> FastJSONResponse:
     """Results in request order."""
     check_batch_size(len(body.requests), settings)
-    return FastJSONResponse({"results": [validate_item(index, item) for index, item in enumerate(body.requests)]})
+    return FastJSONResponse({"results": answer_within_budget(body.requests, validate_item, settings.max_batch_layers)})

@@ -90,6 +90,18 @@ def test_a_plan_batch_stops_planning_past_its_layer_budget(tmp_path):
     assert all(not item["ok"] and item["problem"]["code"] == "limit_exceeded" for item in results[len(planned) :])
 
 
+def test_a_validate_batch_of_presets_stops_past_its_layer_budget(tmp_path):
+    """A preset name is a few bytes of request and hundreds of layers of answer."""
+    app = create_app(Settings(data_dir=tmp_path, redis_url=None, embedded_worker=False, max_batch_layers=1_000))
+    response = AppClient(app).post("/validate/batch", json={"requests": [{"preset": "resnet50"}] * 1000})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    planned = [item for item in results if item["ok"]]
+    assert 1 <= len(planned) < 10 and sum(len(item["result"]["layers"]) for item in planned) <= 1_000
+    assert all(item["problem"]["code"] == "limit_exceeded" for item in results[len(planned) :])
+    assert results[-1]["problem"]["field"] == "requests[999]"
+
+
 # -- architectures --------------------------------------------------------------------------------
 
 
