@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the "curl examples" section of docs/service.md from a real run: starts `cnnplan serve`
+# Regenerates the "curl examples" section of README.md from a real run: starts `cnnplan serve`
 # on 127.0.0.1:8000 (embedded worker off), runs every example, prints Markdown. Needs curl and jq.
 #   bash docs/service_examples.sh > /tmp/examples.md
 set -euo pipefail

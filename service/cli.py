@@ -323,7 +323,7 @@ def openapi() -> None:
     click.echo(json.dumps(openapi_document(), indent=2))
 
 
-from .cli_jobs import bench, worker  # noqa: E402  benchmark job commands (docs/worker.md)
+from .cli_jobs import bench, worker  # noqa: E402  benchmark job commands (README: "The benchmark worker")
 
 main.add_command(worker)
 main.add_command(bench)

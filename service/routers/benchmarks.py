@@ -1,4 +1,4 @@
-"""/benchmarks: benchmark jobs (submit, status, list, cancel), run by the Celery worker (docs/worker.md)."""
+"""/benchmarks: benchmark jobs (submit, status, list, cancel), run by the Celery worker (README: "The benchmark worker")."""
 
 from __future__ import annotations
 

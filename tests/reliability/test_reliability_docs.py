@@ -1,4 +1,4 @@
-"""docs/reliability.md ("Limits and guarantees") names only tests that exist, and every limit module's
+"""The README's "Limits and guarantees" section names only tests that exist, and every limit module's
 constants that it quotes are the ones the code enforces."""
 
 from __future__ import annotations
@@ -12,9 +12,18 @@ from service.json_limits import MAX_JSON_DEPTH, MAX_JSON_NUMBER_DIGITS
 from service.settings import Settings
 from solver.limits import MAX_FAN_IN, MAX_IMAGE_SIDE, MAX_JUMP, MAX_LAYERS
 
-DOC = ROOT / "docs" / "reliability.md"
+README = ROOT / "README.md"
+SECTION = "## Limits and guarantees"
 FILE_SPAN = re.compile(r"(?:R|tests)/[\w/]+\.py(?:::(\w+))?(?:\[[\w-]+\])?")
 TEST_SPAN = re.compile(r"(?:::)?(test_\w+)(?:\[[\w-]+\])?")
+
+
+def section_text() -> str:
+    """The README from its "Limits and guarantees" heading to the next heading of the same level."""
+    text = README.read_text()
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    return text[start:] if end < 0 else text[start:end]
 
 
 def referenced_tests() -> list[tuple[str, str]]:
@@ -22,7 +31,7 @@ def referenced_tests() -> list[tuple[str, str]]:
     before it (in its row, or in its table's header)."""
     pairs = []
     current = None
-    for row in DOC.read_text().splitlines():
+    for row in section_text().splitlines():
         if not row.startswith("|"):
             continue
         for span in re.findall(r"`([^`]+)`", row):
@@ -51,7 +60,7 @@ def test_every_test_the_doc_names_exists():
 
 
 def test_the_doc_quotes_the_enforced_limits():
-    text = DOC.read_text()
+    text = section_text()
     settings = Settings()
     for value in (
         MAX_JSON_DEPTH,
