@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
+from live_processes import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,12 +60,6 @@ class AppClient:
         return self.request("DELETE", url, **kwargs)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rss_bytes(pid: int) -> int:
     """Resident set size of a process, from /proc (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -77,58 +68,37 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-class Uvicorn:
+class Uvicorn(ServerProcess):
     """``uvicorn service.app:app`` on a free loopback port, with `env` on top of a clean CNNPLAN_* environment;
     its stdout and stderr go to `log_path`."""
 
     def __init__(
         self, data_dir: Path, log_path: Path, env: Mapping[str, str] | None = None, log_level: str = "info"
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
+        port = free_port()
         base = {key: value for key, value in os.environ.items() if not key.startswith("CNNPLAN_")}
         base.update({"CNNPLAN_DATA_DIR": str(data_dir), "CNNPLAN_EMBEDDED_WORKER": "false", "PYTHONPATH": str(ROOT)})
         base.update(env or {})
-        self.env = base
-        self.log_level = log_level
-        self.process: subprocess.Popen | None = None
+        command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(port),
+                   "--log-level", log_level, "--no-access-log" if log_level == "warning" else "--access-log"]  # fmt: skip
+        super().__init__(command, port, base, ROOT)
+        self.port = port
+        self.log_path = log_path
 
     def __enter__(self) -> Self:
-        command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--log-level", self.log_level, "--no-access-log" if self.log_level == "warning" else "--access-log"]  # fmt: skip
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:  # a liveness guard, not a timed assertion
-            if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not answer /healthz within 60 s")
-            time.sleep(0.1)
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        self.log = open(self.log_path, "wb")  # closed by __exit__
+        super().__enter__()
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        try:
+            super().__exit__(*exc)
+        finally:
+            assert self.log is not None
+            self.log.close()
 
-    def log(self) -> str:
+    def log_text(self) -> str:
+        """Everything the server wrote so far."""
         return self.log_path.read_text(errors="replace")
 
 

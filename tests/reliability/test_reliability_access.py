@@ -187,7 +187,7 @@ def test_a_real_server_logs_requests_but_never_the_key(tmp_path):
         assert http.get("/benchmarks", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
         assert http.get("/benchmarks", headers={"X-API-Key": f"{KEY}-wrong"}).status_code == 401
         assert http.post("/benchmarks", json=JOB, headers={"X-API-Key": KEY}).status_code == 202
-    log = server.log()
+    log = server.log_text()
     assert "GET /benchmarks" in log and "401" in log  # the access log is on
     assert KEY not in log
 

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-
-STARTUP_DEADLINE_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from live_processes import ServerProcess, free_port
 
 
 @pytest.fixture(scope="module")
@@ -33,29 +25,8 @@ def server(tmp_path_factory) -> Iterator[str]:
     }
     env.pop("CNNPLAN_API_KEY", None)
     command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"cnnplan serve exited with {process.returncode}: {process.stdout.read().decode()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"cnnplan serve did not answer /healthz within {STARTUP_DEADLINE_S} s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with ServerProcess(command, port, env, Path.cwd()) as running:
+        yield running.url
 
 
 def test_health_and_plan_over_http(server):
