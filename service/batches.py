@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .dependencies import AppSettings
-from .problems import ProblemError, problem_body
+from pydantic import ValidationError
 
-AnswerItem = Callable[[int, Any], dict[str, Any]]
+from solver.errors import SolverError
+
+from .dependencies import AppSettings
+from .problems import ProblemError, problem_body, problem_for_exception
+
+Answer = Callable[[dict[str, Any]], dict[str, Any]]
+"""Turns one request body into its JSON answer (the same work as the single-item route)."""
 
 
 def check_batch_size(count: int, settings: AppSettings) -> None:
@@ -47,7 +52,18 @@ def over_layer_budget(index: int, budget: int) -> dict[str, Any]:
     return {"index": index, "ok": False, "problem": problem}
 
 
-def answer_within_budget(requests: list[Any], answer_item: AnswerItem, budget: int) -> list[dict[str, Any]]:
+def answer_item(index: int, item: Any, answer: Answer) -> dict[str, Any]:
+    """One batch item: ``{index, ok: true, result}``, or ``{index, ok: false, problem}`` for the problem that
+    sank only this item."""
+    if not isinstance(item, dict):
+        return {"index": index, "ok": False, "problem": not_an_object(index)}
+    try:
+        return {"index": index, "ok": True, "result": answer(item)}
+    except (SolverError, ValidationError, ProblemError) as error:
+        return {"index": index, "ok": False, "problem": problem_for_exception(error)}
+
+
+def answer_within_budget(requests: list[Any], answer: Answer, budget: int) -> list[dict[str, Any]]:
     """Answer the items in order until their answers hold `budget` layers; later items get a 422 problem
     without being computed, so a small body (presets, huge plans) cannot build gigabytes of JSON."""
     results: list[dict[str, Any]] = []
@@ -56,7 +72,7 @@ def answer_within_budget(requests: list[Any], answer_item: AnswerItem, budget: i
         if spent > budget:
             results.append(over_layer_budget(index, budget))
             continue
-        result = answer_item(index, item)
+        result = answer_item(index, item, answer)
         if result["ok"]:
             spent += len(result["result"]["layers"])
             if spent > budget:

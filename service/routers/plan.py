@@ -6,16 +6,14 @@ import re
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import ValidationError
 
 from solver import make_plan
-from solver.errors import SolverError
 
-from ..batches import answer_within_budget, check_batch_size, not_an_object
+from ..batches import answer_within_budget, check_batch_size
 from ..convert import plan_body, to_plan_request
 from ..dependencies import AppSettings
 from ..formats import FORMAT_DESCRIPTION, PLAN_FORMAT_RESPONSES, PlanFormat, plan_response
-from ..problems import ProblemError, problem_for_exception, problem_responses
+from ..problems import ProblemError, problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import PlanBatchRequest, PlanBatchResponse, PlanRequestModel, PlanResponse
 
@@ -92,14 +90,9 @@ async def get_plan(
     return FastJSONResponse(plan_body(body))
 
 
-def plan_item(index: int, item: Any) -> dict[str, Any]:
-    """One batch item: the plan, or the problem that sank only this item."""
-    if not isinstance(item, dict):
-        return {"index": index, "ok": False, "problem": not_an_object(index)}
-    try:
-        return {"index": index, "ok": True, "result": plan_body(PlanRequestModel.model_validate(item))}
-    except (SolverError, ValidationError, ProblemError) as error:
-        return {"index": index, "ok": False, "problem": problem_for_exception(error)}
+def plan_answer(item: dict[str, Any]) -> dict[str, Any]:
+    """The answer of one /plan/batch item: the same as POST /plan with that body."""
+    return plan_body(PlanRequestModel.model_validate(item))
 
 
 @router.post(
@@ -112,4 +105,4 @@ def plan_item(index: int, item: Any) -> dict[str, Any]:
 def post_plan_batch(body: PlanBatchRequest, settings: AppSettings) -> FastJSONResponse:
     """Results in request order; a bad item carries its problem and does not fail the batch."""
     check_batch_size(len(body.requests), settings)
-    return FastJSONResponse({"results": answer_within_budget(body.requests, plan_item, settings.max_batch_layers)})
+    return FastJSONResponse({"results": answer_within_budget(body.requests, plan_answer, settings.max_batch_layers)})

@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import ValidationError
 
-from solver.errors import SolverError
-
-from ..batches import answer_within_budget, check_batch_size, not_an_object
+from ..batches import answer_within_budget, check_batch_size
 from ..convert import report_dict, validate_body
 from ..dependencies import AppSettings
 from ..formats import REPORT_FORMAT_RESPONSES, ReportFormat, report_response, report_title
-from ..problems import ProblemError, problem_for_exception, problem_responses
+from ..problems import problem_responses
 from ..responses import FastJSONResponse
 from ..schemas import ValidateBatchRequest, ValidateBatchResponse, ValidateRequestModel, ValidateResponse
 from .onnx_upload import ONNX_UPLOAD_OPENAPI
@@ -40,18 +37,9 @@ def post_validate(
     return FastJSONResponse(report_dict(report))
 
 
-def validate_item(index: int, item: Any) -> dict[str, Any]:
-    """One batch item: the report, or the problem that sank only this item."""
-    if not isinstance(item, dict):
-        return {"index": index, "ok": False, "problem": not_an_object(index)}
-    try:
-        return {
-            "index": index,
-            "ok": True,
-            "result": report_dict(validate_body(ValidateRequestModel.model_validate(item))),
-        }
-    except (SolverError, ValidationError, ProblemError) as error:
-        return {"index": index, "ok": False, "problem": problem_for_exception(error)}
+def validate_answer(item: dict[str, Any]) -> dict[str, Any]:
+    """The answer of one /validate/batch item: the same as POST /validate with that body."""
+    return report_dict(validate_body(ValidateRequestModel.model_validate(item)))
 
 
 @router.post(
@@ -64,4 +52,6 @@ def validate_item(index: int, item: Any) -> dict[str, Any]:
 def post_validate_batch(body: ValidateBatchRequest, settings: AppSettings) -> FastJSONResponse:
     """Results in request order."""
     check_batch_size(len(body.requests), settings)
-    return FastJSONResponse({"results": answer_within_budget(body.requests, validate_item, settings.max_batch_layers)})
+    return FastJSONResponse(
+        {"results": answer_within_budget(body.requests, validate_answer, settings.max_batch_layers)}
+    )
