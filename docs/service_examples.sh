@@ -50,7 +50,7 @@ example "Error: image side above 2^20 (422)" \
     "curl -s -i localhost:$PORT/plan -H 'Content-Type: application/json' -d '{\"image_size\": 2000000}' | tr -d '\r' | grep -v -i -E '^(date|server|content-length):'"
 example "Error: malformed layer (422 naming the field)" \
     "curl -s localhost:$PORT/validate -H 'Content-Type: application/json' -d '{\"image_size\": 32, \"layers\": [{\"type\": \"conv\", \"kernel_size\": 3}, {\"type\": \"conv\", \"kernal_size\": 3}]}' | jq -c ."
-example "Error: unknown preset (422)" "curl -s localhost:$PORT/presets/vgg17 | jq -c ."
+example "Error: unknown preset (404 as a resource; 422 inside a /validate body)" "curl -s localhost:$PORT/presets/vgg17 | jq -c ."
 example "Error: body over 1 MiB (413)" \
     "python3 -c 'print(\" \" * 1100000)' | curl -s localhost:$PORT/plan -H 'Content-Type: application/json' --data-binary @- | jq -c ."
 example "Error: unknown route (404) and wrong method (405)" \

@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, Path
 
+from solver.errors import UnknownPresetError
 from solver.layers import Layer, as_graph
 from solver.presets import preset, preset_info, preset_names
 
-from ..problems import problem_responses
+from ..problems import ProblemError, problem_responses
 from ..schemas import PresetDetail, PresetList
 
 router = APIRouter(tags=["presets"])
@@ -36,8 +37,17 @@ def list_presets() -> dict[str, Any]:
 
 
 @router.get(
-    "/presets/{name}", response_model=PresetDetail, responses=problem_responses(401, 422), summary="One preset's graph"
+    "/presets/{name}",
+    response_model=PresetDetail,
+    responses=problem_responses(401, 404, 422),
+    summary="One preset's graph",
 )
 def get_preset(name: str = Path(max_length=64)) -> dict[str, Any]:
-    """The preset's description and its nodes (an unknown name is a 422 naming ``preset``)."""
-    return {**preset_info(name), "nodes": [node_dict(layer) for layer in as_graph(preset(name))]}
+    """The preset's description and its nodes. An unknown name is a 404 naming ``name`` (the resource does
+    not exist); in a POST /validate body it is a 422 naming ``preset`` (a bad field of a valid request)."""
+    try:
+        return {**preset_info(name), "nodes": [node_dict(layer) for layer in as_graph(preset(name))]}
+    except UnknownPresetError as error:
+        raise ProblemError(
+            404, "Not found", f"name: {error.reason}", field="name", reason=error.reason, code=error.code
+        ) from None

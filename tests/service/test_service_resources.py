@@ -29,8 +29,10 @@ async def test_preset_nodes_validate_like_the_preset(client, name):
     assert by_graph == by_name
 
 
-async def test_unknown_preset_is_422(client):
-    problem = assert_problem(await client.get("/presets/vgg17"), 422, "preset")
+async def test_unknown_preset_is_404_as_a_resource_and_422_in_a_body(client):
+    problem = assert_problem(await client.get("/presets/vgg17"), 404, "name")
+    assert problem["code"] == "unknown_preset" and "vgg16" in problem["detail"]
+    problem = assert_problem(await client.post("/validate", json={"preset": "vgg17"}), 422, "preset")
     assert problem["code"] == "unknown_preset"
 
 
