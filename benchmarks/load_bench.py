@@ -117,6 +117,16 @@ def start_server(port: int) -> subprocess.Popen:
     raise SystemExit("uvicorn did not answer /healthz within 60 s")
 
 
+def stop_server(server: subprocess.Popen) -> None:
+    """SIGINT (uvicorn's graceful shutdown), then SIGKILL after 20 s."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 # -- wrk -------------------------------------------------------------------------------------------
 
 WRK_SCRIPT = r"""
@@ -341,11 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                     result.errors += phase["errors"]
                     result.server_cpu_s += process_cpu_seconds(server.pid) - cpu_before
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
     for result in results.values():
         if wrk:  # wrk reports percentiles per phase; report the worst phase

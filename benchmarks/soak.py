@@ -21,8 +21,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_bench import HOST, free_port, percentile, plan_body, start_server  # the service's load script
+from load_bench import HOST, free_port, percentile, plan_body, start_server, stop_server  # the service's load script
 
 MAX_SECONDS = 600
 MAX_CLIENTS = 256
@@ -227,12 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             summary = asyncio.run(soak(port, server.pid, args.clients, args.warmup, args.duration))
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_server(server)
 
     mib = 1024 * 1024
     passed = summary["errors"] == 0 and summary["rss_growth"] <= args.max_growth
