@@ -95,12 +95,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def keep_alive_timeout() -> int:
+    """The idle keep-alive timeout `cnnplan serve` uses by default (longer than httpx's 5 s pool expiry)."""
+    from service.settings import Settings
+
+    return Settings.model_fields["keep_alive_timeout"].default
+
+
 def start_server(port: int) -> subprocess.Popen:
     """One uvicorn worker serving service.app:app on the loopback port; waits for /healthz."""
     env = {**os.environ, "CNNPLAN_EMBEDDED_WORKER": "false", "CNNPLAN_LOG_LEVEL": "warning"}
     env.pop("CNNPLAN_API_KEY", None)
     command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", HOST, "--port", str(port),
-               "--workers", "1", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+               "--workers", "1", "--log-level", "warning", "--no-access-log",
+               "--timeout-keep-alive", str(keep_alive_timeout())]  # fmt: skip
     server = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -68,7 +68,15 @@ def serve(host: str, port: int, workers: int) -> None:
     from .worker.embedded import embedded_worker
 
     with embedded_worker(get_settings()):  # CNNPLAN_EMBEDDED_WORKER=false to run the API alone
-        uvicorn.run("service.app:app", host=host, port=port, workers=workers, log_level=get_settings().log_level)
+        settings = get_settings()
+        uvicorn.run(
+            "service.app:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+            timeout_keep_alive=settings.keep_alive_timeout,
+        )
 
 
 def fail(error: Exception) -> None:

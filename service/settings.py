@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="TCP port of `cnnplan serve`.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
     log_level: str = Field("info", description="uvicorn log level.")
+    keep_alive_timeout: int = Field(
+        65,
+        ge=1,
+        le=3600,
+        description="Seconds an idle keep-alive connection stays open. Longer than a client pool's own idle expiry "
+        "(httpx: 5 s) and than common load balancers' (60 s), so the server never closes a connection a client "
+        "is about to reuse.",
+    )
     data_dir: Path = Field(default_factory=default_data_dir, description="Where results and job state are kept.")
     redis_url: str | None = Field(None, description="Celery broker/backend; unset means the embedded defaults.")
     api_key: SecretStr | None = Field(

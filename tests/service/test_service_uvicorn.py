@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,3 +81,20 @@ def test_metrics_over_http(server):
         client.get("/presets")
         text = client.get("/metrics").text
     assert 'cnnplan_http_requests_total{method="GET",route="/presets",status="200"} 1.0' in text
+
+
+def test_an_idle_keep_alive_connection_outlives_a_client_pools_expiry(server):
+    """httpx drops idle pooled connections after 5 s, uvicorn's own default; the server must keep them
+    longer (CNNPLAN_KEEP_ALIVE_TIMEOUT, 65 s) or a client reusing one at the boundary reads a closed socket."""
+    host, port = server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read() == b'{"status":"ok"}'
+        time.sleep(6.5)
+        connection.request("GET", "/healthz")  # the same socket: http.client reconnects only if told it closed
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == b'{"status":"ok"}'
+        assert connection.sock is not None
+    finally:
+        connection.close()
