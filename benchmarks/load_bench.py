@@ -102,11 +102,16 @@ def keep_alive_timeout() -> int:
     return Settings.model_fields["keep_alive_timeout"].default
 
 
-def start_server(port: int) -> subprocess.Popen:
-    """One uvicorn worker serving service.app:app on the loopback port; waits for /healthz."""
+APPS = {"service": "service.app:app", "floor": "floor_app:app"}
+"""--app: the service itself, or its transport floor (benchmarks/floor_app.py: the same app, no solver work)."""
+
+
+def start_server(port: int, app: str = APPS["service"]) -> subprocess.Popen:
+    """One uvicorn worker serving `app` on the loopback port; waits for /healthz."""
     env = {**os.environ, "CNNPLAN_EMBEDDED_WORKER": "false", "CNNPLAN_LOG_LEVEL": "warning"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(Path(__file__).resolve().parent), env.get("PYTHONPATH"))))
     env.pop("CNNPLAN_API_KEY", None)
-    command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", HOST, "--port", str(port),
+    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
                "--workers", "1", "--log-level", "warning", "--no-access-log",
                "--timeout-keep-alive", str(keep_alive_timeout())]  # fmt: skip
     server = subprocess.Popen(command, env=env)
@@ -323,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--json", action="store_true", help="Also print the summary as one JSON line.")
     parser.add_argument("--breakdown", action="store_true", help="Only the in-process cost split; no server.")
+    parser.add_argument(
+        "--app",
+        choices=tuple(APPS),
+        default="service",
+        help="service: service.app:app; floor: the same app answering one fixed plan (benchmarks/floor_app.py).",
+    )
     args = parser.parse_args(argv)
     if args.breakdown:
         breakdown()
@@ -337,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     generator = "wrk" if wrk else "python"
 
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, APPS[args.app])
     results = {"healthz": PhaseResult(), "plan": PhaseResult()}
     try:
         with tempfile.TemporaryDirectory() as scratch:
@@ -369,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             result.p50_ms, result.p99_ms = percentile(ordered, 0.50), percentile(ordered, 0.99)
     ratio = results["plan"].rps / results["healthz"].rps if results["healthz"].rps else 0.0
     print(f"load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:g} s per endpoint, "
-          f"one uvicorn worker on {HOST}")  # fmt: skip
+          f"one uvicorn worker on {HOST} serving {APPS[args.app]}")  # fmt: skip
     print(f"{'endpoint':<14}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
           f"{'server CPU':>12}{'CPU ms/req':>12}")  # fmt: skip
     for endpoint, label in (("healthz", "GET /healthz"), ("plan", "POST /plan")):
@@ -386,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"healthz / plan server CPU per request: {cpu_ratio:.1%} (the same ratio, free of the machine's other load)")
     if args.json:
         summary = {
+            "app": APPS[args.app],
             "generator": generator,
             "connections": args.connections,
             "seconds_per_endpoint": args.rounds * args.duration,
