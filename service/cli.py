@@ -67,8 +67,8 @@ def serve(host: str, port: int, workers: int) -> None:
 
     from .worker.embedded import embedded_worker
 
-    with embedded_worker(get_settings()):  # CNNPLAN_EMBEDDED_WORKER=false to run the API alone
-        settings = get_settings()
+    settings = get_settings()
+    with embedded_worker(settings):  # CNNPLAN_EMBEDDED_WORKER=false to run the API alone
         uvicorn.run(
             "service.app:app",
             host=host,
