@@ -102,8 +102,13 @@ def keep_alive_timeout() -> int:
     return Settings.model_fields["keep_alive_timeout"].default
 
 
-APPS = {"service": "service.app:app", "floor": "floor_app:app"}
-"""--app: the service itself, or its transport floor (benchmarks/floor_app.py: the same app, no solver work)."""
+APPS = {
+    "service": "service.app:app",
+    "floor": "floor_app:median_answer_app",
+    "floor-tiny": "floor_app:tiny_answer_app",
+    "bare": "floor_app:bare_asgi_app",
+}
+"""--app: the service itself, or one of its transport floors (benchmarks/floor_app.py, uvicorn app factories)."""
 
 
 def start_server(port: int, app: str = APPS["service"]) -> subprocess.Popen:
@@ -114,6 +119,8 @@ def start_server(port: int, app: str = APPS["service"]) -> subprocess.Popen:
     command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
                "--workers", "1", "--log-level", "warning", "--no-access-log",
                "--timeout-keep-alive", str(keep_alive_timeout())]  # fmt: skip
+    if app.startswith("floor_app:"):
+        command.append("--factory")
     server = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -332,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         "--app",
         choices=tuple(APPS),
         default="service",
-        help="service: service.app:app; floor: the same app answering one fixed plan (benchmarks/floor_app.py).",
+        help="service: service.app:app; floor: the same app answering one fixed plan without planning; floor-tiny: "
+        "the same answering 13 bytes; bare: a bare ASGI callable answering like healthz (benchmarks/floor_app.py).",
     )
     args = parser.parse_args(argv)
     if args.breakdown:
