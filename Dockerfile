@@ -20,6 +20,7 @@ RUN groupadd --system --gid 10001 cnnplan \
     && chown 10001:10001 /data
 
 COPY pyproject.toml README.md ./
+COPY cnnplan ./cnnplan
 COPY solver ./solver
 COPY service ./service
 RUN if [ -n "$EXTRAS" ]; then pip install --no-cache-dir "/app[$EXTRAS]"; else pip install --no-cache-dir /app; fi

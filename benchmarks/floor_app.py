@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 from load_bench import plan_body as mix_body
 
-import service.routers.plan as plan_routes
-from service.app import create_app
-from service.convert import plan_body
-from service.schemas import PlanRequestModel
-from service.settings import Settings
+import cnnplan.service.api.routes.plan as plan_routes
+from cnnplan.service.api.app import create_app
+from cnnplan.service.convert import plan_body
+from cnnplan.service.schemas import PlanRequestModel
+from cnnplan.service.settings import Settings
 
 
 def median_answer(count: int = 300, seed: int = 7) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def median_answer(count: int = 300, seed: int = 7) -> dict[str, Any]:
 
 
 def _service_answering(answer: dict[str, Any]) -> Any:
-    """service.app's app whose POST /plan still parses and validates every body, then answers `answer`."""
+    """cnnplan.service.api.app's app whose POST /plan still parses and validates every body, then answers `answer`."""
     plan_routes.plan_body = lambda body: answer
     return create_app(Settings(embedded_worker=False))
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark planned networks end to end on one GPU (a few minutes), or on CPU with a clear note.
 
-Runs the same code path as a benchmark job (`service.worker.benchmark.run_benchmark`, no queue):
+Runs the same code path as a benchmark job (`cnnplan.service.worker.benchmark.run_benchmark`, no queue):
 several plans (default widths 64 -> 512), batch sizes, float32 / bfloat16, channels-last and
 torch.compile on and off, inference and one training row, and prints a table naming the device.
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.worker.benchmark import BenchmarkOptions, environment, resolve_device, run_benchmark  # noqa: E402
-from service.worker.memory import BenchmarkError  # noqa: E402
-from service.worker.spec import network_spec  # noqa: E402
+from cnnplan.service.worker.benchmark import BenchmarkOptions, environment, resolve_device, run_benchmark  # noqa: E402
+from cnnplan.service.worker.memory import BenchmarkError  # noqa: E402
+from cnnplan.service.worker.spec import network_spec  # noqa: E402
 
 FULL = {
     "plans": [{"image_size": 64}, {"image_size": 128}, {"image_size": 224}],

@@ -97,13 +97,13 @@ def free_port() -> int:
 
 def keep_alive_timeout() -> int:
     """The idle keep-alive timeout `cnnplan serve` uses by default (longer than httpx's 5 s pool expiry)."""
-    from service.settings import Settings
+    from cnnplan.service.settings import Settings
 
     return Settings.model_fields["keep_alive_timeout"].default
 
 
 APPS = {
-    "service": "service.app:app",
+    "service": "cnnplan.service.api.app:app",
     "floor": "floor_app:median_answer_app",
     "floor-tiny": "floor_app:tiny_answer_app",
     "bare": "floor_app:bare_asgi_app",
@@ -283,11 +283,11 @@ def breakdown(count: int = 300, repeats: int = 5) -> None:
 
     import orjson
 
-    from service.app import create_app
-    from service.convert import plan_dict, to_plan_request
-    from service.schemas import PlanRequestModel
-    from service.settings import Settings
-    from solver import make_plan
+    from cnnplan.service.api.app import create_app
+    from cnnplan.service.convert import plan_dict, to_plan_request
+    from cnnplan.service.schemas import PlanRequestModel
+    from cnnplan.service.settings import Settings
+    from cnnplan.solver import make_plan
 
     rng = random.Random(7)
     bodies = [plan_body(rng) for _ in range(count)]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from solver import PlanRequest, make_plan, plan_stages, validate
+from cnnplan.solver import PlanRequest, make_plan, plan_stages, validate
 
 LAYER_COUNTS = (10, 100, 1_000, 10_000)
 

@@ -2,7 +2,7 @@
 
 Search space (fixed, so that NSGA-II can cross over): number of stages 1..8, layers per stage 1..10,
 kernel size 3/5/7, downsampling maxpool/avgpool/conv. Each generation of candidates is validated in
-one ``POST /validate/batch`` call through `service.client.PlannerClient`; the constraint margins go
+one ``POST /validate/batch`` call through `cnnplan.service.client.PlannerClient`; the constraint margins go
 to Optuna's constraint mechanism (``Trial.set_constraint`` on Optuna >= 5, the sampler's
 ``constraints_func`` before; values > 0 mean infeasible), so the sampler steers away from
 architectures the theory rules out and no training time is spent on them.
@@ -27,7 +27,7 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.client import PlannerClient
+from cnnplan.service.client import PlannerClient
 
 MAX_STAGES = 8
 MAX_LAYERS = 10

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from solver import arithmetic as ar
-from solver import parse_min_c_value
+from cnnplan.solver import arithmetic as ar
+from cnnplan.solver import parse_min_c_value
 
 KERNELS = (3, 5, 7)
 MAX_STAGES = 8
@@ -56,7 +56,7 @@ def count_by_stages(image_size: int, t: Fraction) -> dict[int, dict[int, int]]:
     """{kernel: {stage count: feasible tuples}}."""
     counts: dict[int, dict[int, int]] = {}
     for kernel in KERNELS:
-        per_n = {n: 0 for n in range(1, MAX_STAGES + 1)}
+        per_n = dict.fromkeys(range(1, MAX_STAGES + 1), 0)
         for stages in feasible_tuples(image_size, kernel, t):
             per_n[len(stages)] += 1
         counts[kernel] = per_n

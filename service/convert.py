@@ -1,7 +1,7 @@
 """Translation between API bodies and solver objects: request models in, plain JSON-ready dicts out.
 
 Responses are built as dicts directly (no response-model round trip) to keep the hot path lean;
-their shapes are the `PlanResponse` and `ValidateResponse` models of `service.schemas`.
+their shapes are the `PlanResponse` and `ValidateResponse` models of `cnnplan.service.schemas`.
 """
 
 from __future__ import annotations
@@ -9,13 +9,12 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints, make_plan
-from solver.analysis import LayerStats, analyse
-from solver.presets import preset, preset_info
-from solver.rational import format_fraction
-
-from .problems import ProblemError
-from .schemas import LayerModel, PlanRequestModel, ValidateRequestModel
+from cnnplan.service.problems import ProblemError
+from cnnplan.service.schemas import LayerModel, PlanRequestModel, ValidateRequestModel
+from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints, make_plan
+from cnnplan.solver.analysis import LayerStats, analyse
+from cnnplan.solver.presets import preset, preset_info
+from cnnplan.solver.rational import format_fraction
 
 C_VALUE_DIGITS = 6
 """Decimal places of the rounded ``c_value`` numbers (the exact value is in ``c_value_exact``)."""

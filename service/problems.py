@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from solver.errors import SolverError
+from cnnplan.solver.errors import SolverError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:cnnplan:problem:"
@@ -206,7 +206,9 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     elif status == 400:  # the framework could not parse the body (not UTF-8, broken multipart): as a JSON syntax error
         kind = "multipart/form-data" if request.headers.get("content-type", "").startswith("multipart/") else "JSON"
         reason = f"is not valid {kind} ({str(error.__cause__ or detail)[:200]})"
-        body = problem_body(422, "Invalid request", f"body: {reason}", code="validation_error", field="body", reason=reason)
+        body = problem_body(
+            422, "Invalid request", f"body: {reason}", code="validation_error", field="body", reason=reason
+        )
         return problem_response(body)
     return problem_response(problem_body(status, None, detail), headers)
 
@@ -262,7 +264,7 @@ __all__ = [
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries documenting problem+json bodies for `statuses`."""
-    from .schemas import Problem
+    from cnnplan.service.schemas import Problem
 
     return {
         status: {

@@ -3,20 +3,20 @@
 Conventions: a c-value is given twice, ``c_value`` (a JSON number rounded to 6 decimals) and
 ``c_value_exact`` (the exact fraction as a ``"p/q"`` string); compare the exact one. Sizes are
 ``[height, width]``. A layer's ``stride`` defaults to 1 for convolutions and to ``kernel_size`` for
-pools, as in PyTorch. Every field carries the limits of `solver.limits`.
+pools, as in PyTorch. Every field carries the limits of `cnnplan.solver.limits`.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from solver.analysis import normalize_image_size
-from solver.errors import SolverError
-from solver.limits import (
+from cnnplan.solver.analysis import normalize_image_size
+from cnnplan.solver.errors import SolverError
+from cnnplan.solver.limits import (
     MAX_CHANNELS,
     MAX_DILATION,
     MAX_FAN_IN,
@@ -27,7 +27,7 @@ from solver.limits import (
     MAX_PADDING,
     MAX_STRIDE,
 )
-from solver.rational import parse_min_c_value
+from cnnplan.solver.rational import parse_min_c_value
 
 MAX_BATCH = 1000
 """Most requests in one batch body."""
@@ -50,7 +50,7 @@ def _solver_check(parse):
 _SIDE_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_IMAGE_SIDE}
 
 ImageSize = Annotated[
-    Union[int, tuple[int, int]],
+    int | tuple[int, int],
     PlainValidator(_solver_check(normalize_image_size)),
     WithJsonSchema(
         {
@@ -63,7 +63,7 @@ ImageSize = Annotated[
 """An image side or [height, width]; validated into a (height, width) tuple."""
 
 MinCValue = Annotated[
-    Union[float, str],
+    float | str,
     PlainValidator(_solver_check(parse_min_c_value)),
     WithJsonSchema(
         {
@@ -86,7 +86,7 @@ LayerType = Literal[
 ]
 Level = Literal["feature", "classifier"]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
-Padding = Union[Annotated[int, Field(ge=0, le=MAX_PADDING)], Literal["same", "valid"]]
+Padding = Annotated[int, Field(ge=0, le=MAX_PADDING)] | Literal["same", "valid"]
 
 
 class _Request(BaseModel):

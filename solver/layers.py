@@ -91,7 +91,7 @@ def trusted_layer(kind: str, **fields: object) -> Layer:
 
 ArchitectureInput = Sequence[Layer] | Sequence[Mapping[str, object]]
 
-_LAYER_FIELDS = {f for f in Layer.__dataclass_fields__}
+_LAYER_FIELDS = set(Layer.__dataclass_fields__)
 _ALIASES = {"type": "kind"}
 
 

@@ -17,16 +17,17 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from .builder import GraphNet, analyse_architecture
-from .memory import BenchmarkError, check_fits
-from .spec import NetworkSpec
+from cnnplan.service.worker.builder import GraphNet, analyse_architecture
+from cnnplan.service.worker.memory import BenchmarkError, check_fits
+from cnnplan.service.worker.spec import NetworkSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -37,7 +38,7 @@ class JobCancelled(Exception):
 
 @dataclass(frozen=True)
 class BenchmarkOptions:
-    """What to measure; the API checks the ranges (see `service.routers.benchmarks`)."""
+    """What to measure; the API checks the ranges (see `cnnplan.service.worker.jobs.check_limits`)."""
 
     device: str = "auto"
     dtype: str = "float32"

@@ -8,14 +8,14 @@ the network output is flattened to ``[batch, features]``.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from solver.analysis import Analysis, ImageSize, LayerStats, analyse
-from solver.layers import INPUT, Layer, as_graph, topological_order
+from cnnplan.solver.analysis import Analysis, ImageSize, LayerStats, analyse
+from cnnplan.solver.layers import INPUT, Layer, as_graph, topological_order
 
 
 class Pad(nn.Module):

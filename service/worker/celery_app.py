@@ -12,7 +12,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from ..settings import Settings, get_settings
+from cnnplan.service.settings import Settings, get_settings
 
 BENCHMARK_TASK = "cnnplan.benchmark"
 BENCHMARK_QUEUE = "benchmarks"
@@ -37,17 +37,22 @@ def make_celery(settings: Settings | None = None) -> Celery:
     if not settings.redis_url:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     broker, backend = broker_and_backend(settings)
-    app = Celery("cnnplan", broker=broker, backend=backend, include=["service.worker.tasks", "service.worker.recovery"])
+    app = Celery(
+        "cnnplan",
+        broker=broker,
+        backend=backend,
+        include=["cnnplan.service.worker.tasks", "cnnplan.service.worker.recovery"],
+    )
     # kombu's SQLAlchemy transport hands its options to create_engine: wait on a locked SQLite file.
     transport_options: dict[str, object] = {"connect_args": {"timeout": 30}}
     if settings.redis_url:
         # Redis re-delivers an unacknowledged message after visibility_timeout: just over the hard
         # time limit (a running job always finishes or dies by then); lost workers are found sooner
         # by the job leases (service.worker.recovery).
-        transport_options = dict(
-            visibility_timeout=settings.job_time_limit + 4 * settings.job_lease_seconds,
-            socket_connect_timeout=2, socket_timeout=10,
-        )  # fmt: skip
+        transport_options = {
+            "visibility_timeout": settings.job_time_limit + 4 * settings.job_lease_seconds,
+            "socket_connect_timeout": 2, "socket_timeout": 10,
+        }  # fmt: skip
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

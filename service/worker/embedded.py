@@ -8,10 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-from ..settings import Settings
+from cnnplan.service.settings import Settings
 
 SHUTDOWN_GRACE_SECONDS = 30
 """The worker's warm shutdown gets this long (an idle one needs about 10 s); then it is killed, and a job
@@ -30,7 +30,7 @@ def _die_with_parent() -> None:
 
 
 def worker_command(concurrency: int = 1) -> list[str]:
-    return [sys.executable, "-m", "service.cli_jobs", "worker", "--concurrency", str(concurrency)]
+    return [sys.executable, "-m", "cnnplan.service.cli.jobs", "worker", "--concurrency", str(concurrency)]
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from solver.analysis import Analysis
+from cnnplan.solver.analysis import Analysis
 
 WORKSPACE_BYTES = 64 * 1024 * 1024
 ACTIVATION_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}

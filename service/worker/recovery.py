@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from celery import signals
 
-from .store import JobStore
+from cnnplan.service.worker.store import JobStore
 
 logger = logging.getLogger("cnnplan.worker")
 
@@ -54,7 +54,7 @@ class Heartbeat(threading.Thread):
             except Exception:  # the store is briefly unreachable: keep trying until the lease lapses
                 logger.exception("heartbeat of job %s failed", self.job_id)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self.start()
         return self
 
@@ -90,10 +90,12 @@ _sweeper: Sweeper | None = None
 def start_sweeper(sender: object = None, **_: object) -> None:
     """Start the sweep when a worker is ready (a restarted worker recovers what its predecessor lost)."""
     global _sweeper
-    from .tasks import send_job, worker_settings, worker_store
+    from cnnplan.service.worker.tasks import send_job, worker_settings, worker_store
 
     settings = worker_settings()
-    stale_after = settings.job_time_limit + 2 * settings.job_lease_seconds  # no live job stays queued untouched that long
+    stale_after = (
+        settings.job_time_limit + 2 * settings.job_lease_seconds
+    )  # no live job stays queued untouched that long
     _sweeper = Sweeper(worker_store, send_job, settings.job_lease_seconds, stale_after)
     _sweeper.start()
 

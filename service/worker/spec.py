@@ -7,13 +7,13 @@ turn it into layers through the same request models and converters as /plan and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from solver import Layer, make_plan
-
-from ..convert import architecture_of, to_plan_request
-from ..schemas import PlanRequestModel, ValidateRequestModel
+from cnnplan.service.convert import architecture_of, to_plan_request
+from cnnplan.service.schemas import PlanRequestModel, ValidateRequestModel
+from cnnplan.solver import Layer, make_plan
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
@@ -51,7 +52,7 @@ class Job:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "Job":
+    def from_record(cls, record: dict[str, Any]) -> Job:
         values = dict(record)
         for name in JSON_FIELDS:
             if isinstance(values.get(name), (str, bytes)):
@@ -131,7 +132,9 @@ class JobStore:
 
     def heartbeat(self, job_id: str, attempt: int, lease_seconds: float) -> bool:
         """Extend the lease of `attempt`; False when the job is no longer that running attempt."""
-        renewed = self._cas(job_id, self._if_running(attempt, lambda job: {"lease_expires_at": time.time() + lease_seconds}))
+        renewed = self._cas(
+            job_id, self._if_running(attempt, lambda job: {"lease_expires_at": time.time() + lease_seconds})
+        )
         return renewed is not None
 
     def set_progress(self, job_id: str, attempt: int, fraction: float) -> bool:
@@ -139,7 +142,9 @@ class JobStore:
         fraction = min(max(fraction, 0.0), 1.0)
         return self._cas(job_id, self._if_running(attempt, lambda job: {"progress": fraction})) is not None
 
-    def finish(self, job_id: str, attempt: int, status: str, result: dict | None = None, error: dict | None = None) -> bool:
+    def finish(
+        self, job_id: str, attempt: int, status: str, result: dict | None = None, error: dict | None = None
+    ) -> bool:
         """running `attempt` -> succeeded/failed with its result or error; False if it was cancelled or re-queued."""
         now = time.time()
         changes = {"status": status, "finished_at": now, "lease_expires_at": None, "result": result, "error": error}
@@ -168,7 +173,6 @@ class JobStore:
             return {"status": QUEUED, "progress": 0.0, "updated_at": now, "lease_expires_at": None, "worker": None}
 
         return self._cas(job_id, transition) is not None
-
 
     def touch_if_stale(self, job_id: str, older_than: float) -> bool:
         """queued and unchanged for `older_than` seconds -> touched now (its message may be lost: send again)."""
@@ -217,7 +221,7 @@ class SqlJobStore(JobStore):
             raise StoreUnavailable(f"job store {self.engine.url!r} cannot be opened: {error}") from error
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path) -> "SqlJobStore":
+    def in_data_dir(cls, data_dir: Path) -> SqlJobStore:
         data_dir.mkdir(parents=True, exist_ok=True)
         return cls(f"sqlite:///{data_dir / 'jobs.sqlite'}")
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from ..settings import Settings
-from .celery_app import BENCHMARK_QUEUE, BENCHMARK_TASK, app
-from .recovery import Heartbeat
-from .store import FAILED, RUNNING, SUCCEEDED, JobStore, open_store
+from cnnplan.service.settings import Settings
+from cnnplan.service.worker.celery_app import BENCHMARK_QUEUE, BENCHMARK_TASK, app
+from cnnplan.service.worker.recovery import Heartbeat
+from cnnplan.service.worker.store import FAILED, RUNNING, SUCCEEDED, JobStore, open_store
 
 logger = logging.getLogger("cnnplan.worker")
 PROGRESS_EVERY_SECONDS = 0.25
@@ -48,7 +48,7 @@ def _error(kind: str, message: str, field: str | None = None) -> dict[str, Any]:
 
 
 def _options(request: dict[str, Any]):
-    from .benchmark import BenchmarkOptions
+    from cnnplan.service.worker.benchmark import BenchmarkOptions
 
     return BenchmarkOptions(
         device=request.get("device", "auto"),
@@ -64,12 +64,11 @@ def _options(request: dict[str, Any]):
 
 def run_job(store: JobStore, job_id: str, attempt: int, request: dict[str, Any], settings: Settings) -> str:
     """Run one claimed attempt to its end; the status it finished with (or 'lost' if taken from it)."""
-    from solver.errors import SolverError
-
-    from ..problems import ProblemError
-    from .benchmark import JobCancelled, run_benchmark
-    from .memory import BenchmarkError, DoesNotFitError
-    from .spec import network_spec
+    from cnnplan.service.problems import ProblemError
+    from cnnplan.service.worker.benchmark import JobCancelled, run_benchmark
+    from cnnplan.service.worker.memory import BenchmarkError, DoesNotFitError
+    from cnnplan.service.worker.spec import network_spec
+    from cnnplan.solver.errors import SolverError
 
     last_write = 0.0
 

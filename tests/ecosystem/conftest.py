@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from live_processes import ServerProcess, free_port
 
-from service.app import create_app
-from service.settings import Settings
+from cnnplan.service.api.app import create_app
+from cnnplan.service.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -43,7 +43,7 @@ def uvicorn_process(app_path: str, app_dir: Path, probe: str, data_dir: Path) ->
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory) -> Iterator[str]:
     """The real cnnplan app under uvicorn."""
-    with uvicorn_process("service.app:app", ROOT, "/healthz", tmp_path_factory.mktemp("data")) as base:
+    with uvicorn_process("cnnplan.service.api.app:app", ROOT, "/healthz", tmp_path_factory.mktemp("data")) as base:
         yield base
 
 

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from service.client import AsyncPlannerClient, BenchmarkTimeout, PlannerClient, PlannerError, RetryPolicy
-from service.schemas import PlanRequestModel
-from solver import PlanRequest, make_plan
+from cnnplan.service.client import AsyncPlannerClient, BenchmarkTimeout, PlannerClient, PlannerError, RetryPolicy
+from cnnplan.service.schemas import PlanRequestModel
+from cnnplan.solver import PlanRequest, make_plan
 
 
 @pytest.fixture
@@ -155,8 +155,8 @@ async def test_benchmark_jobs_submit_list_cancel_and_wait(client):
 
 @pytest.mark.anyio
 async def test_api_key_is_sent_as_a_bearer_token(tmp_path):
-    from service.app import create_app
-    from service.settings import Settings
+    from cnnplan.service.api.app import create_app
+    from cnnplan.service.settings import Settings
 
     app = create_app(Settings(data_dir=tmp_path, redis_url=None, embedded_worker=False, api_key="s3cret"))
     transport = httpx.ASGITransport(app=app)

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from service.cli import main
-from service.diagrams import report_image
-from solver import PlanRequest, make_plan, validate
+from cnnplan.service.cli.main import main
+from cnnplan.service.interop.diagrams import report_image
+from cnnplan.solver import PlanRequest, make_plan, validate
 
 BAD = "#d62728"
 
@@ -72,7 +72,7 @@ def test_cli_plot_writes_the_same_svg(tmp_path):
 
 
 def _title(side: int) -> str:
-    from service.diagrams import plan_title
+    from cnnplan.service.interop.diagrams import plan_title
 
     return plan_title(make_plan(PlanRequest(side)))
 

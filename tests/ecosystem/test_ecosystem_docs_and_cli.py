@@ -10,9 +10,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from service.cli import main
-from service.docs_assets import ASSET_FILES
-from solver import PlanRequest, WidthRule, make_plan
+from cnnplan.service.api._docs_assets import ASSET_FILES
+from cnnplan.service.cli.main import main
+from cnnplan.solver import PlanRequest, WidthRule, make_plan
 
 URL = re.compile(r"""(?:src|href)=["']([^"']+)["']""")
 

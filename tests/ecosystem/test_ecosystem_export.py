@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from service.export import module_source, plan_source
-from solver import PlanRequest, WidthRule, analyse, make_plan
+from cnnplan.service.interop.pytorch_export import module_source, plan_source
+from cnnplan.solver import PlanRequest, WidthRule, analyse, make_plan
 
 CHECK = r"""
 import json, sys, torch

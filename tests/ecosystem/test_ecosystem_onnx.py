@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from service.cli import main
-from service.onnx_import import OnnxImportError, validate_onnx
-from service.worker.builder import build_model
-from solver import PlanRequest, SolverError, WidthRule, analyse, make_plan
+from cnnplan.service.cli.main import main
+from cnnplan.service.interop.onnx_import import OnnxImportError, validate_onnx
+from cnnplan.service.worker.builder import build_model
+from cnnplan.solver import PlanRequest, SolverError, WidthRule, analyse, make_plan
 
 
 def weight(name: str, *shape: int) -> TensorProto:
@@ -212,8 +212,8 @@ def test_a_product_of_two_feature_maps_is_not_silently_dropped():
 
 def test_resnet18_preset_round_trips_through_the_builder_and_onnx():
     """Residual adds and 1x1 stride-2 shortcuts: the imported graph has the preset's exact arithmetic."""
-    from solver import validate
-    from solver.presets import preset
+    from cnnplan.solver import validate
+    from cnnplan.solver.presets import preset
 
     layers = preset("resnet18")
     module, _ = build_model(layers, 224)

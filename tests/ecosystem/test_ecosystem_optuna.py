@@ -11,8 +11,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from service.client import PlannerClient
-from solver import SolverError, validate
+from cnnplan.service.client import PlannerClient
+from cnnplan.solver import SolverError, validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 

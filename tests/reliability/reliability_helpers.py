@@ -79,7 +79,7 @@ class Uvicorn(ServerProcess):
         base = {key: value for key, value in os.environ.items() if not key.startswith("CNNPLAN_")}
         base.update({"CNNPLAN_DATA_DIR": str(data_dir), "CNNPLAN_EMBEDDED_WORKER": "false", "PYTHONPATH": str(ROOT)})
         base.update(env or {})
-        command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(port),
+        command = [sys.executable, "-m", "uvicorn", "cnnplan.service.api.app:app", "--host", "127.0.0.1", "--port", str(port),
                    "--log-level", log_level, "--no-access-log" if log_level == "warning" else "--access-log"]  # fmt: skip
         super().__init__(command, port, base, ROOT)
         self.port = port

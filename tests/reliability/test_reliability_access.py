@@ -22,10 +22,10 @@ from kombu.serialization import prepare_accept_content
 from pydantic import ValidationError
 from reliability_helpers import ROOT, AppClient, Uvicorn, assert_problem, free_port
 
-from service.app import create_app
-from service.settings import Settings
-from service.worker.celery_app import make_celery
-from service.worker.embedded import settings_environment
+from cnnplan.service.api.app import create_app
+from cnnplan.service.settings import Settings
+from cnnplan.service.worker.celery_app import make_celery
+from cnnplan.service.worker.embedded import settings_environment
 
 KEY = "cnnplan-test-key-7f3a9c1e5b"
 """A distinctive key: any occurrence of it in a log or a response is a leak."""

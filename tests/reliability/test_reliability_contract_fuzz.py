@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, settings
 from reliability_helpers import ROOT
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from service.app import create_app
-from service.settings import Settings
+from cnnplan.service.api.app import create_app
+from cnnplan.service.settings import Settings
 
 EXAMPLES = int(os.environ.get("CNNPLAN_FUZZ_EXAMPLES", "25"))
 SPEC = ROOT / "openapi" / "openapi.json"

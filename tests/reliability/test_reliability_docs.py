@@ -8,9 +8,9 @@ import re
 
 from reliability_helpers import ROOT
 
-from service.json_limits import MAX_JSON_DEPTH, MAX_JSON_NUMBER_DIGITS
-from service.settings import Settings
-from solver.limits import MAX_FAN_IN, MAX_IMAGE_SIDE, MAX_JUMP, MAX_LAYERS
+from cnnplan.service.api.middleware.json_limits import MAX_JSON_DEPTH, MAX_JSON_NUMBER_DIGITS
+from cnnplan.service.settings import Settings
+from cnnplan.solver.limits import MAX_FAN_IN, MAX_IMAGE_SIDE, MAX_JUMP, MAX_LAYERS
 
 README = ROOT / "README.md"
 SECTION = "## Limits and guarantees"

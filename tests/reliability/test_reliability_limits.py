@@ -12,12 +12,12 @@ import httpx
 import pytest
 from reliability_helpers import AppClient, Uvicorn, assert_problem
 
-from service.app import create_app
-from service.json_limits import MAX_JSON_DEPTH, MAX_JSON_NUMBER_DIGITS
-from service.settings import MIB, Settings
-from solver import analyse
-from solver.errors import LimitExceededError
-from solver.limits import MAX_FAN_IN, MAX_IMAGE_SIDE, MAX_JUMP, MAX_LAYERS
+from cnnplan.service.api.app import create_app
+from cnnplan.service.api.middleware.json_limits import MAX_JSON_DEPTH, MAX_JSON_NUMBER_DIGITS
+from cnnplan.service.settings import MIB, Settings
+from cnnplan.solver import analyse
+from cnnplan.solver.errors import LimitExceededError
+from cnnplan.solver.limits import MAX_FAN_IN, MAX_IMAGE_SIDE, MAX_JUMP, MAX_LAYERS
 
 JSON = {"content-type": "application/json"}
 RELU = {"type": "relu"}

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from service.convert import plan_body, report_dict, validate_body
-from service.problems import ProblemError
-from service.schemas import PlanRequestModel, PlanResponse, ValidateRequestModel, ValidateResponse
-from solver import PlanRequest, analyse, make_plan, validate
-from solver.errors import GraphStructureError, SolverError
-from solver.limits import MAX_JUMP
+from cnnplan.service.convert import plan_body, report_dict, validate_body
+from cnnplan.service.problems import ProblemError
+from cnnplan.service.schemas import PlanRequestModel, PlanResponse, ValidateRequestModel, ValidateResponse
+from cnnplan.solver import PlanRequest, analyse, make_plan, validate
+from cnnplan.solver.errors import GraphStructureError, SolverError
+from cnnplan.solver.limits import MAX_JUMP
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.app import create_app
-from service.settings import Settings
+from cnnplan.service.api.app import create_app
+from cnnplan.service.settings import Settings
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from service_helpers import assert_problem
 
-from service.app import create_app
-from service.settings import Settings
+from cnnplan.service.api.app import create_app
+from cnnplan.service.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from service.cli import main
+from cnnplan.service.cli.main import main
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_validate_needs_a_file_or_a_preset(runner, tmp_path):
 def test_exit_codes_of_the_real_process(tmp_path):
     """The console entry point as CI would call it (a real interpreter, a real exit status)."""
     violating = write(tmp_path, "arch.json", [CONV] * 9)
-    command = [sys.executable, "-m", "service.cli", "validate"]
+    command = [sys.executable, "-m", "cnnplan.service.cli.main", "validate"]
     assert subprocess.run([*command, "--preset", "vgg16"], capture_output=True).returncode == 0
     assert subprocess.run([*command, violating, "--image-size", "19"], capture_output=True).returncode == 1
     bad = subprocess.run([*command, violating], capture_output=True, text=True)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("app", "target"),
     [
-        ("service", "service.app:app"),
+        ("service", "cnnplan.service.api.app:app"),
         ("floor", "floor_app:median_answer_app"),
         ("floor-tiny", "floor_app:tiny_answer_app"),
         ("bare", "floor_app:bare_asgi_app"),

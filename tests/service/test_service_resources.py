@@ -6,9 +6,9 @@ import httpx
 import pytest
 from service_helpers import assert_problem
 
-from service.app import create_app
-from service.routers import health
-from service.settings import Settings
+from cnnplan.service.api.app import create_app
+from cnnplan.service.api.routes import health
+from cnnplan.service.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

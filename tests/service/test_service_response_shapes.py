@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from service.schemas import LayerResult, PlanBatchItem, PlanResponse, ValidateResponse, ViolationResult
+from cnnplan.service.schemas import LayerResult, PlanBatchItem, PlanResponse, ValidateResponse, ViolationResult
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,7 @@ def server(tmp_path_factory) -> Iterator[str]:
         "CNNPLAN_LOG_LEVEL": "warning",
     }
     env.pop("CNNPLAN_API_KEY", None)
-    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "cnnplan.service.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with ServerProcess(command, port, env, Path.cwd()) as running:
         yield running.url
 

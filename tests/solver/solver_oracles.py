@@ -1,6 +1,6 @@
 """Independent reference implementations the solver tests compare against.
 
-Nothing here uses the planner: candidates are evaluated layer by layer with `solver.arithmetic`
+Nothing here uses the planner: candidates are evaluated layer by layer with `cnnplan.solver.arithmetic`
 (one formula per function, THEORY.md section 1), and optima are found by exhaustive search.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from functools import cache
 
-from solver import arithmetic as ar
+from cnnplan.solver import arithmetic as ar
 
 Best = tuple[int, int, int, tuple[int, ...]]
 """(depth added, top receptive field, -stages added, stage additions): larger is better, THEORY.md section 4."""

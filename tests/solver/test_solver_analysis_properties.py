@@ -8,7 +8,7 @@ from functools import cache
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from solver import (
+from cnnplan.solver import (
     Layer,
     PlanRequest,
     SolverError,
@@ -20,9 +20,9 @@ from solver import (
     relaxed_optimum,
     validate,
 )
-from solver.analysis import analyse_chain
-from solver.arithmetic import effective_kernel, padding_pair
-from solver.layers import INPUT, as_graph
+from cnnplan.solver.analysis import analyse_chain
+from cnnplan.solver.arithmetic import effective_kernel, padding_pair
+from cnnplan.solver.layers import INPUT, as_graph
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MERGE_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,7 +89,10 @@ def test_rectangular_images_have_the_square_receptive_fields(layers, height, wid
     rectangular = _analyse_or_reject(layers, [height, width])
     tall, wide = analyse(layers, height, in_channels=4), analyse(layers, width, in_channels=4)
     for rect, by_height, by_width in zip(rectangular.layers, tall.layers, wide.layers):
-        fields = lambda s: (s.receptive_field, s.jump, s.effective_padding, s.c_value)
+
+        def fields(s):
+            return (s.receptive_field, s.jump, s.effective_padding, s.c_value)
+
         assert fields(rect) == fields(by_height) == fields(by_width)
         assert rect.output_size == (by_height.output_size[0], by_width.output_size[1])
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from solver import PlanRequest, make_plan, plan_stages, validate
+from cnnplan.solver import PlanRequest, make_plan, plan_stages, validate
 
 _BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "solver_bench.py"
 _spec = importlib.util.spec_from_file_location("solver_bench", _BENCH)

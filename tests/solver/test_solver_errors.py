@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from solver import (
+from cnnplan.solver import (
     GraphStructureError,
     InfeasiblePlanError,
     InvalidLayerError,
@@ -21,7 +21,7 @@ from solver import (
     plan_stages,
     validate,
 )
-from solver.limits import MAX_FAN_IN, MAX_IMAGE_SIDE, MAX_LAYERS
+from cnnplan.solver.limits import MAX_FAN_IN, MAX_IMAGE_SIDE, MAX_LAYERS
 
 
 def _raises(error_type, field, call, *args, **kwargs):

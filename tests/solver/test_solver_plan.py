@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver import InfeasiblePlanError, PlanRequest, WidthRule, analyse, check_constraints, make_plan
-from solver.layers import CLASSIFIER, FEATURE
-from solver.network import classifier_pooling, feature_side
+from cnnplan.solver import InfeasiblePlanError, PlanRequest, WidthRule, analyse, check_constraints, make_plan
+from cnnplan.solver.layers import CLASSIFIER, FEATURE
+from cnnplan.solver.network import classifier_pooling, feature_side
 
 
 @settings(max_examples=120, deadline=None)

@@ -1,6 +1,6 @@
 """The planner is the true integer optimum: equal to exhaustive search for every z <= 300.
 
-The oracles (solver_oracles.py) evaluate candidates layer by layer with `solver.arithmetic`, never
+The oracles (solver_oracles.py) evaluate candidates layer by layer with `cnnplan.solver.arithmetic`, never
 with the planner's closed forms; `test_simulator_agrees_with_analyse` ties that simulator to the full
 `analyse` + `check_constraints` path on random members of the family.
 """
@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from solver_oracles import exact_optimum, simplified_optimum, simulate_family
 
-from solver import InfeasiblePlanError, PlanRequest, VanishingFeatureMapError, make_plan, plan_stages, validate
-from solver.network import WidthRule, feature_layers
+from cnnplan.solver import InfeasiblePlanError, PlanRequest, VanishingFeatureMapError, make_plan, plan_stages, validate
+from cnnplan.solver.network import WidthRule, feature_layers
 
 KERNELS = [3, 5, 7]
 MIN_C_VALUES = [Fraction(1, 4), Fraction(1, 6), Fraction(1, 8)]

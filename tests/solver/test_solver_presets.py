@@ -15,8 +15,8 @@ from fractions import Fraction
 
 import pytest
 
-from solver import UnknownPresetError, analyse, preset, preset_info, preset_names, validate
-from solver.layers import CLASSIFIER, FEATURE
+from cnnplan.solver import UnknownPresetError, analyse, preset, preset_info, preset_names, validate
+from cnnplan.solver.layers import CLASSIFIER, FEATURE
 
 TORCHVISION_PARAMS = {
     "alexnet": 61_100_840,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from solver import Layer, analyse, preset
+from cnnplan.solver import Layer, analyse, preset
 
 # (end point, receptive field, effective stride, effective padding) at 224, from the table above.
 ALEXNET_V2_224 = [

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from solver_oracles import simplified_optimum
 
-from solver import Layer, PlanRequest, check_constraints, make_plan, plan_stages, relaxed_optimum, validate
-from solver.network import WidthRule, feature_layers
+from cnnplan.solver import Layer, PlanRequest, check_constraints, make_plan, plan_stages, relaxed_optimum, validate
+from cnnplan.solver.network import WidthRule, feature_layers
 
 
 def test_worked_example_z18() -> None:
@@ -70,9 +70,9 @@ def test_relaxed_fill_rule(z: int, k: int, t: Fraction) -> None:
     relaxed = relaxed_optimum(z, k, t)
     stages = relaxed.stages
     n = len(stages)
-    totals = [sum(a * 2**i for i, a in enumerate(stages[: l + 1])) for l in range(n)]
+    totals = [sum(a * 2**i for i, a in enumerate(stages[: level + 1])) for level in range(n)]
     assert all(a > 0 for a in stages)
-    assert all(totals[l] == Fraction(2**l) / t for l in range(n - 1))
+    assert all(totals[level] == Fraction(2**level) / t for level in range(n - 1))
     assert k * totals[-1] == z
     assert Fraction(2 ** (n - 1)) / t >= Fraction(z, k)
     assert n == 1 or Fraction(2 ** (n - 2)) / t < Fraction(z, k)

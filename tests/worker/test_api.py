@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import Settings
+from cnnplan.service.api.app import create_app
+from cnnplan.service.settings import Settings
 
 NO_RATE_LIMIT = "100000/minute"
 """These tests are about the worker, not the per-client submission rate limit (tested by the service)."""
@@ -20,7 +19,10 @@ PLAN = {"image_size": 32, "widths": {"base": 4, "multiplier": 2, "max_width": 8}
 @pytest.fixture
 def client(tmp_path: Path) -> TestClient:
     settings = Settings(
-        data_dir=tmp_path, embedded_worker=False, max_benchmark_batch_size=64, max_benchmark_iterations=50,
+        data_dir=tmp_path,
+        embedded_worker=False,
+        max_benchmark_batch_size=64,
+        max_benchmark_iterations=50,
         job_rate_limit=NO_RATE_LIMIT,
     )
     return TestClient(create_app(settings))
@@ -46,8 +48,10 @@ def client(tmp_path: Path) -> TestClient:
         ({}, "plan"),
         ({"plan": PLAN, "architecture": {"preset": "alexnet"}}, "plan"),
         ({"plan": {**PLAN, "image_size": 0}}, "plan.image_size"),
-        ({"architecture": {"layers": [{"type": "conv", "kernel_size": 3}, {"type": "warp"}], "image_size": 8}},
-         "architecture.layers[1].type"),
+        (
+            {"architecture": {"layers": [{"type": "conv", "kernel_size": 3}, {"type": "warp"}], "image_size": 8}},
+            "architecture.layers[1].type",
+        ),
         ({"architecture": {"layers": [{"type": "conv", "kernel_size": 9}], "image_size": 4}}, "architecture.layers[0]"),
         ({"architecture": {"preset": "nope"}}, "preset"),
     ],
@@ -86,9 +90,20 @@ def test_fuzzed_benchmark_bodies_never_get_a_5xx(tmp_path: Path) -> None:
 
     client = TestClient(create_app(Settings(data_dir=tmp_path, embedded_worker=False, job_rate_limit=NO_RATE_LIMIT)))
     anything = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats() | st.text(max_size=8)
-    plans = st.fixed_dictionaries({"image_size": st.integers(-2, 5000) | anything}, optional={"kernel_size": st.integers(-1, 40)})
-    nets = st.fixed_dictionaries({}, optional={"plan": plans | anything, "architecture": st.fixed_dictionaries(
-        {"preset": st.sampled_from(["vgg11", "resnet18", "nope"])}, optional={"image_size": st.integers(-1, 300)}) | anything})
+    plans = st.fixed_dictionaries(
+        {"image_size": st.integers(-2, 5000) | anything}, optional={"kernel_size": st.integers(-1, 40)}
+    )
+    nets = st.fixed_dictionaries(
+        {},
+        optional={
+            "plan": plans | anything,
+            "architecture": st.fixed_dictionaries(
+                {"preset": st.sampled_from(["vgg11", "resnet18", "nope"])},
+                optional={"image_size": st.integers(-1, 300)},
+            )
+            | anything,
+        },
+    )
     options = st.fixed_dictionaries({}, optional={
         "device": st.sampled_from(["auto", "cpu", "cuda", "tpu"]) | anything,
         "dtype": st.sampled_from(["float32", "bfloat16", "float16", "int8"]) | anything,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from service.worker.benchmark import BenchmarkOptions, JobCancelled, percentile, run_benchmark
-from service.worker.memory import BenchmarkError, DoesNotFitError, available_bytes, estimate_bytes
-from service.worker.spec import network_spec
-from solver import PlanRequest, WidthRule, make_plan
+from cnnplan.service.worker.benchmark import BenchmarkOptions, JobCancelled, percentile, run_benchmark
+from cnnplan.service.worker.memory import BenchmarkError, DoesNotFitError, available_bytes, estimate_bytes
+from cnnplan.service.worker.spec import network_spec
+from cnnplan.solver import PlanRequest, WidthRule, make_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_PLAN = {"image_size": 32, "widths": {"base": 4, "multiplier": 2, "max_width": 8}, "num_classes": 10}
@@ -29,7 +29,9 @@ def test_percentile_interpolates_like_numpy() -> None:
 def test_result_has_every_field(mode: str, dtype: str, channels_last: bool) -> None:
     spec = network_spec({"plan": TINY_PLAN})
     seen: list[float] = []
-    options = BenchmarkOptions(mode=mode, dtype=dtype, channels_last=channels_last, batch_sizes=(1, 3), warmup=1, iterations=2)
+    options = BenchmarkOptions(
+        mode=mode, dtype=dtype, channels_last=channels_last, batch_sizes=(1, 3), warmup=1, iterations=2
+    )
     result = run_benchmark(spec, options, progress=seen.append)
     plan = make_plan(PlanRequest(image_size=32, widths=WidthRule(4, 2, 8), num_classes=10))
     assert (result["params"], result["flops"]) == (plan.params, plan.flops)
@@ -44,7 +46,9 @@ def test_result_has_every_field(mode: str, dtype: str, channels_last: bool) -> N
 
 def test_architecture_graph_is_benchmarked() -> None:
     body = {"preset": "resnet18", "image_size": 32}
-    result = run_benchmark(network_spec({"architecture": body}), BenchmarkOptions(batch_sizes=(2,), warmup=0, iterations=1))
+    result = run_benchmark(
+        network_spec({"architecture": body}), BenchmarkOptions(batch_sizes=(2,), warmup=0, iterations=1)
+    )
     assert result["results"][0]["batch_size"] == 2 and result["params"] > 11_000_000
 
 
@@ -90,9 +94,9 @@ def test_cuda_without_gpu_is_a_named_error() -> None:
 OOM_SCRIPT = textwrap.dedent(
     """
     import json, resource
-    from service.worker.benchmark import BenchmarkOptions, run_benchmark
-    from service.worker.memory import BenchmarkError
-    from service.worker.spec import network_spec
+    from cnnplan.service.worker.benchmark import BenchmarkOptions, run_benchmark
+    from cnnplan.service.worker.memory import BenchmarkError
+    from cnnplan.service.worker.spec import network_spec
     import torch
     torch.zeros(1)  # map torch's libraries before capping the address space
     with open("/proc/self/status") as status:

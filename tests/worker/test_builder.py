@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from service.worker.builder import build_model
-from solver import PlanRequest, WidthRule, make_plan
-from solver.layers import Layer
+from cnnplan.service.worker.builder import build_model
+from cnnplan.solver import PlanRequest, WidthRule, make_plan
+from cnnplan.solver.layers import Layer
 
 SMALL = WidthRule(base=4, multiplier=2, max_width=16)
 
@@ -53,7 +53,16 @@ def test_graph_with_merges_even_kernels_and_dilation() -> None:
         Layer(kind="conv", kernel_size=2, padding="same", out_channels=6, name="even", inputs=("stem",)),
         Layer(kind="bn", name="even_bn"),
         Layer(kind="add", name="sum", inputs=("stem", "even_bn")),
-        Layer(kind="conv", kernel_size=3, dilation=2, padding="same", out_channels=4, groups=2, name="dil", inputs=("sum",)),
+        Layer(
+            kind="conv",
+            kernel_size=3,
+            dilation=2,
+            padding="same",
+            out_channels=4,
+            groups=2,
+            name="dil",
+            inputs=("sum",),
+        ),
         Layer(kind="concat", name="cat", inputs=("sum", "dil")),
         Layer(kind="maxpool", kernel_size=3, stride=2, padding=1, name="mp"),
         Layer(kind="avgpool", kernel_size=2, stride=1, dilation=2, padding="same", name="ap"),
@@ -79,7 +88,7 @@ def test_linear_on_a_spatial_map_flattens_it() -> None:
 
 
 def test_presets_match_solver_counts() -> None:
-    from solver.presets import preset, preset_info
+    from cnnplan.solver.presets import preset, preset_info
 
     for name in ("alexnet", "resnet18", "mobilenet_v1"):
         size = preset_info(name)["default_image_size"]
@@ -94,7 +103,7 @@ def test_every_accepted_plan_gives_batch_by_classes_and_exact_counts() -> None:
     from hypothesis import assume, given, settings
     from hypothesis import strategies as st
 
-    from solver.errors import SolverError
+    from cnnplan.solver.errors import SolverError
 
     @settings(max_examples=15, deadline=None)
     @given(
@@ -102,7 +111,9 @@ def test_every_accepted_plan_gives_batch_by_classes_and_exact_counts() -> None:
         downsample=st.sampled_from(["maxpool", "avgpool", "conv"]), classes=st.integers(1, 12),
         batch_norm=st.booleans(), model=st.sampled_from(["exact", "simplified"]),
     )  # fmt: skip
-    def check(height: int, width: int, kernel: int, downsample: str, classes: int, batch_norm: bool, model: str) -> None:
+    def check(
+        height: int, width: int, kernel: int, downsample: str, classes: int, batch_norm: bool, model: str
+    ) -> None:
         request = PlanRequest(
             image_size=(height, width), kernel_size=kernel, downsample=downsample, num_classes=classes,
             batch_norm=batch_norm, model=model, widths=WidthRule(base=2, multiplier=2, max_width=4),

@@ -14,11 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-
-from service.app import create_app
-from service.settings import Settings
-
 from worker_procs import ROOT, Processes, RedisServer, free_port, wait_for, worker_env
+
+from cnnplan.service.api.app import create_app
+from cnnplan.service.settings import Settings
 
 TINY = {"image_size": 32, "widths": {"base": 4, "multiplier": 2, "max_width": 8}, "num_classes": 10}
 QUICK = {"plan": TINY, "device": "cpu", "batch_sizes": [1, 2], "warmup": 1, "iterations": 2}
@@ -28,7 +27,11 @@ LONG = {"plan": TINY, "device": "cpu", "batch_sizes": [1], "warmup": 0, "iterati
 
 def api(data_dir: Path, redis_url: str | None = None) -> TestClient:
     settings = Settings(
-        data_dir=data_dir, redis_url=redis_url, embedded_worker=False, job_lease_seconds=3, job_rate_limit="100000/minute"
+        data_dir=data_dir,
+        redis_url=redis_url,
+        embedded_worker=False,
+        job_lease_seconds=3,
+        job_rate_limit="100000/minute",
     )
     return TestClient(create_app(settings))
 
@@ -72,7 +75,7 @@ def test_embedded_serve_bench_cli_and_api_restart(tmp_path: Path, processes: Pro
     """`cnnplan serve` runs API + embedded worker; `cnnplan bench` prints the table; a restart keeps everything."""
     port = free_port()
     env = worker_env(tmp_path, CNNPLAN_PORT=str(port))
-    serve = [sys.executable, "-m", "service.cli", "serve"]
+    serve = [sys.executable, "-m", "cnnplan.service.cli.main", "serve"]
     server = processes.start(serve, env, "serve")
     base = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=base, timeout=30)
@@ -89,7 +92,7 @@ def test_embedded_serve_bench_cli_and_api_restart(tmp_path: Path, processes: Pro
     first = wait_for(lambda: job_in(http, answer.json()["id"], "succeeded", "failed"), "the first job")
     check_result(first, [1, 2])
     cli = subprocess.run(
-        [sys.executable, "-m", "service.cli", "bench", "16", "--batch-size", "1", "--batch-size", "3",
+        [sys.executable, "-m", "cnnplan.service.cli.main", "bench", "16", "--batch-size", "1", "--batch-size", "3",
          "--iterations", "2", "--warmup", "0", "--device", "cpu", "--width-base", "2", "--max-width", "4",
          "--num-classes", "5", "--url", base, "--poll", "0.2"],
         capture_output=True, text=True, timeout=240, cwd=ROOT, env=env,
@@ -167,7 +170,6 @@ def test_broker_down_answers_503_and_planning_goes_on(tmp_path: Path, redis_serv
     assert ready["components"]["broker"]["ok"] is False and "down" in ready["components"]["broker"]["detail"]
     redis_server.start()  # a fresh, empty server on the same port: the endpoints answer again
     assert client.get("/benchmarks").status_code == 200
-
 
 
 def test_killed_pool_process_job_is_rerun(tmp_path: Path, processes: Processes) -> None:

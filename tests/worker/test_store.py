@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from service.worker.store import (
-    CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, RedisJobStore, SqlJobStore,
+from cnnplan.service.worker.store import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobStore,
+    RedisJobStore,
+    SqlJobStore,
 )  # fmt: skip
 
 
@@ -78,7 +85,7 @@ def test_survives_reopening(tmp_path: Path) -> None:
 
 
 def test_sweep_resends_lost_and_stale_jobs_only(store: JobStore) -> None:
-    from service.worker.recovery import requeue_lost_jobs
+    from cnnplan.service.worker.recovery import requeue_lost_jobs
 
     lost, live, waiting, finished = (store.create({"n": n}) for n in range(4))
     store.claim(lost.id, "dead", lease_seconds=0.01, max_attempts=3)

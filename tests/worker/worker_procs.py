@@ -115,13 +115,15 @@ class Processes:
 
     def start(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
         log = open(self.logdir / f"{name}-{len(self.started)}.log", "wb")
-        process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.started.append(process)
         return process
 
     def worker(self, env: dict[str, str], name: str = "worker") -> subprocess.Popen:
         """A `cnnplan worker` process (killed, not shut down, at the end of the test: nothing to keep)."""
-        return self.start([sys.executable, "-m", "service.cli_jobs", "worker", "--concurrency", "1"], env, name)
+        return self.start([sys.executable, "-m", "cnnplan.service.cli.jobs", "worker", "--concurrency", "1"], env, name)
 
     @staticmethod
     def kill(process: subprocess.Popen) -> None:

@@ -1,4 +1,4 @@
-"""The ASGI application: ``service.app:app``, built by `create_app` from `Settings`."""
+"""The ASGI application: ``cnnplan.service.api.app:app``, built by `create_app` from `Settings`."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import Depends, FastAPI
 
-from .body_limit import BodySizeLimitMiddleware
-from .dependencies import require_api_key
-from .docs_assets import install_offline_docs
-from .json_limits import JsonLimitsMiddleware
-from .metrics import MetricsMiddleware, ServiceMetrics
-from .problems import install_problem_handlers
-from .responses import FastJSONResponse
-from .routers import ROUTERS
-from .settings import Settings, get_settings
+from cnnplan.service.api._docs_assets import install_offline_docs
+from cnnplan.service.api._responses import FastJSONResponse
+from cnnplan.service.api.deps import require_api_key
+from cnnplan.service.api.middleware.body_limit import BodySizeLimitMiddleware
+from cnnplan.service.api.middleware.json_limits import JsonLimitsMiddleware
+from cnnplan.service.api.middleware.metrics import MetricsMiddleware, ServiceMetrics
+from cnnplan.service.api.routes import ROUTERS
+from cnnplan.service.problems import install_problem_handlers
+from cnnplan.service.settings import Settings, get_settings
 
 DESCRIPTION = """Design very deep CNNs from first principles (receptive-field arithmetic, the c-value
 constraint and the optimal-depth planner). c-values come as a rounded JSON number (`c_value`) and

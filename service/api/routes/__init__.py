@@ -1,6 +1,6 @@
 """Every router of the API, one per resource; adding a router is one line in `ROUTERS`."""
 
-from . import benchmarks, health, metrics, onnx_upload, plan, presets, validate
+from cnnplan.service.api.routes import benchmarks, health, metrics, onnx_upload, plan, presets, validate
 
 ROUTERS = [
     plan.router,

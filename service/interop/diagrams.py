@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure
 
-from solver import ValidationReport, format_fraction
-from solver.analysis import is_feature_conv
+from cnnplan.solver import ValidationReport, format_fraction
+from cnnplan.solver.analysis import is_feature_conv
 
 _OK, _BAD, _EXEMPT, _LIMIT = "#1f77b4", "#d62728", "#9e9e9e", "#2ca02c"
 _STAGE_SHADES = ("#f2f2f2", "#ffffff")
@@ -30,7 +30,7 @@ def report_figure(report: ValidationReport, title: str) -> Figure:
     figure.suptitle(title, fontsize=12)
     stages = _stage_spans(convs)
     for axes in (rf_axes, c_axes):
-        for number, (first, last, count) in enumerate(stages, start=1):
+        for number, (first, last, _count) in enumerate(stages, start=1):
             axes.axvspan(first - 0.5, last + 0.5, color=_STAGE_SHADES[number % 2], zorder=0)
             if number > 1:
                 axes.axvline(first - 0.5, color="#777777", linewidth=0.8, linestyle=":", zorder=1)

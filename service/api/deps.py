@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .problems import ProblemError
-from .security import presented_key
-from .settings import Settings
+from cnnplan.service.api.security import presented_key
+from cnnplan.service.problems import ProblemError
+from cnnplan.service.settings import Settings
 
 
 async def get_app_settings(request: Request) -> Settings:

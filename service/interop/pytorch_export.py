@@ -10,9 +10,9 @@ import keyword
 import re
 from collections.abc import Sequence
 
-from solver import Analysis, Plan, format_fraction
-from solver.analysis import LayerStats
-from solver.layers import INPUT, Layer
+from cnnplan.solver import Analysis, Plan, format_fraction
+from cnnplan.solver.analysis import LayerStats
+from cnnplan.solver.layers import INPUT, Layer
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _RESERVED = {"self", "x", "torch", "nn", "forward", "training", "type", "float", "double", "half", "cuda", "cpu", "to"}

@@ -6,9 +6,8 @@ from typing import Any, Literal
 
 from fastapi import Response
 
-from solver import Plan, ValidationReport
-
-from .export import plan_source
+from cnnplan.service.interop.pytorch_export import plan_source
+from cnnplan.solver import Plan, ValidationReport
 
 PlanFormat = Literal["json", "pytorch", "svg"]
 ReportFormat = Literal["json", "svg"]
@@ -35,7 +34,10 @@ REPORT_FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def plan_response(plan: Plan, image_format: str) -> Response:
     """The plan as PyTorch source (``planned_net.py``) or as an SVG diagram."""
-    from .diagrams import plan_title, report_image  # matplotlib loads on first use, not at startup
+    from cnnplan.service.interop.diagrams import (  # matplotlib loads on first use, not at startup
+        plan_title,
+        report_image,
+    )
 
     if image_format == "pytorch":
         return Response(
@@ -48,7 +50,7 @@ def plan_response(plan: Plan, image_format: str) -> Response:
 
 def report_response(report: ValidationReport, title: str) -> Response:
     """A validation report's SVG diagram."""
-    from .diagrams import report_image
+    from cnnplan.service.interop.diagrams import report_image
 
     return Response(report_image(report, title), media_type=SVG_MEDIA_TYPE)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .settings import get_settings
+from cnnplan.service.settings import get_settings
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -21,8 +21,8 @@ EXIT_BAD_INPUT = 2
 @click.option("--loglevel", default="info", show_default=True)
 def worker(concurrency: int, loglevel: str) -> None:
     """Run a benchmark worker on the configured broker (embedded SQLite files, or CNNPLAN_REDIS_URL)."""
-    from .worker import benchmark  # noqa: F401  torch loads once here, before the pool forks, not inside a job's lease
-    from .worker.celery_app import BENCHMARK_QUEUE, app
+    from cnnplan.service.worker import benchmark  # noqa: F401  torch loads once here, before the pool forks, not inside a job's lease
+    from cnnplan.service.worker.celery_app import BENCHMARK_QUEUE, app
 
     app.worker_main(
         [
@@ -118,7 +118,10 @@ def bench(
             sys.exit(EXIT_FAILED)
         if answer.status_code != 202:
             problem = answer.json() if answer.headers.get("content-type", "").endswith("json") else {}
-            click.echo(f"error: {problem.get('field') or answer.status_code}: {problem.get('reason') or problem.get('detail') or answer.text}", err=True)
+            click.echo(
+                f"error: {problem.get('field') or answer.status_code}: {problem.get('reason') or problem.get('detail') or answer.text}",
+                err=True,
+            )
             sys.exit(EXIT_BAD_INPUT if 400 <= answer.status_code < 500 else EXIT_FAILED)
         location = answer.headers["Location"]
         job = answer.json()
@@ -150,7 +153,7 @@ def bench(
 
 @click.group()
 def jobs_cli() -> None:
-    """The job commands alone (``python -m service.cli_jobs worker``)."""
+    """The job commands alone (``python -m cnnplan.service.cli.jobs worker``)."""
 
 
 jobs_cli.add_command(worker)

@@ -7,15 +7,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 
-from solver import make_plan
-
-from ..batches import answer_within_budget, check_batch_size
-from ..convert import plan_body, to_plan_request
-from ..dependencies import AppSettings
-from ..formats import FORMAT_DESCRIPTION, PLAN_FORMAT_RESPONSES, PlanFormat, plan_response
-from ..problems import ProblemError, problem_responses
-from ..responses import FastJSONResponse
-from ..schemas import PlanBatchRequest, PlanBatchResponse, PlanRequestModel, PlanResponse
+from cnnplan.service.api._responses import FastJSONResponse
+from cnnplan.service.api.batches import answer_within_budget, check_batch_size
+from cnnplan.service.api.deps import AppSettings
+from cnnplan.service.api.formats import FORMAT_DESCRIPTION, PLAN_FORMAT_RESPONSES, PlanFormat, plan_response
+from cnnplan.service.convert import plan_body, to_plan_request
+from cnnplan.service.problems import ProblemError, problem_responses
+from cnnplan.service.schemas import PlanBatchRequest, PlanBatchResponse, PlanRequestModel, PlanResponse
+from cnnplan.solver import make_plan
 
 router = APIRouter(tags=["plan"])
 

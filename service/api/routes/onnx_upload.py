@@ -14,13 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import Scope
 
-from solver.limits import MAX_NAME_LENGTH
-
-from ..convert import report_dict
-from ..formats import ReportFormat, report_response, report_title
-from ..problems import ProblemError
-from ..responses import FastJSONResponse
-from .plan import parse_image_size_query
+from cnnplan.service.api._responses import FastJSONResponse
+from cnnplan.service.api.formats import ReportFormat, report_response, report_title
+from cnnplan.service.api.routes.plan import parse_image_size_query
+from cnnplan.service.convert import report_dict
+from cnnplan.service.problems import ProblemError
+from cnnplan.solver.limits import MAX_NAME_LENGTH
 
 
 class MultipartOnlyRoute(APIRoute):
@@ -84,7 +83,7 @@ async def post_validate_onnx(
 ):
     """The report of POST /validate for an uploaded ONNX model, plus ``onnx.passed_through`` (dropped operators)."""
     try:
-        from ..onnx_import import validate_onnx  # the optional 'onnx' extra
+        from cnnplan.service.interop.onnx_import import validate_onnx  # the optional 'onnx' extra
     except ImportError:
         detail = "ONNX import needs the onnx package: pip install 'cnnplan[onnx]'"
         raise ProblemError(501, "Not Implemented", detail, field="model", code="onnx_unavailable") from None

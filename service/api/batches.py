@@ -7,10 +7,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from solver.errors import SolverError
-
-from .dependencies import AppSettings
-from .problems import ProblemError, problem_body, problem_for_exception
+from cnnplan.service.api.deps import AppSettings
+from cnnplan.service.problems import ProblemError, problem_body, problem_for_exception
+from cnnplan.solver.errors import SolverError
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns one request body into its JSON answer (the same work as the single-item route)."""

@@ -1,6 +1,6 @@
 """Access control of the job endpoints: the per-key rate limit on job submission (the `limits` library).
 
-The key check itself is `service.dependencies.require_api_key` (constant-time, 401 with
+The key check itself is `cnnplan.service.api.deps.require_api_key` (constant-time, 401 with
 ``WWW-Authenticate``); it runs first, so a submission counted here carries a valid key. Clients are
 told apart by a SHA-256 digest of their key (the key itself is never stored or logged); without a
 configured key, by their address. The counters live in Redis when ``CNNPLAN_REDIS_URL`` is set (shared
@@ -21,8 +21,8 @@ from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 
-from .problems import ProblemError
-from .settings import Settings
+from cnnplan.service.problems import ProblemError
+from cnnplan.service.settings import Settings
 
 
 def presented_key(request: Request) -> str | None:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from .schemas import (
+from cnnplan.service.schemas import (
     Health,
     PlanBatchResponse,
     PlanRequestModel,

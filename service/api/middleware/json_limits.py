@@ -13,8 +13,8 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .body_limit import _replay
-from .problems import problem_body, problem_response
+from cnnplan.service.api.middleware.body_limit import _replay
+from cnnplan.service.problems import problem_body, problem_response
 
 MAX_JSON_DEPTH = 32
 """Deepest accepted nesting of JSON arrays and objects (the deepest valid body, a /validate/batch of graphs, needs 7)."""

@@ -7,12 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, Path
 
-from solver.errors import UnknownPresetError
-from solver.layers import Layer, as_graph
-from solver.presets import preset, preset_info, preset_names
-
-from ..problems import ProblemError, problem_responses
-from ..schemas import PresetDetail, PresetList
+from cnnplan.service.problems import ProblemError, problem_responses
+from cnnplan.service.schemas import PresetDetail, PresetList
+from cnnplan.solver.errors import UnknownPresetError
+from cnnplan.solver.layers import Layer, as_graph
+from cnnplan.solver.presets import preset, preset_info, preset_names
 
 router = APIRouter(tags=["presets"])
 

@@ -6,14 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from ..batches import answer_within_budget, check_batch_size
-from ..convert import report_dict, validate_body
-from ..dependencies import AppSettings
-from ..formats import REPORT_FORMAT_RESPONSES, ReportFormat, report_response, report_title
-from ..problems import problem_responses
-from ..responses import FastJSONResponse
-from ..schemas import ValidateBatchRequest, ValidateBatchResponse, ValidateRequestModel, ValidateResponse
-from .onnx_upload import ONNX_UPLOAD_OPENAPI
+from cnnplan.service.api._responses import FastJSONResponse
+from cnnplan.service.api.batches import answer_within_budget, check_batch_size
+from cnnplan.service.api.deps import AppSettings
+from cnnplan.service.api.formats import REPORT_FORMAT_RESPONSES, ReportFormat, report_response, report_title
+from cnnplan.service.api.routes.onnx_upload import ONNX_UPLOAD_OPENAPI
+from cnnplan.service.convert import report_dict, validate_body
+from cnnplan.service.problems import problem_responses
+from cnnplan.service.schemas import ValidateBatchRequest, ValidateBatchResponse, ValidateRequestModel, ValidateResponse
 
 router = APIRouter(tags=["validate"])
 

@@ -8,13 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from solver import PlanRequest, make_plan
-
-from ..dependencies import AppSettings
-from ..responses import FastJSONResponse
-from ..schemas import Health, Readiness
-from ..settings import Settings
-from .benchmarks import check_broker_component
+from cnnplan.service.api._responses import FastJSONResponse
+from cnnplan.service.api.deps import AppSettings
+from cnnplan.service.schemas import Health, Readiness
+from cnnplan.service.settings import Settings
+from cnnplan.service.worker.jobs import check_broker_component
+from cnnplan.solver import PlanRequest, make_plan
 
 router = APIRouter(tags=["health"])
 

@@ -15,15 +15,14 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from solver import make_plan
-from solver.errors import SolverError
-
-from .convert import plan_dict, report_dict, to_plan_request, validate_body
-from .export import plan_source
-from .formats import report_title
-from .problems import ProblemError, problem_for_exception
-from .schemas import PlanRequestModel, ValidateRequestModel
-from .settings import get_settings
+from cnnplan.service.api.formats import report_title
+from cnnplan.service.convert import plan_dict, report_dict, to_plan_request, validate_body
+from cnnplan.service.interop.pytorch_export import plan_source
+from cnnplan.service.problems import ProblemError, problem_for_exception
+from cnnplan.service.schemas import PlanRequestModel, ValidateRequestModel
+from cnnplan.service.settings import get_settings
+from cnnplan.solver import make_plan
+from cnnplan.solver.errors import SolverError
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -65,12 +64,12 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the REST API (service.app:app) under uvicorn."""
     import uvicorn
 
-    from .worker.embedded import embedded_worker
+    from cnnplan.service.worker.embedded import embedded_worker
 
     settings = get_settings()
     with embedded_worker(settings):  # CNNPLAN_EMBEDDED_WORKER=false to run the API alone
         uvicorn.run(
-            "service.app:app",
+            "cnnplan.service.api.app:app",
             host=host,
             port=port,
             workers=workers,
@@ -190,7 +189,7 @@ def plan(
         planned = make_plan(to_plan_request(body))
         result = plan_dict(planned)
         if plot is not None:
-            from .diagrams import plan_title
+            from cnnplan.service.interop.diagrams import plan_title
 
             write_plot(planned.report, plan_title(planned), plot)
     except (SolverError, ValidationError, ProblemError) as error:
@@ -268,7 +267,7 @@ def validate(
             )
         if architecture is not None and architecture.lower().endswith(".onnx"):
             try:
-                from .onnx_import import validate_onnx_file  # the optional 'onnx' extra
+                from cnnplan.service.interop.onnx_import import validate_onnx_file  # the optional 'onnx' extra
             except ImportError:
                 reason = "reading .onnx files needs the onnx package: pip install 'cnnplan[onnx]'"
                 raise ProblemError(422, "ONNX unavailable", reason, field="architecture") from None
@@ -309,7 +308,7 @@ def validate(
 
 def write_plot(report: Any, title: str, path: str) -> None:
     """Write a diagram for --plot; an unwritable path is a bad-input error naming --plot."""
-    from .diagrams import write_report_image
+    from cnnplan.service.interop.diagrams import write_report_image
 
     try:
         write_report_image(report, title, path)
@@ -319,8 +318,8 @@ def write_plot(report: Any, title: str, path: str) -> None:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI spec of an app built with default settings (what openapi/openapi.json holds)."""
-    from .app import create_app
-    from .settings import Settings
+    from cnnplan.service.api.app import create_app
+    from cnnplan.service.settings import Settings
 
     return create_app(Settings()).openapi()
 
@@ -331,7 +330,7 @@ def openapi() -> None:
     click.echo(json.dumps(openapi_document(), indent=2))
 
 
-from .cli_jobs import bench, worker  # noqa: E402  benchmark job commands (README: "The benchmark worker")
+from cnnplan.service.cli.jobs import bench, worker  # noqa: E402  benchmark job commands (README: "The benchmark worker")
 
 main.add_command(worker)
 main.add_command(bench)

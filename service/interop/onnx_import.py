@@ -18,10 +18,10 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
-from solver import Layer, SolverError, ValidationReport, analyse, check_constraints, parse_min_c_value
-from solver.arithmetic import effective_kernel, same_padding
-from solver.layers import INPUT
-from solver.limits import MAX_LAYERS, MAX_NAME_LENGTH
+from cnnplan.solver import Layer, SolverError, ValidationReport, analyse, check_constraints, parse_min_c_value
+from cnnplan.solver.arithmetic import effective_kernel, same_padding
+from cnnplan.solver.layers import INPUT
+from cnnplan.solver.limits import MAX_LAYERS, MAX_NAME_LENGTH
 
 MAX_FOLDED_ELEMENTS = 4096
 """Largest constant (elements) that shape arithmetic is folded for; larger ones keep only their dims."""

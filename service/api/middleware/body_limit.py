@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .problems import problem_body, problem_response
+from cnnplan.service.problems import problem_body, problem_response
 
 
 class BodySizeLimitMiddleware:

@@ -1,0 +1,70 @@
+"""/benchmarks: benchmark jobs (submit, status, list, cancel), run by the Celery worker (docs/worker.md).
+
+Thin: the shapes are `cnnplan.service.worker.schemas`, the work is `cnnplan.service.worker.jobs`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from cnnplan.service.api._responses import FastJSONResponse
+from cnnplan.service.api.deps import AppSettings, require_api_key
+from cnnplan.service.api.security import limit_job_submissions
+from cnnplan.service.problems import problem_responses
+from cnnplan.service.worker import jobs
+from cnnplan.service.worker.schemas import BenchmarkJob, BenchmarkJobList, BenchmarkRequest
+
+router = APIRouter(tags=["benchmarks"], dependencies=[Depends(require_api_key)])
+
+JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job's id (a UUID).")]
+
+
+@router.post(
+    "/benchmarks",
+    status_code=202,
+    dependencies=[Depends(limit_job_submissions)],
+    response_model=BenchmarkJob,
+    responses=problem_responses(401, 413, 422, 429, 503),
+    summary="Queue a benchmark of a planned network or an architecture",
+)
+def post_benchmark(body: BenchmarkRequest, settings: AppSettings) -> FastJSONResponse:
+    """202 with the queued job and its ``Location``; 503 with ``Retry-After`` when the broker is down."""
+    job = jobs.submit_benchmark(body, settings)
+    return FastJSONResponse(job, status_code=202, headers={"Location": f"/benchmarks/{job['id']}"})
+
+
+@router.get(
+    "/benchmarks",
+    response_model=BenchmarkJobList,
+    responses=problem_responses(401, 422, 503),
+    summary="List benchmark jobs, newest first",
+)
+def list_benchmarks(
+    settings: AppSettings,
+    limit: int = Query(20, ge=1, le=100, description="Jobs per page."),
+    offset: int = Query(0, ge=0, le=10**9, description="Jobs to skip."),
+) -> FastJSONResponse:
+    return FastJSONResponse(jobs.list_jobs(settings, limit, offset))
+
+
+@router.get(
+    "/benchmarks/{job_id}",
+    response_model=BenchmarkJob,
+    responses=problem_responses(401, 404, 422, 503),
+    summary="A benchmark job: status, progress, result or error",
+)
+def get_benchmark(job_id: JobId, settings: AppSettings) -> FastJSONResponse:
+    return FastJSONResponse(jobs.get_job(settings, job_id))
+
+
+@router.delete(
+    "/benchmarks/{job_id}",
+    response_model=BenchmarkJob,
+    responses=problem_responses(401, 404, 422, 409, 503),
+    summary="Cancel a queued or running benchmark job",
+)
+def cancel_benchmark(job_id: JobId, settings: AppSettings) -> FastJSONResponse:
+    """200 with the cancelled job (also when it already was); 409 when it had already finished."""
+    return FastJSONResponse(jobs.cancel_job(settings, job_id))

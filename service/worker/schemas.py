@@ -1,0 +1,94 @@
+"""The job resources' JSON shapes: a benchmark request, its result and the job record (pydantic v2).
+
+Shared by the API (request validation, OpenAPI) and the client (answer parsing).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cnnplan.service.schemas import PlanRequestModel, ValidateRequestModel
+
+
+class BenchmarkRequest(BaseModel):
+    """A network (exactly one of ``plan`` or ``architecture``) and how to measure it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    plan: PlanRequestModel | None = Field(None, description="A POST /plan body: benchmark the planned network.")
+    architecture: ValidateRequestModel | None = Field(
+        None, description="A POST /validate body: benchmark that network."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when the worker has it, else CPU.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Half precisions run under autocast."
+    )
+    channels_last: bool = False
+    compile: bool = Field(False, description="torch.compile the module first (compilation is not timed).")
+    mode: Literal["inference", "training"] = Field("inference", description="Forward only, or a full SGD step.")
+    batch_sizes: list[int] = Field([1], min_length=1, max_length=64, description="Distinct batch sizes, each >= 1.")
+    warmup: int = Field(2, ge=0, description="Untimed steps per batch size.")
+    iterations: int = Field(10, ge=1, description="Timed steps per batch size.")
+
+
+class BatchResult(BaseModel):
+    batch_size: int
+    latency_ms_p50: float
+    latency_ms_p90: float
+    images_per_second: float
+    tflops_per_second: float = Field(description="Achieved: forward FLOPs (x3 when training) x batch / mean latency.")
+    peak_memory_bytes: int = Field(description="CUDA allocator peak on GPU; process peak RSS on CPU.")
+    memory_estimate_bytes: int
+
+
+class BenchmarkEnvironment(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    device: str
+    device_name: str
+    torch: str
+    cuda: str | None
+    cudnn: int | None
+    driver: str | None
+    cpu_threads: int
+    python: str
+
+
+class BenchmarkResult(BaseModel):
+    params: int
+    flops: int = Field(description="Forward FLOPs of one image (the solver's count; equals torch's FlopCounterMode).")
+    image_size: list[int]
+    in_channels: int
+    options: dict[str, Any]
+    environment: BenchmarkEnvironment
+    results: list[BatchResult]
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+    field: str | None = None
+
+
+class BenchmarkJob(BaseModel):
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    progress: float = Field(ge=0, le=1)
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    finished_at: str | None
+    attempts: int
+    worker: str | None = Field(description="host:pid of the process running (or that last ran) the job.")
+    request: dict[str, Any]
+    result: BenchmarkResult | None
+    error: JobError | None
+
+
+class BenchmarkJobList(BaseModel):
+    items: list[BenchmarkJob]
+    total: int
+    limit: int
+    offset: int
