@@ -108,7 +108,7 @@ def main() -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--quick", action="store_true", help="The tiny matrix (default on CPU).")
     parser.add_argument("--no-compile", action="store_true", help="Skip the torch.compile rows.")
-    parser.add_argument("--markdown", action="store_true", help="Print the table as Markdown (for the README).")
+    parser.add_argument("--markdown", action="store_true", help="Print the table as Markdown (for docs/benchmarks.md).")
     parser.add_argument("--json", type=Path, help="Also write the rows and the environment as JSON.")
     args = parser.parse_args()
     device = resolve_device(args.device)

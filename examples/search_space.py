@@ -2,7 +2,7 @@
 
 The naive space: 1..MAX_STAGES stages of 1..MAX_LAYERS k x k 'same' convolutions (k in KERNELS), a 2x2
 stride-2 max pool between stages. A tuple is feasible when every convolution has c >= t, the top
-receptive field is <= z and no feature map vanishes (THEORY.md sections 1-3). Both constraints only get
+receptive field is <= z and no feature map vanishes (docs/theory.md, sections 1-3). Both constraints only get
 worse as layers are appended, so a depth-first walk over prefixes that stops at the first violation
 counts the feasible tuples exactly without enumerating the (hundreds of millions of) others.
 

@@ -104,7 +104,7 @@ class WidthRuleModel(_Request):
 
 
 class PlanRequestModel(_Request):
-    """POST /plan: the deepest network for an image size under both constraints (THEORY.md sections 4-7)."""
+    """POST /plan: the deepest network for an image size under both constraints (docs/theory.md, sections 4-7)."""
 
     image_size: ImageSize
     kernel_size: int = Field(3, ge=3, le=31, description="Odd kernel size of the planned convolutions, 3..31.")
@@ -191,7 +191,7 @@ class LayerResult(BaseModel):
 
 
 class RelaxedResult(BaseModel):
-    """The simplified model's continuous optimum (THEORY.md section 5)."""
+    """The simplified model's continuous optimum (docs/theory.md#simplified-model)."""
 
     stages: list[float]
     stages_exact: list[str]

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         "and t = 1/64 would otherwise build ~2 million layers, about 700 MB of JSON); later items get a 422 problem.",
     )
     embedded_worker: bool = Field(True, description="`cnnplan serve` also runs an in-process worker.")
-    # Benchmark jobs (service/worker; README: "The benchmark worker"):
+    # Benchmark jobs (service/worker; docs/worker.md):
     job_time_limit: int = Field(
         1800, ge=10, le=86400, description="Hard time limit of one job in seconds (soft: 10% / at least 5 s less)."
     )

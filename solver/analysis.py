@@ -1,4 +1,4 @@
-"""Exact per-layer analysis of a sequential or graph architecture (THEORY.md sections 1 and 2)."""
+"""Exact per-layer analysis of a sequential or graph architecture (docs/theory.md#layer-arithmetic and #c-value)."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def analyse(
     in_channels: int = 3,
     field: str = "layers",
 ) -> Analysis:
-    """Walk the graph in topological order, applying THEORY.md section 1 to every node."""
+    """Walk the graph in topological order, applying docs/theory.md#layer-arithmetic to every node."""
     size = normalize_image_size(image_size)
     _check_in_channels(in_channels)
     nodes = as_graph(architecture, field)

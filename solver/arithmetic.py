@@ -1,4 +1,4 @@
-"""Receptive-field arithmetic of THEORY.md section 1: one small pure function per quantity.
+"""Receptive-field arithmetic of docs/theory.md#layer-arithmetic: one small pure function per quantity.
 
 All quantities are per spatial axis and exact integers (c-values are Fractions).
 """

@@ -1,4 +1,4 @@
-"""The two constraints of THEORY.md section 3, checked exactly, with diagnostics and depth headroom."""
+"""The two constraints of docs/theory.md#constraints, checked exactly, with diagnostics and depth headroom."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The concrete layer list of a planned network: feature stages, downsampling, widths (THEORY.md
-section 7) and the fixed classifier level (section 6)."""
+"""The concrete layer list of a planned network: feature stages, downsampling, widths
+(docs/theory.md#widths) and the fixed classifier level (docs/theory.md#classifier-level)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from .planner import Downsample, Model, RelaxedPlan, StagePlan, check_plan_input
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """Everything a plan depends on; the defaults are THEORY.md's."""
+    """Everything a plan depends on; the defaults are the theory's (docs/theory.md)."""
 
     image_size: ImageSize
     kernel_size: int = 3

@@ -1,4 +1,4 @@
-"""The deepest network under both constraints (THEORY.md sections 4 and 5).
+"""The deepest network under both constraints (docs/theory.md#exact-model and #simplified-model).
 
 Both models reduce to one integer program over T_l = sum_{i<=l} a_i 2^(i-1) (a_i >= 1): the
 receptive field after stage l is affine in T_l, R_l = alpha_l + g T_l, so every constraint is an
@@ -52,7 +52,7 @@ class StagePlan:
 
 @dataclass(frozen=True)
 class RelaxedPlan:
-    """The simplified model's optimum with real a_i > 0 (THEORY.md section 5)."""
+    """The simplified model's optimum with real a_i > 0 (docs/theory.md#simplified-model)."""
 
     stages: tuple[Fraction, ...]
     depth: Fraction

@@ -200,7 +200,7 @@ _PRESETS: dict[str, _Preset] = {
         "AlexNet v2 (TF-Slim)",
         224,
         "TF-Slim's alexnet_v2 (VALID conv1 and pools, SAME 5x5/3x3 convs, fully connected layers as 5x5 and "
-        "1x1 convolutions); the published receptive fields of THEORY.md section 1 refer to this network.",
+        "1x1 convolutions); the published receptive fields of docs/theory.md#layer-arithmetic refer to this network.",
         "TF-Slim, https://github.com/tensorflow/models/blob/master/research/slim/nets/alexnet.py",
         _alexnet_v2,
     ),

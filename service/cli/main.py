@@ -330,7 +330,7 @@ def openapi() -> None:
     click.echo(json.dumps(openapi_document(), indent=2))
 
 
-from cnnplan.service.cli.jobs import bench, worker  # noqa: E402  benchmark job commands (README: "The benchmark worker")
+from cnnplan.service.cli.jobs import bench, worker  # noqa: E402  benchmark job commands (docs/worker.md)
 
 main.add_command(worker)
 main.add_command(bench)

@@ -1,4 +1,4 @@
-"""Build a `torch.nn.Module` from any layer graph the solver accepts (THEORY.md sections 6 and 7).
+"""Build a `torch.nn.Module` from any layer graph the solver accepts (docs/theory.md#classifier-level and #widths).
 
 Every module is sized from the solver's own `Analysis`, so the parameter count equals
 `Analysis.params` and `torch.utils.flop_counter` FLOPs equal `Analysis.flops`. Tensors stay

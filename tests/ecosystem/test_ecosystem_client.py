@@ -22,7 +22,7 @@ async def client(app):
 @pytest.mark.anyio
 async def test_async_plan_matches_the_solver_and_worked_example(client):
     plan = await client.plan(image_size=36)
-    assert plan.stages == [7, 5] and plan.depth == 12 and plan.top_receptive_field == 36  # THEORY.md section 4
+    assert plan.stages == [7, 5] and plan.depth == 12 and plan.top_receptive_field == 36  # docs/theory.md#exact-model
     model_plan = await client.plan(PlanRequestModel.model_validate({"image_size": 224, "kernel_size": 5}))
     expected = make_plan(PlanRequest(224, kernel_size=5))
     assert tuple(model_plan.stages) == expected.stages and model_plan.params == expected.params

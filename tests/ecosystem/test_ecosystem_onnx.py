@@ -112,7 +112,7 @@ def test_hand_built_graph_matches_the_solver_and_known_answers():
             layer.out_channels,
             layer.level,
         ), layer.name
-    # by hand (THEORY.md section 1): merge r = max(r_i - P_i) + max P_i
+    # by hand (docs/theory.md#layer-arithmetic): merge r = max(r_i - P_i) + max P_i
     assert (got["add1"].receptive_field, got["add1"].effective_padding) == (8, 3)
     assert (got["cat"].receptive_field, got["conv5"].receptive_field) == (12, 22)
     assert got["conv5"].c_value == Fraction(6, 11) and got["conv5"].padding == (1, 1)  # the Pad node, folded

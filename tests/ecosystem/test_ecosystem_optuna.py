@@ -1,4 +1,4 @@
-"""The Optuna example against a real server, and the exact count behind the README's pruning figure."""
+"""The Optuna example against a real server, and the exact count behind the pruning figure of docs/integrations.md."""
 
 from __future__ import annotations
 
@@ -73,5 +73,5 @@ def test_the_count_for_224_matches_the_solver_on_samples():
 
 @pytest.mark.parametrize("kernel, expected", [(3, 6416), (5, 992), (7, 342)])
 def test_published_counts(kernel, expected):
-    """The figures quoted in the README (cross-checked against the solver above)."""
+    """The figures quoted in docs/integrations.md (cross-checked against the solver above)."""
     assert sum(1 for _ in search_space.feasible_tuples(224, kernel, Fraction(1, 6))) == expected

@@ -1,4 +1,4 @@
-"""POST/GET /plan: THEORY.md's worked examples, exact c-values, echoed inputs and every documented error."""
+"""POST/GET /plan: the worked examples of docs/theory.md, exact c-values, echoed inputs and every documented error."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ async def test_worked_example_36_prefers_larger_receptive_field(client):
 
 
 async def test_relaxed_optimum_at_z_equal_2_pow_n_minus_1_k_over_t(client):
-    # z = 2^(3-1) * 3 / (1/6) = 72: a_1 = 1/t = 6, a_2 = a_3 = 1/(2t) = 3 (THEORY.md section 5)
+    # z = 2^(3-1) * 3 / (1/6) = 72: a_1 = 1/t = 6, a_2 = a_3 = 1/(2t) = 3 (docs/theory.md#simplified-model)
     relaxed = (await client.post("/plan", json={"image_size": 72})).json()["relaxed"]
     assert relaxed["stages_exact"] == ["6", "3", "3"]
     assert relaxed["stages"] == [6.0, 3.0, 3.0]

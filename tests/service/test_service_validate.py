@@ -73,7 +73,7 @@ async def test_residual_graph_merges_receptive_fields(client):
     ]
     report = (await client.post("/validate", json={"image_size": 32, "graph": {"nodes": nodes}})).json()
     merged = report["layers"][-1]
-    # P = max(0, 2) = 2, r = max(1 - 0, 5 - 2) + 2 = 5 (THEORY.md section 1)
+    # P = max(0, 2) = 2, r = max(1 - 0, 5 - 2) + 2 = 5 (docs/theory.md#layer-arithmetic)
     assert (merged["name"], merged["receptive_field"], merged["effective_padding"]) == ("sum", 5, 2)
     assert merged["inputs"] == ["proj", "b"]
 

@@ -1,7 +1,7 @@
 """Independent reference implementations the solver tests compare against.
 
 Nothing here uses the planner: candidates are evaluated layer by layer with `cnnplan.solver.arithmetic`
-(one formula per function, THEORY.md section 1), and optima are found by exhaustive search.
+(one formula per function, docs/theory.md#layer-arithmetic), and optima are found by exhaustive search.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from functools import cache
 from cnnplan.solver import arithmetic as ar
 
 Best = tuple[int, int, int, tuple[int, ...]]
-"""(depth added, top receptive field, -stages added, stage additions): larger is better, THEORY.md section 4."""
+"""(depth added, top receptive field, -stages added, stage additions): larger is better, docs/theory.md#exact-model."""
 
 
 def simulate_family(stages: tuple[int, ...], z: int, k: int, t: Fraction, downsample: str):

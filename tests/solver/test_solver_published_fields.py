@@ -1,7 +1,7 @@
 """The layer arithmetic reproduces published receptive fields.
 
 Sources:
-- THEORY.md section 1 (TF-Slim end points of VGG-16 and AlexNet v2).
+- docs/theory.md#layer-arithmetic (TF-Slim end points of VGG-16 and AlexNet v2).
 - Google's receptive_field library, pre-computed table for TF-Slim models at resolution 224 (and 321):
   https://github.com/google-research/receptive_field/blob/master/receptive_field/RECEPTIVE_FIELD_TABLE.md
   (columns: receptive field, effective stride = our jump, effective padding = our P).
@@ -88,7 +88,7 @@ def _by_name(architecture, image_size):
 
 
 def test_theory_section_1_facts() -> None:
-    """THEORY.md section 1: VGG-16 pool1 r=6 j=2 P=2, pool5 r=212 j=32 P=90; AlexNet-v2 conv1 r=11 j=4
+    """docs/theory.md#layer-arithmetic: VGG-16 pool1 r=6 j=2 P=2, pool5 r=212 j=32 P=90; AlexNet-v2 conv1 r=11 j=4
     P=0, pool5 r=195 j=32 P=64."""
     vgg = _by_name(preset("vgg16"), 224)
     assert (vgg["pool1"].receptive_field, vgg["pool1"].jump, vgg["pool1"].effective_padding) == (6, 2, 2)

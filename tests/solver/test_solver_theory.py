@@ -1,4 +1,4 @@
-"""THEORY.md's worked examples, exact c-value comparison and the closed form of section 5."""
+"""The worked examples of docs/theory.md#exact-model, exact c-value comparison and the closed form of #simplified-model."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def test_relaxed_depth_bounds_the_integer_simplified_optimum(k: int, t: Fraction
 
 
 def test_pointwise_convolutions_are_exempt_unless_requested() -> None:
-    """THEORY.md section 2: a 1x1 conv composes no pattern; with the opt-in it is constrained, and its
+    """docs/theory.md#c-value: a 1x1 conv composes no pattern; with the opt-in it is constrained, and its
     diagnosis (it adds no receptive field) points at the stage before it."""
     layers = [Layer(kind="conv", kernel_size=3, padding=1) for _ in range(5)] + [Layer(kind="conv", kernel_size=1)]
     assert validate(layers, 64).valid

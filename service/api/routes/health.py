@@ -22,7 +22,7 @@ Component = dict[str, Any]
 
 
 def check_solver(settings: Settings) -> Component:
-    """The planner answers THEORY.md's worked example (z=18, k=3, t=1/6 -> one stage of 8)."""
+    """The planner answers the worked example of docs/theory.md#exact-model (z=18, k=3, t=1/6 -> one stage of 8)."""
     stages = make_plan(PlanRequest(image_size=18)).stages
     return {"ok": stages == (8,), "required": True, "detail": f"plan(18) stages {list(stages)}"}
 

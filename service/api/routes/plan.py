@@ -43,7 +43,7 @@ def parse_image_size_query(text: str) -> int | list[int]:
 async def post_plan(
     body: PlanRequestModel, format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION)
 ) -> FastJSONResponse:
-    """Maximise the number of feature-level convolutions under both constraints (THEORY.md section 4)."""
+    """Maximise the number of feature-level convolutions under both constraints (docs/theory.md#exact-model)."""
     if format != "json":
         return plan_response(make_plan(to_plan_request(body)), format)
     return FastJSONResponse(plan_body(body))
