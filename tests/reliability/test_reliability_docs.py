@@ -1,4 +1,4 @@
-"""The README's "Limits and guarantees" section names only tests that exist, and every limit module's
+"""The "Limits and guarantees" page (docs/limits.md) names only tests that exist, and every limit module's
 constants that it quotes are the ones the code enforces."""
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ from cnnplan.service.api.middleware.json_limits import MAX_JSON_DEPTH, MAX_JSON_
 from cnnplan.service.settings import Settings
 from cnnplan.solver.limits import MAX_FAN_IN, MAX_IMAGE_SIDE, MAX_JUMP, MAX_LAYERS
 
-README = ROOT / "README.md"
-SECTION = "## Limits and guarantees"
+PAGE = ROOT / "docs" / "limits.md"
+TITLE = "# Limits and guarantees"
 FILE_SPAN = re.compile(r"(?:R|tests)/[\w/]+\.py(?:::(\w+))?(?:\[[\w-]+\])?")
 TEST_SPAN = re.compile(r"(?:::)?(test_\w+)(?:\[[\w-]+\])?")
 
 
 def section_text() -> str:
-    """The README from its "Limits and guarantees" heading to the next heading of the same level."""
-    text = README.read_text()
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
-    return text[start:] if end < 0 else text[start:end]
+    """The whole "Limits and guarantees" page (it starts with its title)."""
+    text = PAGE.read_text()
+    assert text.startswith(TITLE + "\n")
+    return text
 
 
 def referenced_tests() -> list[tuple[str, str]]:
