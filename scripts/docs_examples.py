@@ -16,6 +16,7 @@ environment's ``bin`` folder first on PATH, against one ``cnnplan serve`` (embed
 directory in the scratch directory) on a free loopback port. The pages say port 8000; the commands run
 against the free port. Only two values are normalised in the outputs, because they change from run to
 run: the scratch directory's path (shown as ``/tmp/cnnplan-docs``) and the port (shown as 8000).
+The caller's ``CNNPLAN_*`` variables are dropped, so the server runs on its documented defaults.
 Needs curl and jq on PATH (the examples use them).
 """
 
@@ -178,7 +179,7 @@ def render_all(root: Path = ROOT, pages: tuple[str, ...] = PAGES) -> Rendered:
             (path / folder).symlink_to(root / folder)
         (path / "docs" / "img").mkdir(parents=True)
         port = _free_port()
-        env = dict(os.environ)
+        env = {name: value for name, value in os.environ.items() if not name.startswith("CNNPLAN_")}
         env.update(
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
             CNNPLAN_URL=f"http://127.0.0.1:{port}",
@@ -189,7 +190,6 @@ def render_all(root: Path = ROOT, pages: tuple[str, ...] = PAGES) -> Rendered:
             PYTHONHASHSEED="0",
             COLUMNS="120",
         )
-        env.pop("CNNPLAN_API_KEY", None)
         scratch = Scratch(path, port, env)
         with open(path / "server.log", "wb") as log:
             server = subprocess.Popen(
