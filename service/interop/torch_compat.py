@@ -11,7 +11,6 @@ defined.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from types import ModuleType
 from typing import Any
@@ -42,11 +41,12 @@ def ensure_torchvision_operators() -> None:
         if _library is not None:
             return
         try:
-            importlib.import_module("torchvision.extension")
+            import torchvision.extension  # noqa: F401  loads the compiled operators where the build matches
+
             if _operators_load():
                 _library = False
                 return
-        except Exception:  # noqa: BLE001  a mismatched build fails in many ways; the schemas fix each
+        except Exception:  # a mismatched build fails in many ways (RuntimeError, OSError); the schemas fix each
             pass
         import torch
 
@@ -71,10 +71,14 @@ def _has_schema(name: str) -> bool:
 def import_torchvision() -> ModuleType:
     """``import torchvision``, after `ensure_torchvision_operators`; ImportError when it is not installed."""
     ensure_torchvision_operators()
-    return importlib.import_module("torchvision")
+    import torchvision
+
+    return torchvision
 
 
 def import_timm() -> ModuleType:
     """``import timm`` (it imports torchvision), after `ensure_torchvision_operators`."""
     ensure_torchvision_operators()
-    return importlib.import_module("timm")
+    import timm
+
+    return timm
