@@ -35,6 +35,7 @@ JOB_OPERATIONS = [
     ("POST", "/benchmarks", JOB),
     ("GET", "/benchmarks", None),
     ("GET", "/benchmarks/0f6e1c1e-0000-4000-8000-000000000000", None),
+    ("POST", "/benchmarks/0f6e1c1e-0000-4000-8000-000000000000/cancel", None),
     ("DELETE", "/benchmarks/0f6e1c1e-0000-4000-8000-000000000000", None),
 ]
 PLANNING_OPERATIONS = [
@@ -102,7 +103,7 @@ def test_job_endpoints_serve_the_key_holder(tmp_path, headers):
     assert submitted.headers["Location"] == f"/benchmarks/{job_id}"
     assert client.get(f"/benchmarks/{job_id}", headers=headers).json()["status"] == "queued"
     assert [job["id"] for job in client.get("/benchmarks", headers=headers).json()["items"]] == [job_id]
-    assert client.delete(f"/benchmarks/{job_id}", headers=headers).json()["status"] == "cancelled"
+    assert client.post(f"/benchmarks/{job_id}/cancel", headers=headers).json()["status"] == "cancelled"
 
 
 @pytest.mark.parametrize("method, path, body", PLANNING_OPERATIONS)
