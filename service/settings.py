@@ -28,7 +28,9 @@ def _rate_limit(value: str) -> str:
 
 
 def _api_keys(value: SecretStr | None) -> SecretStr | None:
-    """``owner=key,...`` (see cnnplan.service.api.owners); a malformed list fails at startup."""
+    """``owner=key,...`` (see cnnplan.service.api.owners); a malformed list fails at startup; blank is unset."""
+    if value is not None and not value.get_secret_value().strip():
+        return None
     if value is not None:
         from cnnplan.service.api.owners import parse_api_keys
 
