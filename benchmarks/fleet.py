@@ -290,6 +290,20 @@ class CountingTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+class JobPacing:
+    """Allows `jobs` benchmark submissions spread evenly over `seconds` (so some fall in every fault)."""
+
+    def __init__(self, jobs: int, seconds: float) -> None:
+        self.jobs, self.spacing, self.allowed = jobs, seconds / max(1, jobs), 0
+        self.started = time.monotonic()
+
+    def __call__(self) -> bool:
+        if self.allowed < self.jobs and time.monotonic() - self.started >= self.allowed * self.spacing:
+            self.allowed += 1
+            return True
+        return False
+
+
 async def one_request(client, rng: random.Random, figures: Figures, owner: str, may_submit: Callable[[], bool]):
     """One request of the mix; returns its kind."""
     roll = rng.random()
@@ -501,11 +515,9 @@ async def fault_run(args: argparse.Namespace) -> dict[str, Any]:
         fleet.start()
         report["startup_seconds"] = round(time.monotonic() - started, 1)
         stop = asyncio.Event()
-        submissions = iter(range(args.jobs))
+        may_submit = JobPacing(args.jobs, args.duration)
         clients = [
-            asyncio.create_task(
-                client_loop(i, fleet.url, figures, stop, lambda: next(submissions, None) is not None, args.seed)
-            )  # fmt: skip
+            asyncio.create_task(client_loop(i, fleet.url, figures, stop, may_submit, args.seed))
             for i in range(args.clients)
         ]
         load_started = time.monotonic()
