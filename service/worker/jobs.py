@@ -196,12 +196,13 @@ def create_owned(
 ) -> Job:
     """Check the broker and the store, then store a queued job owned by `caller`, within the caller's cap
     on active jobs (``job_max_active_per_key``, with keys configured: 429 past it); 503 when down. A
-    repeated `idempotency_key` of the same caller gives back the job the first submission made."""
+    repeated `idempotency_key` of the same caller gives back the job the first submission made (409 when
+    its body differs)."""
     service = job_service(settings)
     cap = settings.job_max_active_per_key if caller.owner is not None else None
     try:
         service.check()
-        return service.store.create(request, owner=caller.owner, max_active=cap, idempotency_key=idempotency_key)
+        job = service.store.create(request, owner=caller.owner, max_active=cap, idempotency_key=idempotency_key)
     except ActiveJobsLimit as refused:
         reason = (f"at most {cap} queued or running jobs per API key; {refused.active} are active now: wait for "
                   "one to finish, or cancel one")  # fmt: skip
@@ -211,6 +212,12 @@ def create_owned(
         ) from None  # fmt: skip
     except Exception as error:
         raise unavailable(error) from None
+    if job.request != request:  # the key of an earlier submission, sent with another body
+        raise ProblemError(
+            409, "Idempotency-Key reused", f"the Idempotency-Key was used for job {job.id} with a different body",
+            field="Idempotency-Key", code="idempotency_key_reused",
+        )  # fmt: skip
+    return job
 
 
 def queue_or_forget(settings: Settings, job: Job, send: Callable[[str], None]) -> None:

@@ -152,6 +152,9 @@ def test_a_repeated_idempotency_key_gives_the_same_job(keyed: TestClient) -> Non
     other = submit(keyed, BOB, **{"Idempotency-Key": "run-1"})  # the same key of another owner: its own job
     assert again["id"] == first["id"] and other["id"] != first["id"]
     assert ids(keyed, ALICE) == [first["id"]] and ids(keyed, BOB) == [other["id"]]
+    reused = keyed.post("/benchmarks", json={**JOB, "iterations": 2}, headers={**ALICE, "Idempotency-Key": "run-1"})
+    assert reused.status_code == 409 and reused.json()["code"] == "idempotency_key_reused"
+    assert reused.json()["field"] == "Idempotency-Key" and ids(keyed, ALICE) == [first["id"]]
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ IdempotencyKey = Annotated[
     status_code=202,
     dependencies=[Depends(limit_job_submissions)],
     response_model=BenchmarkJob,
-    responses=problem_responses(401, 413, 422, 429, 503),
+    responses=problem_responses(401, 409, 413, 422, 429, 503),
     summary="Queue a benchmark of a planned network or an architecture",
 )
 def post_benchmark(
