@@ -154,6 +154,23 @@ def test_cancel_refuse_and_keep_serving(tmp_path: Path, processes: Processes) ->
     assert client.get(f"/benchmarks/{after}").status_code == 404
 
 
+def test_deleting_a_running_job_stops_its_worker(tmp_path: Path, processes: Processes) -> None:
+    """DELETE on a running job: 204, every route 404 afterwards, and the worker's run ends as cancelled."""
+    client = api(tmp_path)
+    processes.worker(worker_env(tmp_path), "worker")
+    job_id = client.post("/benchmarks", json=LONG).json()["id"]
+    wait_for(lambda: (job := job_in(client, job_id, "running")) and job["progress"] > 0, "the long job to run")
+    assert client.delete(f"/benchmarks/{job_id}").status_code == 204
+    for method, path in (("GET", ""), ("POST", "/cancel"), ("DELETE", "")):
+        assert client.request(method, f"/benchmarks/{job_id}{path}").status_code == 404
+    assert job_id not in [job["id"] for job in client.get("/benchmarks").json()["items"]]
+    log = next(tmp_path.glob("worker-*.log"))
+    wait_for(lambda: f"job {job_id} attempt 1 ended: cancelled" in log.read_text(), "the worker to stop the run")
+    after = client.post("/benchmarks", json=QUICK).json()["id"]
+    check_result(wait_for(lambda: job_in(client, after, "succeeded", "failed"), "a job after the delete"), [1, 2])
+    assert client.get(f"/benchmarks/{job_id}").status_code == 404  # the stopped run wrote nothing back
+
+
 def test_broker_down_answers_503_and_planning_goes_on(tmp_path: Path, redis_server: RedisServer) -> None:
     if redis_server.is_shared:
         pytest.skip("stopping the broker needs a private redis-server (the machine's shared one stays up)")
