@@ -244,3 +244,44 @@ def test_replayable_requests() -> None:
     assert replayable("POST", "/plan?format=pytorch") and replayable("POST", "/benchmarks/x/cancel")
     assert replayable("POST", "/benchmarks", {"Idempotency-Key": "k"})
     assert not replayable("POST", "/benchmarks") and not replayable("PATCH", "/benchmarks/x")
+
+
+class LosesAnswersSync(httpx.BaseTransport):
+    """`LosesAnswers` for the blocking client, in front of a real uvicorn."""
+
+    def __init__(self, lose: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.lose = lose
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        response.read()
+        if self.lose > 0:
+            self.lose -= 1
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        return response
+
+
+def test_the_blocking_client_retries_lost_answers_against_a_real_server(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    from live_processes import ServerProcess, free_port
+
+    from cnnplan.service.client import PlannerClient
+
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CNNPLAN_")}
+    env.update(CNNPLAN_DATA_DIR=str(tmp_path), CNNPLAN_EMBEDDED_WORKER="false", CNNPLAN_API_KEYS=KEYS)
+    command = [sys.executable, "-m", "uvicorn", "cnnplan.service.api.app:app", "--port", str(port), "--log-level",
+               "warning"]  # fmt: skip
+    with ServerProcess(command, port, env, cwd=tmp_path) as server:
+        policy = RetryPolicy(retries=2, backoff=0.01)
+        with PlannerClient(server.url, api_key=ALICE_KEY, retry=policy, transport=LosesAnswersSync(2)) as client:
+            job = client.submit_benchmark(JOB)
+        with PlannerClient(server.url, api_key=ALICE_KEY, retry=policy, transport=LosesAnswersSync(1)) as client:
+            assert [item["id"] for item in client.benchmarks()["items"]] == [job["id"]]
+            assert client.cancel_benchmark(job["id"], reason="done")["cancelled_by"] == "alice"
+            client.delete_benchmark(job["id"])
+        with PlannerClient(server.url, api_key=ALICE_KEY) as client:
+            assert client.benchmarks()["total"] == 0
