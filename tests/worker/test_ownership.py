@@ -285,3 +285,23 @@ def test_the_blocking_client_retries_lost_answers_against_a_real_server(tmp_path
             client.delete_benchmark(job["id"])
         with PlannerClient(server.url, api_key=ALICE_KEY) as client:
             assert client.benchmarks()["total"] == 0
+
+
+def test_a_job_table_of_the_previous_version_gains_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "jobs.sqlite"
+    with sqlite3.connect(path) as old:  # the table as the version before owners made it, with one job
+        old.execute(
+            "CREATE TABLE cnnplan_jobs (id VARCHAR(36) PRIMARY KEY, request TEXT NOT NULL, status VARCHAR(16) NOT NULL,"
+            " progress FLOAT NOT NULL, created_at FLOAT NOT NULL, updated_at FLOAT NOT NULL, started_at FLOAT,"
+            " finished_at FLOAT, attempts INTEGER NOT NULL, lease_expires_at FLOAT, worker VARCHAR(255), result TEXT,"
+            " error TEXT)"
+        )
+        old.execute(
+            "INSERT INTO cnnplan_jobs VALUES ('old', '{}', 'queued', 0, 1, 1, NULL, NULL, 0, NULL, NULL, NULL, NULL)"
+        )
+    store = SqlJobStore.in_data_dir(tmp_path)
+    assert store.get("old").owner is None
+    new = store.create({"n": 1}, owner="alice", max_active=5)
+    assert store.get(new.id).owner == "alice" and store.cancel("old", by="admin").cancelled_by == "admin"
