@@ -27,6 +27,17 @@ def _rate_limit(value: str) -> str:
     return value
 
 
+def _api_keys(value: SecretStr | None) -> SecretStr | None:
+    """``owner=key,...`` (see cnnplan.service.api.owners); a malformed list fails at startup; blank is unset."""
+    if value is not None and not value.get_secret_value().strip():
+        return None
+    if value is not None:
+        from cnnplan.service.api.owners import parse_api_keys
+
+        parse_api_keys(value.get_secret_value())
+    return value
+
+
 class Settings(BaseSettings):
     """Every knob of the service; ``CNNPLAN_PORT=9000`` sets `port`, and so on."""
 
@@ -51,6 +62,22 @@ class Settings(BaseSettings):
         min_length=1,
         description="When set, the job endpoints (/benchmarks) need `Authorization: Bearer <key>` or `X-API-Key` "
         "(and /plan, /validate, /presets too with `protect_planning`).",
+    )
+    api_keys: Annotated[SecretStr | None, AfterValidator(_api_keys)] = Field(
+        None,
+        description="Several keys, each naming its owner: `alice=<key>,bob=sha256:<hex digest of a key>`. A job "
+        "belongs to the key's owner: only that owner (and the admin key) lists, reads, cancels or deletes it. "
+        "Without any key, jobs are shared by every client.",
+    )
+    admin_key: SecretStr | None = Field(
+        None, min_length=16, description="Optional key of the owner `admin`, which sees and may cancel every job."
+    )
+    job_max_active_per_key: int = Field(
+        20,
+        ge=1,
+        le=100_000,
+        description="Most queued plus running jobs one key's owner may have (with keys configured); further "
+        "submissions get 429 until one finishes. Counted in the job store, so shared by every API process.",
     )
     protect_planning: bool = Field(False, description="With an api_key, /plan, /validate and /presets need it too.")
     job_rate_limit: Annotated[str, AfterValidator(_rate_limit)] = Field(

@@ -12,6 +12,7 @@ from cnnplan.service.api.deps import require_api_key
 from cnnplan.service.api.middleware.body_limit import BodySizeLimitMiddleware
 from cnnplan.service.api.middleware.json_limits import JsonLimitsMiddleware
 from cnnplan.service.api.middleware.metrics import MetricsMiddleware, ServiceMetrics
+from cnnplan.service.api.owners import keys_configured
 from cnnplan.service.api.routes import ROUTERS
 from cnnplan.service.problems import install_problem_handlers
 from cnnplan.service.settings import Settings, get_settings
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     install_problem_handlers(app)
-    guard = [Depends(require_api_key)] if settings.api_key is not None and settings.protect_planning else []
+    guard = [Depends(require_api_key)] if keys_configured(settings) and settings.protect_planning else []
     for router in ROUTERS:
         public = PUBLIC_TAGS.intersection(router.tags)
         app.include_router(router, dependencies=[] if public else guard)

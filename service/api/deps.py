@@ -1,4 +1,4 @@
-"""FastAPI dependencies, all in one place: the app's settings and the optional API-key check.
+"""FastAPI dependencies, all in one place: the app's settings, the API-key check and the job caller.
 
 Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker
 thread, which costs more than the work they do.
@@ -6,14 +6,15 @@ thread, which costs more than the work they do.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from cnnplan.service.api.owners import resolve_caller
 from cnnplan.service.api.security import presented_key
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.settings import Settings
+from cnnplan.service.worker.jobs import Caller
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -24,21 +25,32 @@ async def get_app_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
+def _unauthorized() -> ProblemError:
+    return ProblemError(
+        401,
+        "Unauthorized",
+        "this server needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+        field="Authorization",
+        code="unauthorized",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def job_caller(request: Request, settings: AppSettings) -> Caller:
+    """The caller of a job route: the owner of its key (``CNNPLAN_API_KEYS``, ``CNNPLAN_API_KEY`` = owner
+    ``default``, ``CNNPLAN_ADMIN_KEY`` = the admin), or the shared caller without keys; else 401."""
+    caller = resolve_caller(settings, presented_key(request))
+    if caller is None:
+        raise _unauthorized()
+    return caller
+
+
 async def require_api_key(request: Request, settings: AppSettings) -> None:
-    """When ``CNNPLAN_API_KEY`` is set, demand it as ``Authorization: Bearer <key>`` or ``X-API-Key``; else 401."""
-    if settings.api_key is None:
-        return
-    expected = settings.api_key.get_secret_value().encode()
-    given = presented_key(request)
-    if given is None or not hmac.compare_digest(given.encode(), expected):
-        raise ProblemError(
-            401,
-            "Unauthorized",
-            "this server needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-            field="Authorization",
-            code="unauthorized",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    """When any key is configured, demand one as ``Authorization: Bearer <key>`` or ``X-API-Key``; else 401."""
+    if resolve_caller(settings, presented_key(request)) is None:
+        raise _unauthorized()
 
 
-__all__ = ["AppSettings", "get_app_settings", "require_api_key"]
+JobCaller = Annotated[Caller, Depends(job_caller)]
+
+__all__ = ["AppSettings", "JobCaller", "get_app_settings", "job_caller", "require_api_key"]

@@ -21,6 +21,7 @@ from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 
+from cnnplan.service.api.owners import keys_configured
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.settings import Settings
 
@@ -88,7 +89,7 @@ def submission_limiter(request: Request, settings: Settings) -> SubmissionLimite
 async def limit_job_submissions(request: Request) -> None:
     """429 problem+json with ``Retry-After`` once a client has used up ``CNNPLAN_JOB_RATE_LIMIT``."""
     settings: Settings = request.app.state.settings
-    keyed = settings.api_key is not None
+    keyed = keys_configured(settings)
     limiter = submission_limiter(request, settings)
     identity = client_identity(request, keyed)
     try:  # Redis round trips run off the event loop

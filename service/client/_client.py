@@ -3,6 +3,11 @@
 Requests are checked locally with the server's own pydantic models before they are sent, answers are
 parsed into the same models; 429 and 503 answers are retried with exponential backoff, honouring
 ``Retry-After``; every other error status raises `PlannerError` carrying the RFC 9457 problem.
+
+A request whose connection is lost (an API process killed behind a shared port, a reset) is sent again
+when repeating it cannot do anything twice: GET/DELETE, the pure computations (/plan, /validate and their
+batches), a cancel, and a benchmark submission, which always carries an ``Idempotency-Key`` (a fresh
+UUID per call, the same on its retries) so the server gives back the job the first attempt made.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import email.utils
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +41,11 @@ from cnnplan.service.schemas import (
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = frozenset({429, 503})
+LOST = (httpx.NetworkError, httpx.RemoteProtocolError)
+"""Transport failures that mean the connection was lost (refused, reset, closed mid-answer), not a slow server."""
+REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+PURE_POSTS = frozenset({"/plan", "/validate", "/plan/batch", "/validate/batch"})
+"""POST routes that compute an answer and change nothing: safe to send twice."""
 TERMINAL_BENCHMARK_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 Body = BaseModel | Mapping[str, Any]
@@ -63,11 +74,17 @@ class BenchmarkTimeout(TimeoutError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry 429/503 up to `retries` times: wait Retry-After when given, else backoff * 2^attempt; at most max_delay."""
+    """Retry 429/503 up to `retries` times: wait Retry-After when given, else backoff * 2^attempt; at most
+    max_delay. With `retry_lost`, a replayable request (`replayable`) whose connection was lost is retried too."""
 
     retries: int = 3
     backoff: float = 0.5
     max_delay: float = 30.0
+    retry_lost: bool = True
+
+    def lost_delay(self, attempt: int) -> float:
+        """Seconds before resending a request whose connection was lost (backoff * 2^attempt, capped)."""
+        return min(self.backoff * 2**attempt, self.max_delay)
 
     def delay(self, attempt: int, response: httpx.Response) -> float:
         """Seconds to wait before retry number `attempt` (0-based)."""
@@ -89,6 +106,22 @@ def _retry_after_seconds(value: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return when.timestamp() - time.time()
+
+
+def replayable(method: str, path: str, headers: Mapping[str, str] | None = None) -> bool:
+    """True when sending the request twice does nothing twice: a safe or idempotent method, a pure POST
+    (/plan, /validate, batches), a cancel, or a request with an ``Idempotency-Key`` header."""
+    route = path.split("?", 1)[0]
+    keyed = any(name.lower() == "idempotency-key" for name in (headers or {}))
+    return method.upper() in REPLAYABLE_METHODS or route in PURE_POSTS or route.endswith("/cancel") or keyed
+
+
+def _submission_headers(idempotency_key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+
+
+def _cancel_body(reason: str | None) -> dict[str, Any]:
+    return {"json": {"reason": reason}} if reason else {}
 
 
 def _body(model: type[BaseModel], body: Body | None, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,9 +211,17 @@ class PlannerClient:
         self._http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send with retries on 429/503; raise `PlannerError` on any other error status."""
+        """Send with retries on 429/503 (and on a lost connection when `replayable`); raise `PlannerError`
+        on any other error status, and the transport error once the retries are spent."""
+        again = self.retry.retry_lost and replayable(method, path, kwargs.get("headers"))
         for attempt in range(self.retry.retries + 1):
-            response = self._http.request(method, path, **kwargs)
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except LOST:
+                if not again or attempt == self.retry.retries:
+                    raise
+                self._sleep(self.retry.lost_delay(attempt))
+                continue
             if response.status_code not in RETRY_STATUSES or attempt == self.retry.retries:
                 return _check(response)
             self._sleep(self.retry.delay(attempt, response))
@@ -238,9 +279,11 @@ class PlannerClient:
         """GET /readyz (readiness of every component)."""
         return self._json(Readiness, "GET", "/readyz")
 
-    def submit_benchmark(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST /benchmarks (202): the queued job, with its ``id``."""
-        return self.request("POST", "/benchmarks", json=dict(body)).json()
+    def submit_benchmark(self, body: Mapping[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """POST /benchmarks (202): the queued job, with its ``id``. Sent with an ``Idempotency-Key`` (a fresh
+        UUID unless given), so a retry after a lost answer gets the same job back, never a second one."""
+        headers = _submission_headers(idempotency_key)
+        return self.request("POST", "/benchmarks", json=dict(body), headers=headers).json()
 
     def benchmark(self, job_id: str) -> dict[str, Any]:
         """GET /benchmarks/{id}: status (queued, running, succeeded, failed, cancelled), progress, result or error."""
@@ -250,10 +293,13 @@ class PlannerClient:
         """GET /benchmarks: ``{"items": [...], "total": n, "limit": ..., "offset": ...}``, newest first."""
         return self.request("GET", "/benchmarks", params={"limit": limit, "offset": offset}).json()
 
-    def cancel_benchmark(self, job_id: str) -> dict[str, Any]:
-        """DELETE /benchmarks/{id}."""
-        response = self.request("DELETE", f"/benchmarks/{_segment(job_id)}")
-        return response.json() if response.content else {}
+    def cancel_benchmark(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
+        """POST /benchmarks/{id}/cancel: the cancelled job (its record stays, with `reason` and ``cancelled_by``)."""
+        return self.request("POST", f"/benchmarks/{_segment(job_id)}/cancel", **_cancel_body(reason)).json()
+
+    def delete_benchmark(self, job_id: str) -> None:
+        """DELETE /benchmarks/{id}: the job's record and result are removed (a running job is cancelled first)."""
+        self.request("DELETE", f"/benchmarks/{_segment(job_id)}")
 
     def wait_benchmark(
         self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None, progress: Progress | None = None
@@ -299,9 +345,17 @@ class AsyncPlannerClient:
         await self._http.aclose()
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send with retries on 429/503; raise `PlannerError` on any other error status."""
+        """Send with retries on 429/503 (and on a lost connection when `replayable`); raise `PlannerError`
+        on any other error status, and the transport error once the retries are spent."""
+        again = self.retry.retry_lost and replayable(method, path, kwargs.get("headers"))
         for attempt in range(self.retry.retries + 1):
-            response = await self._http.request(method, path, **kwargs)
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except LOST:
+                if not again or attempt == self.retry.retries:
+                    raise
+                await asyncio.sleep(self.retry.lost_delay(attempt))
+                continue
             if response.status_code not in RETRY_STATUSES or attempt == self.retry.retries:
                 return _check(response)
             await asyncio.sleep(self.retry.delay(attempt, response))
@@ -360,9 +414,10 @@ class AsyncPlannerClient:
         """GET /readyz (readiness of every component)."""
         return await self._json(Readiness, "GET", "/readyz")
 
-    async def submit_benchmark(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST /benchmarks."""
-        return (await self.request("POST", "/benchmarks", json=dict(body))).json()
+    async def submit_benchmark(self, body: Mapping[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """POST /benchmarks, with an ``Idempotency-Key`` (see `PlannerClient.submit_benchmark`)."""
+        headers = _submission_headers(idempotency_key)
+        return (await self.request("POST", "/benchmarks", json=dict(body), headers=headers)).json()
 
     async def benchmark(self, job_id: str) -> dict[str, Any]:
         """GET /benchmarks/{id}."""
@@ -372,10 +427,14 @@ class AsyncPlannerClient:
         """GET /benchmarks, newest first."""
         return (await self.request("GET", "/benchmarks", params={"limit": limit, "offset": offset})).json()
 
-    async def cancel_benchmark(self, job_id: str) -> dict[str, Any]:
+    async def cancel_benchmark(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
+        """POST /benchmarks/{id}/cancel."""
+        path = f"/benchmarks/{_segment(job_id)}/cancel"
+        return (await self.request("POST", path, **_cancel_body(reason))).json()
+
+    async def delete_benchmark(self, job_id: str) -> None:
         """DELETE /benchmarks/{id}."""
-        response = await self.request("DELETE", f"/benchmarks/{_segment(job_id)}")
-        return response.json() if response.content else {}
+        await self.request("DELETE", f"/benchmarks/{_segment(job_id)}")
 
     async def wait_benchmark(
         self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None, progress: Progress | None = None

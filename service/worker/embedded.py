@@ -36,8 +36,9 @@ def worker_command(concurrency: int = 1) -> list[str]:
 def settings_environment(settings: Settings) -> dict[str, str]:
     """The environment that gives the child the same settings as the server (secrets left out)."""
     env = dict(os.environ)
-    env.pop("CNNPLAN_API_KEY", None)
-    for name, value in settings.model_dump(mode="json", exclude={"api_key"}).items():
+    for secret in ("CNNPLAN_API_KEY", "CNNPLAN_API_KEYS", "CNNPLAN_ADMIN_KEY"):
+        env.pop(secret, None)
+    for name, value in settings.model_dump(mode="json", exclude={"api_key", "api_keys", "admin_key"}).items():
         if value is not None:
             env[f"CNNPLAN_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env

@@ -1,22 +1,66 @@
-"""The job service behind /benchmarks: submit (checked, stored, queued), look up, list and cancel jobs.
+"""The job service behind /benchmarks: submit (checked, stored, queued), look up, list, cancel, delete.
 
 Routes call these functions; they raise `ProblemError` for the answers a client can act on (404, 409,
-422, 503 with ``Retry-After`` when the broker or the store is down).
+422, 429, 503 with ``Retry-After`` when the broker or the store is down).
+
+Ownership is generic (any job kind): every record carries the `owner` of the key that submitted it,
+and a `Caller` sees only its own jobs; a job of another owner is a 404, exactly like an unknown id,
+so nothing tells another owner's job apart from none. The admin sees all; on a server without keys
+the caller is `Caller(None)` and every job is shared by every client.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.settings import Settings
 from cnnplan.service.worker.schemas import BenchmarkRequest
-from cnnplan.service.worker.store import CANCELLED, FINISHED, Job, JobStore, StoreUnavailable, open_store
+from cnnplan.service.worker.store import (
+    CANCELLED,
+    FINISHED,
+    QUEUED,
+    ActiveJobsLimit,
+    Job,
+    JobStore,
+    StoreUnavailable,
+    open_store,
+)  # fmt: skip
 
 RETRY_AFTER_SECONDS = 10
-"""Retry-After of a 503 when the broker or the job store is down."""
+"""Retry-After of a 503 when the broker or the job store is down, and of a 429 at the active-jobs cap."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: the `owner` name of its API key (None on a server without keys: everything is shared)
+    and whether it is the admin (sees every owner's jobs)."""
+
+    owner: str | None
+    admin: bool = False
+
+    def sees(self, job: Job) -> bool:
+        """A job is visible to its owner, to the admin, and to everyone on a server without keys."""
+        return self.owner is None or self.admin or job.owner == self.owner
+
+    @property
+    def name(self) -> str:
+        """The owner, or ``anonymous`` on a server without keys (recorded as ``cancelled_by``)."""
+        return self.owner or "anonymous"
+
+    @property
+    def listing_owner(self) -> str | None:
+        """The owner filter of this caller's listings (None: every job)."""
+        return None if self.owner is None or self.admin else self.owner
+
+
+SHARED = Caller(None)
+"""The caller on a server without keys."""
 
 
 class JobService:
@@ -101,6 +145,9 @@ def job_dict(job: Job) -> dict[str, Any]:
         "request": job.request,
         "result": job.result,
         "error": job.error,
+        "owner": job.owner,
+        "reason": job.reason,
+        "cancelled_by": job.cancelled_by,
     }
 
 
@@ -127,15 +174,66 @@ def check_limits(body: BenchmarkRequest, settings: Settings) -> None:
         raise invalid("warmup", f"must be at most {settings.max_benchmark_warmup}, got {body.warmup}")
 
 
-def _lookup(store: JobStore, job_id: str) -> Job:
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn an unreachable job store (or broker) into the 503 problem with ``Retry-After``."""
+    try:
+        yield
+    except (StoreUnavailable, OSError) as error:
+        raise unavailable(error) from None
+
+
+def visible_job(store: JobStore, caller: Caller, job_id: str, noun: str = "benchmark job") -> Job:
+    """The job `caller` may see; 404 when there is none or it belongs to another owner (the same answer)."""
     job = store.get(job_id)
-    if job is None:
-        raise ProblemError(404, "Not found", f"no benchmark job {job_id!r}", field="id", code="not_found")
+    if job is None or not caller.sees(job):
+        raise ProblemError(404, "Not found", f"no {noun} {job_id!r}", field="id", code="not_found")
     return job
 
 
-def submit_benchmark(body: BenchmarkRequest, settings: Settings) -> dict[str, Any]:
-    """Check the body against the limits and the solver, store the job and queue it; the queued job's dict."""
+def create_owned(
+    settings: Settings, caller: Caller, request: dict[str, Any], idempotency_key: str | None = None
+) -> Job:
+    """Check the broker and the store, then store a queued job owned by `caller`, within the caller's cap
+    on active jobs (``job_max_active_per_key``, with keys configured: 429 past it); 503 when down. A
+    repeated `idempotency_key` of the same caller gives back the job the first submission made (409 when
+    its body differs)."""
+    service = job_service(settings)
+    cap = settings.job_max_active_per_key if caller.owner is not None else None
+    try:
+        service.check()
+        job = service.store.create(request, owner=caller.owner, max_active=cap, idempotency_key=idempotency_key)
+    except ActiveJobsLimit as refused:
+        reason = (f"at most {cap} queued or running jobs per API key; {refused.active} are active now: wait for "
+                  "one to finish, or cancel one")  # fmt: skip
+        raise ProblemError(
+            429, "Too Many Requests", reason, field="Authorization", reason=reason, code="active_jobs_limit",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None  # fmt: skip
+    except Exception as error:
+        raise unavailable(error) from None
+    if job.request != request:  # the key of an earlier submission, sent with another body
+        raise ProblemError(
+            409, "Idempotency-Key reused", f"the Idempotency-Key was used for job {job.id} with a different body",
+            field="Idempotency-Key", code="idempotency_key_reused",
+        )  # fmt: skip
+    return job
+
+
+def queue_or_forget(settings: Settings, job: Job, send: Callable[[str], None]) -> None:
+    """`send(job.id)` (queue its work); if the broker refuses, delete the job again and answer 503."""
+    try:
+        send(job.id)
+    except Exception as error:
+        job_service(settings).store.delete(job.id)
+        raise unavailable(error) from None
+
+
+def submit_benchmark(
+    body: BenchmarkRequest, settings: Settings, caller: Caller = SHARED, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Check the body against the limits and the solver, store the job and queue it; the queued job's dict
+    (a repeated `idempotency_key`: the job the first submission made, queued again only if still queued)."""
     from cnnplan.service.worker.spec import network_spec
     from cnnplan.solver.analysis import analyse
 
@@ -143,48 +241,49 @@ def submit_benchmark(body: BenchmarkRequest, settings: Settings) -> dict[str, An
     request = body.model_dump(mode="json", exclude_none=True, warnings=False)
     spec = network_spec(request)  # bad networks are a 422 now, not a failed job later
     analyse(spec.layers, spec.image_size, spec.in_channels, spec.field)
-    service = job_service(settings)
-    try:
-        service.check()
-        job = service.store.create(request)
-    except Exception as error:
-        raise unavailable(error) from None
-    try:
-        service.send(job.id)
-    except Exception as error:
-        service.store.delete(job.id)
-        raise unavailable(error) from None
+    job = create_owned(settings, caller, request, idempotency_key)
+    if job.status == QUEUED:  # a replay's first message may be lost with the request: a duplicate is harmless
+        queue_or_forget(settings, job, job_service(settings).send)
     return job_dict(job)
 
 
-def list_jobs(settings: Settings, limit: int, offset: int) -> dict[str, Any]:
-    """A page of jobs, newest first (shape: `BenchmarkJobList`)."""
-    try:
-        jobs, total = job_service(settings).store.list(limit, offset)
-    except (StoreUnavailable, OSError) as error:
-        raise unavailable(error) from None
+def list_jobs(settings: Settings, caller: Caller, limit: int, offset: int) -> dict[str, Any]:
+    """A page of the jobs `caller` sees, newest first (shape: `BenchmarkJobList`)."""
+    with store_errors():
+        jobs, total = job_service(settings).store.list(limit, offset, owner=caller.listing_owner)
     return {"items": [job_dict(job) for job in jobs], "total": total, "limit": limit, "offset": offset}
 
 
-def get_job(settings: Settings, job_id: str) -> dict[str, Any]:
-    """One job's dict; 404 when there is none."""
-    try:
-        return job_dict(_lookup(job_service(settings).store, job_id))
-    except (StoreUnavailable, OSError) as error:
-        raise unavailable(error) from None
+def get_job(settings: Settings, caller: Caller, job_id: str, noun: str = "benchmark job") -> dict[str, Any]:
+    """One job's dict; 404 when there is none or `caller` does not own it."""
+    with store_errors():
+        return job_dict(visible_job(job_service(settings).store, caller, job_id, noun))
 
 
-def cancel_job(settings: Settings, job_id: str) -> dict[str, Any]:
-    """Cancel a queued or running job (idempotent); 404 when there is none, 409 when it had already finished."""
+def cancel_job(
+    settings: Settings, caller: Caller, job_id: str, reason: str | None = None, noun: str = "benchmark job"
+) -> dict[str, Any]:
+    """Cancel a queued or running job, keeping its record with `reason` and ``cancelled_by`` (idempotent:
+    an already cancelled job is answered as it is); 404 when not visible, 409 when it had already finished."""
     store = job_service(settings).store
-    try:
-        _lookup(store, job_id)
-        job = store.cancel(job_id)
-    except (StoreUnavailable, OSError) as error:
-        raise unavailable(error) from None
-    assert job is not None
+    with store_errors():
+        visible_job(store, caller, job_id, noun)
+        job = store.cancel(job_id, by=caller.name, reason=reason or "cancelled by request")
+    if job is None:  # deleted meanwhile
+        raise ProblemError(404, "Not found", f"no {noun} {job_id!r}", field="id", code="not_found")
     if job.status in FINISHED and job.status != CANCELLED:
         raise ProblemError(
             409, "Already finished", f"job {job_id} already {job.status}", field="id", code="job_finished"
         )
     return job_dict(job)
+
+
+def delete_job(settings: Settings, caller: Caller, job_id: str, noun: str = "benchmark job") -> None:
+    """Remove a job's record and result; a queued or running one is cancelled first (its worker stops at
+    the next heartbeat). 404 when not visible; afterwards the job is a 404 for everyone."""
+    store = job_service(settings).store
+    with store_errors():
+        job = visible_job(store, caller, job_id, noun)
+        if job.status not in FINISHED:
+            store.cancel(job_id, by=caller.name, reason="deleted")
+        store.delete(job_id)

@@ -85,6 +85,17 @@ class BenchmarkJob(BaseModel):
     request: dict[str, Any]
     result: BenchmarkResult | None
     error: JobError | None
+    owner: str | None = Field(None, description="The owner of the API key that submitted it (None without keys).")
+    reason: str | None = Field(None, description="Why it ended, when it was cancelled (or deleted).")
+    cancelled_by: str | None = Field(None, description="The owner whose key cancelled it (`anonymous` without keys).")
+
+
+class CancelRequest(BaseModel):
+    """The optional body of a cancel: why (kept in the job's record as `reason`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reason: str | None = Field(None, min_length=1, max_length=500, description="Why it is cancelled.")
 
 
 class BenchmarkJobList(BaseModel):

@@ -1,9 +1,12 @@
 """Durable job records: status, progress, result or error, attempts and the running attempt's lease.
 
-One record per job; every state change is a compare-and-set transition (`JobStore._transition`), so
+One record per job, with its `owner` (the name of the API key that submitted it; None on a server
+without keys, where jobs are shared). Every state change is a compare-and-set transition (`JobStore._transition`), so
 two workers (a redelivered message, a re-queue after a lost worker) can never both run a job or
 overwrite each other. Embedded: a SQLite file in the data directory (WAL, ``BEGIN IMMEDIATE``);
-distributed: Redis hashes plus a sorted set for newest-first listing.
+distributed: Redis hashes plus sorted sets (all jobs, each owner's) for newest-first listing and sets
+of active (queued or running) ids, overall and per owner, so a per-owner cap on active jobs is one
+atomic check shared by every API process.
 """
 
 from __future__ import annotations
@@ -26,6 +29,24 @@ class StoreUnavailable(Exception):
     """The job store (SQLite file or Redis) cannot be reached."""
 
 
+class DuplicateJob(Exception):
+    """An insert found a job with the same id (a concurrent submission with the same idempotency key)."""
+
+
+def idempotent_id(owner: str | None, idempotency_key: str) -> str:
+    """The job id of a submission with an idempotency key: a UUID5 of the owner and the key (so two owners'
+    keys never meet, and one owner cannot find another's job from a key)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"cnnplan-job:{owner or ''}:{idempotency_key}"))
+
+
+class ActiveJobsLimit(Exception):
+    """`JobStore.create` refused: the owner already has `active` queued or running jobs (its cap)."""
+
+    def __init__(self, owner: str, active: int) -> None:
+        self.owner, self.active = owner, active
+        super().__init__(f"{owner} already has {active} queued or running jobs")
+
+
 @dataclass
 class Job:
     """One benchmark job; times are Unix seconds."""
@@ -43,6 +64,9 @@ class Job:
     worker: str | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    owner: str | None = None
+    reason: str | None = None
+    cancelled_by: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """Flat values for storage (JSON text for the nested fields)."""
@@ -77,12 +101,16 @@ class JobStore:
         """Atomically apply `transition`; the new job, or None when it declined or the job is unknown."""
         raise NotImplementedError
 
-    def list(self, limit: int, offset: int = 0) -> tuple[list[Job], int]:
-        """Jobs newest first, and the total count."""
+    def list(self, limit: int, offset: int = 0, owner: str | None = None) -> tuple[list[Job], int]:
+        """Jobs newest first, and the total count: only `owner`'s, or every job when `owner` is None."""
         raise NotImplementedError
 
     def active_ids(self) -> list[str]:
         """Ids of queued and running jobs."""
+        raise NotImplementedError
+
+    def active_count(self, owner: str) -> int:
+        """How many of `owner`'s jobs are queued or running."""
         raise NotImplementedError
 
     def ping(self) -> None:
@@ -90,14 +118,40 @@ class JobStore:
         raise NotImplementedError
 
     def delete(self, job_id: str) -> None:
-        """Remove a job (used only when its message could not be queued)."""
+        """Remove a job's record and result (a worker still running it loses its lease and stops)."""
         raise NotImplementedError
 
-    def create(self, request: dict[str, Any]) -> Job:
-        """A new queued job for `request`."""
+    def _insert_capped(self, job: Job, max_active: int) -> None:
+        """Insert `job` unless its owner already has `max_active` active jobs (`ActiveJobsLimit`), atomically."""
+        raise NotImplementedError
+
+    def create(
+        self,
+        request: dict[str, Any],
+        owner: str | None = None,
+        max_active: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """A new queued job for `request` owned by `owner`; with `max_active` (and an owner), refused with
+        `ActiveJobsLimit` when the owner already has that many queued or running jobs (checked atomically).
+
+        With an `idempotency_key` the id is ``uuid5(owner, key)``: a repeated submission (a client retrying
+        a request whose answer was lost) gets the job the first one made, as it is now, instead of a second."""
         now = time.time()
-        job = Job(id=str(uuid.uuid4()), request=request, created_at=now, updated_at=now)
-        self._insert(job)
+        job_id = str(uuid.uuid4()) if idempotency_key is None else idempotent_id(owner, idempotency_key)
+        job = Job(id=job_id, request=request, created_at=now, updated_at=now, owner=owner)
+        if idempotency_key is not None and (existing := self._get(job_id)) is not None:
+            return existing
+        try:
+            if max_active is None or owner is None:
+                self._insert(job)
+            else:
+                self._insert_capped(job, max_active)
+        except DuplicateJob:
+            existing = self._get(job_id)
+            if existing is None:  # made and deleted in between
+                raise StoreUnavailable(f"job {job_id} changed while it was created; try again") from None
+            return existing
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -152,14 +206,16 @@ class JobStore:
             changes["progress"] = 1.0
         return self._cas(job_id, self._if_running(attempt, lambda job: changes)) is not None
 
-    def cancel(self, job_id: str) -> Job | None:
-        """queued/running -> cancelled; a finished job is returned unchanged; None if unknown."""
+    def cancel(self, job_id: str, by: str | None = None, reason: str | None = None) -> Job | None:
+        """queued/running -> cancelled, recording `reason` and who cancelled (`by`); a finished job is
+        returned unchanged; None if unknown. A worker running it sees the change at its next heartbeat."""
         now = time.time()
 
         def transition(job: Job) -> dict[str, Any] | None:
             if job.status in FINISHED:
                 return None
-            return {"status": CANCELLED, "finished_at": now, "updated_at": now, "lease_expires_at": None}
+            return {"status": CANCELLED, "finished_at": now, "updated_at": now, "lease_expires_at": None,
+                    "reason": reason or "cancelled", "cancelled_by": by}  # fmt: skip
 
         return self._cas(job_id, transition) or self._get(job_id)
 
@@ -213,12 +269,25 @@ class SqlJobStore(JobStore):
             Column("created_at", Float, nullable=False, index=True), Column("updated_at", Float, nullable=False),
             Column("started_at", Float), Column("finished_at", Float), Column("attempts", Integer, nullable=False),
             Column("lease_expires_at", Float), Column("worker", String(255)), Column("result", Text),
-            Column("error", Text),
+            Column("error", Text), Column("owner", String(64), index=True), Column("reason", Text),
+            Column("cancelled_by", String(64)),
         )  # fmt: skip
         try:
             metadata.create_all(self.engine)
+            self._add_missing_columns()
         except Exception as error:
             raise StoreUnavailable(f"job store {self.engine.url!r} cannot be opened: {error}") from error
+
+    def _add_missing_columns(self) -> None:
+        """A table made by an older version lacks the newer nullable columns (owner, reason, ...): add them."""
+        from sqlalchemy import inspect
+
+        present = {column["name"] for column in inspect(self.engine).get_columns(self.table.name)}
+        with self.engine.begin() as connection:
+            for column in self.table.columns:
+                if column.name not in present:
+                    kind = column.type.compile(self.engine.dialect)
+                    connection.exec_driver_sql(f"ALTER TABLE {self.table.name} ADD COLUMN {column.name} {kind}")
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> SqlJobStore:
@@ -229,8 +298,29 @@ class SqlJobStore(JobStore):
         return Job.from_record(dict(row._mapping))
 
     def _insert(self, job: Job) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(self.table.insert().values(**job.to_record()))
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(self.table.insert().values(**job.to_record()))
+        except IntegrityError:
+            raise DuplicateJob(job.id) from None
+
+    def _insert_capped(self, job: Job, max_active: int) -> None:
+        from sqlalchemy import func, select
+
+        table = self.table
+        active = (table.c.owner == job.owner) & table.c.status.in_([QUEUED, RUNNING])
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as connection:  # BEGIN IMMEDIATE: one writer at a time, across processes
+                count = connection.execute(select(func.count()).select_from(table).where(active)).scalar_one()
+                if count >= max_active:
+                    raise ActiveJobsLimit(str(job.owner), int(count))
+                connection.execute(table.insert().values(**job.to_record()))
+        except IntegrityError:
+            raise DuplicateJob(job.id) from None
 
     def _get(self, job_id: str) -> Job | None:
         with self.engine.connect() as connection:
@@ -252,14 +342,23 @@ class SqlJobStore(JobStore):
             connection.execute(self.table.update().where(self.table.c.id == job_id).values(**stored))
         return job
 
-    def list(self, limit: int, offset: int = 0) -> tuple[list[Job], int]:
+    def list(self, limit: int, offset: int = 0, owner: str | None = None) -> tuple[list[Job], int]:
+        from sqlalchemy import func, select, true
+
+        table = self.table
+        where = true() if owner is None else table.c.owner == owner
+        order = (table.c.created_at.desc(), table.c.id.desc())
+        with self.engine.connect() as connection:
+            rows = connection.execute(table.select().where(where).order_by(*order).limit(limit).offset(offset)).all()
+            total = connection.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+        return [self._job(row) for row in rows], int(total)
+
+    def active_count(self, owner: str) -> int:
         from sqlalchemy import func, select
 
-        order = (self.table.c.created_at.desc(), self.table.c.id.desc())
+        active = (self.table.c.owner == owner) & self.table.c.status.in_([QUEUED, RUNNING])
         with self.engine.connect() as connection:
-            rows = connection.execute(self.table.select().order_by(*order).limit(limit).offset(offset)).all()
-            total = connection.execute(select(func.count()).select_from(self.table)).scalar_one()
-        return [self._job(row) for row in rows], int(total)
+            return int(connection.execute(select(func.count()).select_from(self.table).where(active)).scalar_one())
 
     def active_ids(self) -> list[str]:
         with self.engine.connect() as connection:
@@ -281,7 +380,8 @@ class SqlJobStore(JobStore):
 
 
 class RedisJobStore(JobStore):
-    """Jobs as Redis hashes ``<prefix>job:<id>``, a sorted set by creation time and a set of active ids."""
+    """Jobs as Redis hashes ``<prefix>job:<id>``, sorted sets by creation time (``<prefix>jobs``, and
+    ``<prefix>jobs:owner:<owner>``) and sets of active ids (``<prefix>jobs:active``, ``...:active:<owner>``)."""
 
     def __init__(self, url: str, prefix: str = "cnnplan:") -> None:
         import redis
@@ -293,6 +393,12 @@ class RedisJobStore(JobStore):
 
     def _key(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
+
+    def _owned(self, owner: str) -> str:
+        return f"{self.prefix}jobs:owner:{owner}"
+
+    def _owned_active(self, owner: str) -> str:
+        return f"{self.prefix}jobs:active:{owner}"
 
     @staticmethod
     def _encode(job: Job) -> dict[str, str]:
@@ -308,15 +414,30 @@ class RedisJobStore(JobStore):
         except self.errors as error:
             raise StoreUnavailable(f"redis: {error}") from error
 
-    def _insert(self, job: Job) -> None:
-        def write() -> None:
-            pipe = self.redis.pipeline()
-            pipe.hset(self._key(job.id), mapping=self._encode(job))
-            pipe.zadd(self.index, {job.id: job.created_at})
-            pipe.sadd(self.active, job.id)
-            pipe.execute()
+    def _queue_insert(self, pipe: Any, job: Job) -> None:
+        pipe.hset(self._key(job.id), mapping=self._encode(job))
+        pipe.zadd(self.index, {job.id: job.created_at})
+        pipe.sadd(self.active, job.id)
+        if job.owner is not None:
+            pipe.zadd(self._owned(job.owner), {job.id: job.created_at})
+            pipe.sadd(self._owned_active(job.owner), job.id)
 
-        self._guard(write)
+    def _insert(self, job: Job) -> None:
+        self._insert_capped(job, None)
+
+    def _insert_capped(self, job: Job, max_active: int | None) -> None:
+        key = self._key(job.id)
+        watched = [key] if max_active is None else [key, self._owned_active(str(job.owner))]
+
+        def attempt(pipe: Any) -> None:  # WATCHed: a concurrent insert (or finish) of these keys retries it
+            if pipe.exists(key):
+                raise DuplicateJob(job.id)
+            if max_active is not None and (count := int(pipe.scard(watched[1]))) >= max_active:
+                raise ActiveJobsLimit(str(job.owner), count)
+            pipe.multi()
+            self._queue_insert(pipe, job)
+
+        self._guard(lambda: self.redis.transaction(attempt, *watched))
 
     def _get(self, job_id: str) -> Job | None:
         data = self._guard(lambda: self.redis.hgetall(self._key(job_id)))
@@ -340,33 +461,45 @@ class RedisJobStore(JobStore):
             pipe.hset(key, mapping={name: encoded[name] for name in changes})
             if job.status in FINISHED:
                 pipe.srem(self.active, job_id)
+                if job.owner is not None:
+                    pipe.srem(self._owned_active(job.owner), job_id)
             return job
 
         return self._guard(lambda: self.redis.transaction(attempt, key, value_from_callable=True))
 
-    def list(self, limit: int, offset: int = 0) -> tuple[list[Job], int]:
+    def list(self, limit: int, offset: int = 0, owner: str | None = None) -> tuple[list[Job], int]:
+        index = self.index if owner is None else self._owned(owner)
+
         def read() -> tuple[list[Job], int]:
-            ids = self.redis.zrevrange(self.index, offset, offset + limit - 1)
+            ids = self.redis.zrevrange(index, offset, offset + limit - 1)
             pipe = self.redis.pipeline()
             for job_id in ids:
                 pipe.hgetall(self._key(job_id.decode()))
             jobs = [self._decode(data) for data in pipe.execute() if data]
-            return jobs, int(self.redis.zcard(self.index))
+            return jobs, int(self.redis.zcard(index))
 
         return self._guard(read)
 
     def active_ids(self) -> list[str]:
         return sorted(member.decode() for member in self._guard(lambda: self.redis.smembers(self.active)))
 
+    def active_count(self, owner: str) -> int:
+        return int(self._guard(lambda: self.redis.scard(self._owned_active(owner))))
+
     def ping(self) -> None:
         self._guard(self.redis.ping)
 
     def delete(self, job_id: str) -> None:
+        job = self._get(job_id)
+
         def remove() -> None:
             pipe = self.redis.pipeline()
             pipe.delete(self._key(job_id))
             pipe.zrem(self.index, job_id)
             pipe.srem(self.active, job_id)
+            if job is not None and job.owner is not None:
+                pipe.zrem(self._owned(job.owner), job_id)
+                pipe.srem(self._owned_active(job.owner), job_id)
             pipe.execute()
 
         self._guard(remove)
@@ -378,6 +511,6 @@ def open_store(data_dir: Path, redis_url: str | None) -> JobStore:
 
 
 __all__ = [
-    "CANCELLED", "FAILED", "FINISHED", "Job", "JobStore", "QUEUED", "RUNNING", "RedisJobStore", "STATUSES",
+    "ActiveJobsLimit", "CANCELLED", "DuplicateJob", "idempotent_id", "FAILED", "FINISHED", "Job", "JobStore", "QUEUED", "RUNNING", "RedisJobStore", "STATUSES",
     "SUCCEEDED", "SqlJobStore", "StoreUnavailable", "open_store",
 ]  # fmt: skip

@@ -102,8 +102,12 @@ def run_job(store: JobStore, job_id: str, attempt: int, request: dict[str, Any],
 
 
 @app.task(name=BENCHMARK_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-def benchmark(self: Any, job_id: str) -> dict[str, str]:
-    """Claim `job_id` and run it; a job another live worker is running is looked at again after its lease."""
+def benchmark(self: Any, job_id: str) -> dict[str, Any]:
+    """Claim `job_id` and run it; a job another live worker is running is looked at again after its lease.
+
+    The task's result says what this delivery did: ``attempt`` is the attempt it ran (None when it ran
+    nothing: the job was finished, cancelled or unknown) and ``status`` how that run ended (``lost``: it
+    ran to the end but the job had been taken from it, so its result was not written)."""
     settings = worker_settings()
     store = worker_store()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -112,9 +116,11 @@ def benchmark(self: Any, job_id: str) -> dict[str, str]:
         current = store.get(job_id)
         if current is not None and current.status == RUNNING and current.worker != worker:
             raise self.retry(countdown=settings.job_lease_seconds, max_retries=None)
-        return {"job": job_id, "status": current.status if current else "unknown"}
+        return {"job": job_id, "status": current.status if current else "unknown", "attempt": None}
     logger.info("job %s attempt %d started on %s", job_id, job.attempts, worker)
-    return {"job": job_id, "status": run_job(store, job_id, job.attempts, job.request, settings)}
+    outcome = run_job(store, job_id, job.attempts, job.request, settings)
+    logger.info("job %s attempt %d ended: %s", job_id, job.attempts, outcome)
+    return {"job": job_id, "status": outcome, "attempt": job.attempts}
 
 
 __all__ = ["benchmark", "run_job", "send_job", "worker_settings", "worker_store"]

@@ -140,11 +140,15 @@ async def test_benchmark_jobs_submit_list_cancel_and_wait(client):
     assert (await client.benchmark(job["id"]))["status"] == "queued"
     listed = await client.benchmarks(limit=5)
     assert job["id"] in [item["id"] for item in listed["items"]]
-    cancelled = await client.cancel_benchmark(job["id"])
-    assert cancelled["status"] == "cancelled"
+    cancelled = await client.cancel_benchmark(job["id"], reason="not needed")
+    assert cancelled["status"] == "cancelled" and cancelled["reason"] == "not needed"
     seen = []
     final = await client.wait_benchmark(job["id"], poll_interval=0.01, progress=seen.append)
     assert final["status"] == "cancelled" and [s["status"] for s in seen] == ["cancelled"]
+    await client.delete_benchmark(job["id"])
+    with pytest.raises(PlannerError) as gone:
+        await client.benchmark(job["id"])
+    assert gone.value.status == 404
     with pytest.raises(PlannerError) as caught:
         await client.benchmark("no-such-job")
     assert caught.value.status == 404

@@ -62,7 +62,7 @@ def test_compose_schema_rejects_a_broken_file():
 
 def test_compose_services_are_wired():
     services = load_compose()["services"]
-    assert set(services) == {"api", "worker", "redis"}
+    assert set(services) == {"api", "worker", "redis", "fleet-api", "fleet-worker"}
     for name in ("api", "worker"):
         assert services[name]["environment"]["CNNPLAN_REDIS_URL"] == "redis://redis:6379/0"
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -70,6 +70,19 @@ def test_compose_services_are_wired():
     [device] = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
     assert services["api"]["ports"] == ["127.0.0.1:8000:8000"]
+
+
+def test_the_fleet_profile_runs_several_api_processes_and_workers_on_the_one_redis():
+    services = load_compose()["services"]
+    for name in ("fleet-api", "fleet-worker"):
+        assert services[name]["profiles"] == ["fleet"]
+        assert services[name]["environment"]["CNNPLAN_REDIS_URL"] == "redis://redis:6379/0"
+    assert (
+        services["fleet-api"]["command"][:2] == ["cnnplan", "serve"] and "--workers" in services["fleet-api"]["command"]
+    )
+    assert services["fleet-api"]["environment"]["CNNPLAN_EMBEDDED_WORKER"] == "false"
+    assert services["fleet-worker"]["command"] == ["cnnplan", "worker"]
+    assert "--appendonly" in services["redis"]["command"] and "profiles" not in services["redis"]
 
 
 def test_docker_compose_config_when_the_plugin_exists():

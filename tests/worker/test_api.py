@@ -66,8 +66,8 @@ def test_bad_options_are_422_naming_the_field(client: TestClient, body: dict, fi
 
 
 def test_unknown_job_is_404(client: TestClient) -> None:
-    for method in ("GET", "DELETE"):
-        answer = client.request(method, "/benchmarks/does-not-exist")
+    for method, path in (("GET", ""), ("DELETE", ""), ("POST", "/cancel")):
+        answer = client.request(method, f"/benchmarks/does-not-exist{path}")
         assert answer.status_code == 404 and answer.json()["field"] == "id"
         assert answer.headers["content-type"].startswith("application/problem+json")
 

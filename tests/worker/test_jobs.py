@@ -129,13 +129,16 @@ def test_queued_job_survives_api_restart_and_runs_later(tmp_path: Path, processe
 def test_cancel_refuse_and_keep_serving(tmp_path: Path, processes: Processes) -> None:
     client = api(tmp_path)
     queued = client.post("/benchmarks", json=QUICK).json()["id"]
-    assert client.delete(f"/benchmarks/{queued}").json()["status"] == "cancelled"
-    assert client.delete(f"/benchmarks/{queued}").json()["status"] == "cancelled"  # idempotent
+    assert client.post(f"/benchmarks/{queued}/cancel").json()["status"] == "cancelled"
+    again = client.post(f"/benchmarks/{queued}/cancel", json={"reason": "twice"}).json()  # idempotent
+    assert again["status"] == "cancelled" and again["reason"] == "cancelled by request"
+    assert again["cancelled_by"] == "anonymous"
     processes.worker(worker_env(tmp_path))
     running = client.post("/benchmarks", json=LONG).json()["id"]
     wait_for(lambda: job_in(client, running, "running"), "the long job to run")
-    cancelled = client.delete(f"/benchmarks/{running}")
+    cancelled = client.post(f"/benchmarks/{running}/cancel", json={"reason": "wrong network"})
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["reason"] == "wrong network"
     huge = {"plan": {"image_size": 4096, "num_classes": 10}, "device": "cpu", "batch_sizes": [1024]}
     refused = client.post("/benchmarks", json=huge).json()["id"]
     after = client.post("/benchmarks", json=QUICK).json()["id"]
@@ -145,8 +148,27 @@ def test_cancel_refuse_and_keep_serving(tmp_path: Path, processes: Processes) ->
     assert "GiB" in failed["error"]["message"]
     assert job_in(client, running, "cancelled")["progress"] < 1
     assert job_in(client, queued, "cancelled")["attempts"] == 0  # the worker never ran it
-    finished = client.delete(f"/benchmarks/{after}")
+    finished = client.post(f"/benchmarks/{after}/cancel")
     assert finished.status_code == 409 and finished.json()["field"] == "id"
+    assert client.delete(f"/benchmarks/{after}").status_code == 204  # a finished job's record and result go
+    assert client.get(f"/benchmarks/{after}").status_code == 404
+
+
+def test_deleting_a_running_job_stops_its_worker(tmp_path: Path, processes: Processes) -> None:
+    """DELETE on a running job: 204, every route 404 afterwards, and the worker's run ends as cancelled."""
+    client = api(tmp_path)
+    processes.worker(worker_env(tmp_path), "worker")
+    job_id = client.post("/benchmarks", json=LONG).json()["id"]
+    wait_for(lambda: (job := job_in(client, job_id, "running")) and job["progress"] > 0, "the long job to run")
+    assert client.delete(f"/benchmarks/{job_id}").status_code == 204
+    for method, path in (("GET", ""), ("POST", "/cancel"), ("DELETE", "")):
+        assert client.request(method, f"/benchmarks/{job_id}{path}").status_code == 404
+    assert job_id not in [job["id"] for job in client.get("/benchmarks").json()["items"]]
+    log = next(tmp_path.glob("worker-*.log"))
+    wait_for(lambda: f"job {job_id} attempt 1 ended: cancelled" in log.read_text(), "the worker to stop the run")
+    after = client.post("/benchmarks", json=QUICK).json()["id"]
+    check_result(wait_for(lambda: job_in(client, after, "succeeded", "failed"), "a job after the delete"), [1, 2])
+    assert client.get(f"/benchmarks/{job_id}").status_code == 404  # the stopped run wrote nothing back
 
 
 def test_broker_down_answers_503_and_planning_goes_on(tmp_path: Path, redis_server: RedisServer) -> None:
@@ -158,7 +180,7 @@ def test_broker_down_answers_503_and_planning_goes_on(tmp_path: Path, redis_serv
     redis_server.stop()
     for method, path, body in (
         ("POST", "/benchmarks", QUICK), ("GET", "/benchmarks", None), ("GET", f"/benchmarks/{job_id}", None),
-        ("DELETE", f"/benchmarks/{job_id}", None),
+        ("POST", f"/benchmarks/{job_id}/cancel", None), ("DELETE", f"/benchmarks/{job_id}", None),
     ):  # fmt: skip
         answer = client.request(method, path, json=body)
         assert answer.status_code == 503, (method, path, answer.text)
