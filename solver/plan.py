@@ -1,16 +1,42 @@
-"""A complete plan: optimal stages, the concrete network, its exact analysis and its counts."""
+"""A complete plan: optimal stages, the concrete network (any block style, optional stem), its exact
+analysis, its counts and, under a compute budget, the widest width rule that fits."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .analysis import ImageSize, LayerStats, analyse_chain, normalize_image_size
+from .analysis import Analysis, ImageSize, LayerStats, analyse, analyse_chain, normalize_image_size
 from .constraints import RfSide, ValidationReport, check_constraints
-from .errors import InvalidLayerError
+from .errors import InfeasiblePlanError, InvalidLayerError
 from .layers import Layer
-from .network import WidthRule, classifier_layers, feature_layers, feature_side
-from .planner import Downsample, Model, RelaxedPlan, StagePlan, check_plan_inputs, optimal_stages, relaxed_stages
+from .network import (
+    DEFAULT_EXPANSION,
+    WidthRule,
+    block_layers,
+    classifier_layers,
+    feature_layers,
+    feature_side,
+    stem_layers,
+)
+from .planner import (
+    Block,
+    Downsample,
+    Model,
+    RelaxedPlan,
+    StagePlan,
+    Stem,
+    check_plan_inputs,
+    optimal_stages,
+    relaxed_stages,
+    stem_state,
+)
+
+MAX_EXPANSION = 16
+"""Largest expansion factor of bottleneck and inverted-residual blocks."""
+
+MAX_BUDGET = 2**63
+"""Largest accepted max_flops / max_params."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +54,31 @@ class PlanRequest:
     widths: WidthRule = field(default_factory=WidthRule)
     batch_norm: bool = True
     rf_side: RfSide = "min"
+    block: Block = "plain"
+    stem: Stem = "none"
+    expansion: int | None = None
+    max_flops: int | None = None
+    max_params: int | None = None
+
+
+@dataclass(frozen=True)
+class StemEffect:
+    """What the stem did: the same request without a stem has this depth, these FLOPs and parameters."""
+
+    depth_without_stem: int
+    flops_without_stem: int
+    params_without_stem: int
+
+
+@dataclass(frozen=True)
+class BudgetChoice:
+    """The widest width rule whose network fits the budgets, and the next wider one (None when the
+    chosen rule is the requested one) with its counts, which break a budget."""
+
+    widths: WidthRule
+    next_wider: WidthRule | None
+    next_wider_flops: int | None
+    next_wider_params: int | None
 
 
 @dataclass(frozen=True)
@@ -42,6 +93,9 @@ class Plan:
     relaxed: RelaxedPlan
     layers: tuple[Layer, ...]
     report: ValidationReport
+    widths: WidthRule = field(default_factory=WidthRule)
+    stem_effect: StemEffect | None = None
+    budget: BudgetChoice | None = None
 
     @property
     def top_receptive_field(self) -> int:
@@ -65,40 +119,156 @@ class Plan:
         return self.report.analysis.flops
 
 
-def network_for_stages(request: PlanRequest, stages: tuple[int, ...]) -> tuple[Layer, ...]:
-    """Feature layers for `stages` followed by the classifier level sized from the last feature map."""
-    features = feature_layers(stages, request.kernel_size, request.downsample, request.widths, request.batch_norm)
-    height, width = normalize_image_size(request.image_size)
-    last_side = min(
-        feature_side(height, len(stages), request.downsample), feature_side(width, len(stages), request.downsample)
-    )
-    width = request.widths.width(len(stages))
-    return tuple(features + classifier_layers(last_side, width, request.num_classes, request.dropout))
-
-
-def make_plan(request: PlanRequest) -> Plan:
-    """Optimise the stages (`plan_stages`), build the network and analyse it exactly."""
-    t = check_plan_inputs(request.kernel_size, request.min_c_value, request.model, request.downsample)
+def network_for_stages(
+    request: PlanRequest, stages: tuple[int, ...], widths: WidthRule | None = None, stem: str | None = None
+) -> tuple[Layer, ...]:
+    """Stem, feature layers for `stages` in the request's block style, then the classifier level sized
+    from the last feature map (`widths` and `stem` default to the request's)."""
+    widths = request.widths if widths is None else widths
+    stem = request.stem if stem is None else stem
     size = normalize_image_size(request.image_size)
+    start = stem_state(stem, request.kernel_size, size)
+    front = stem_layers(stem, request.kernel_size, widths.width(1), request.batch_norm)
+    if request.block == "plain":
+        features = feature_layers(stages, request.kernel_size, request.downsample, widths, request.batch_norm)
+        last_width = widths.width(len(stages))
+    else:
+        source = front[-1].name if front else "input"
+        assert source is not None
+        channels = widths.width(1) if front else request.in_channels
+        features, last_width = block_layers(
+            stages, request.kernel_size, request.downsample, widths, request.batch_norm, request.block, channels,
+            request.expansion, source,
+        )  # fmt: skip
+    last_side = min(feature_side(side, len(stages), request.downsample) for side in start.size)
+    classifier = classifier_layers(last_side, last_width, request.num_classes, request.dropout)
+    if request.block != "plain":  # graph nodes: the classifier is fed by the last block
+        first = classifier[0]
+        classifier[0] = Layer(**{**first.__dict__, "inputs": (features[-1].name,)})
+    return tuple(front + features + classifier)
+
+
+def analyse_network(request: PlanRequest, layers: tuple[Layer, ...], size: tuple[int, int]) -> Analysis:
+    """The exact analysis of a generated network: the chain fast path for plain styles, the graph walk
+    (merges by THEORY.md section 1's union) for residual ones."""
+    if request.block == "plain":
+        # The layers are generated here and valid by construction: skip the graph checks of `analyse`.
+        return analyse_chain(layers, size, request.in_channels)
+    return analyse(layers, size, request.in_channels)
+
+
+def _check_request(request: PlanRequest) -> None:
     if not isinstance(request.widths, WidthRule):
         raise InvalidLayerError("widths", f"must be a width rule (base, multiplier, max_width), got {request.widths!r}")
     if not isinstance(request.batch_norm, bool):
         raise InvalidLayerError("batch_norm", f"must be a boolean, got {request.batch_norm!r}")
+    if request.expansion is not None:
+        if request.block not in DEFAULT_EXPANSION:
+            raise InvalidLayerError(
+                "expansion", f"only bottleneck and inverted_residual blocks take an expansion, not {request.block!r}"
+            )
+        value = request.expansion
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_EXPANSION:
+            raise InvalidLayerError("expansion", f"must be an integer in [1, {MAX_EXPANSION}], got {value!r}")
+    for name in ("max_flops", "max_params"):
+        value = getattr(request, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUDGET
+        ):
+            raise InvalidLayerError(name, f"must be an integer in [1, 2^63], got {value!r}")
+
+
+def _counts(request: PlanRequest, stages: tuple[int, ...], widths: WidthRule, size: tuple[int, int]) -> tuple[int, int]:
+    """(FLOPs, parameters) of the network with these stages and widths."""
+    analysis = analyse_network(request, network_for_stages(request, stages, widths), size)
+    return analysis.flops, analysis.params
+
+
+def _over_budget(request: PlanRequest, flops: int, params: int) -> list[tuple[str, int]]:
+    """The budgets (field, needed) that these counts break."""
+    over = []
+    if request.max_flops is not None and flops > request.max_flops:
+        over.append(("max_flops", flops))
+    if request.max_params is not None and params > request.max_params:
+        over.append(("max_params", params))
+    return over
+
+
+def choose_widths(request: PlanRequest, stages: tuple[int, ...], size: tuple[int, int]) -> BudgetChoice:
+    """The widest rule `request.widths.scaled(b)`, b = 1..base, whose network fits max_flops and max_params.
+
+    Every stage width is non-decreasing in b (`WidthRule.scaled`) and the counts are non-decreasing in
+    every width, so the fitting b form a prefix of 1..base: binary search finds its end.
+    Raises InfeasiblePlanError naming the budget field and the smallest budget that would fit (the
+    counts of the b = 1 network) when even b = 1 breaks it."""
+    top = request.widths.base
+    flops, params = _counts(request, stages, request.widths.scaled(1), size)
+    over = _over_budget(request, flops, params)
+    if over:
+        reason = "; ".join(
+            f"{field} = {budget} is too small: the narrowest width rule (base 1) needs {value}, the smallest "
+            f"{field} that fits"
+            for field, value in over
+            for budget in (getattr(request, field),)
+        )
+        raise InfeasiblePlanError(over[0][0], reason)
+    low, high = 1, top  # invariant: b = low fits, every b > high breaks a budget
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _over_budget(request, *_counts(request, stages, request.widths.scaled(middle), size)):
+            high = middle - 1
+        else:
+            low = middle
+    chosen = request.widths.scaled(low)
+    if low == top:
+        return BudgetChoice(request.widths, None, None, None)
+    wider = request.widths.scaled(low + 1)
+    wider_flops, wider_params = _counts(request, stages, wider, size)
+    return BudgetChoice(chosen, wider, wider_flops, wider_params)
+
+
+def make_plan(request: PlanRequest) -> Plan:
+    """Optimise the stages (`plan_stages`), fit the widths to the budgets, build the network and analyse it exactly."""
+    t = check_plan_inputs(
+        request.kernel_size, request.min_c_value, request.model, request.downsample, request.block, request.stem
+    )
+    size = normalize_image_size(request.image_size)
+    _check_request(request)
     stage_plan: StagePlan = optimal_stages(
-        size, request.kernel_size, t, request.model, request.downsample, request.rf_side
+        size, request.kernel_size, t, request.model, request.downsample, request.rf_side, request.block, request.stem
     )
     relaxed = relaxed_stages(size, request.kernel_size, t, request.rf_side)
-    layers = network_for_stages(request, stage_plan.stages)
-    # The layers are generated here and valid by construction: skip the graph checks of `analyse`.
-    analysis = analyse_chain(layers, size, request.in_channels)
+    budget = None
+    widths = request.widths
+    if request.max_flops is not None or request.max_params is not None:
+        budget = choose_widths(request, stage_plan.stages, size)
+        widths = budget.widths
+    layers = network_for_stages(request, stage_plan.stages, widths)
+    analysis = analyse_network(request, layers, size)
     report = check_constraints(analysis, t, include_pointwise=False, rf_side=request.rf_side)
+    stem_convs = stem_state(request.stem, request.kernel_size, size).convs
     return Plan(
         request=request,
         image_size=size,
         min_c_value=t,
         stages=stage_plan.stages,
-        depth=stage_plan.depth,
+        depth=stage_plan.depth + stem_convs,
         relaxed=relaxed,
         layers=layers,
         report=report,
+        widths=widths,
+        stem_effect=None if request.stem == "none" else _stem_effect(request, size, t, widths),
+        budget=budget,
     )
+
+
+def _stem_effect(request: PlanRequest, size: tuple[int, int], t: Fraction, widths: WidthRule) -> StemEffect | None:
+    """Depth, FLOPs and parameters of the same request (same widths) without the stem; None when that plan is infeasible."""
+    try:
+        stages = optimal_stages(
+            size, request.kernel_size, t, request.model, request.downsample, request.rf_side, request.block, "none"
+        ).stages
+    except InfeasiblePlanError:
+        return None
+    analysis = analyse_network(request, network_for_stages(request, stages, widths, "none"), size)
+    return StemEffect(sum(stages), analysis.flops, analysis.params)
