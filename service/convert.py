@@ -164,7 +164,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "depth": plan.depth,
         "stages": list(plan.stages),
         "top_receptive_field": plan.top_receptive_field,
-        "depth_headroom": plan.report.depth_headroom,
+        "depth_headroom": plan.depth_headroom,
         "relaxed": {
             "stages": [_number(a) for a in relaxed.stages],
             "stages_exact": [format_fraction(a) for a in relaxed.stages],

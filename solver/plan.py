@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .analysis import Analysis, ImageSize, LayerStats, analyse, analyse_chain, normalize_image_size
-from .constraints import RfSide, ValidationReport, check_constraints
+from .constraints import RfSide, ValidationReport, check_constraints, depth_headroom, is_constrained
 from .errors import InfeasiblePlanError, InvalidLayerError
 from .layers import Layer
 from .network import (
@@ -20,6 +20,7 @@ from .network import (
     stem_layers,
 )
 from .planner import (
+    SPATIAL_CONVS_PER_BLOCK,
     Block,
     Downsample,
     Model,
@@ -102,6 +103,25 @@ class Plan:
         """Receptive field of the topmost feature-level conv, by the exact arithmetic."""
         assert self.report.top_receptive_field is not None
         return self.report.top_receptive_field
+
+    @property
+    def depth_headroom(self) -> int:
+        """Spatial convolutions that whole blocks could still add to the last stage under both constraints:
+        m // b * b, where m counts single k x k convs after the topmost k x k conv (THEORY.md section 3)
+        and b is the block's spatial convs (2 for basic). The report's own headroom starts from the
+        topmost conv of any kernel, which in bottleneck and inverted-residual blocks is a 1x1."""
+        report = self.report
+        if not report.valid:
+            return 0
+        spatial = [layer for layer in report.analysis.layers if is_constrained(layer)]
+        top = None
+        for layer in spatial:
+            if top is None or layer.receptive_field >= top.receptive_field:
+                top = layer
+        if top is None:
+            return 0
+        per_block = SPATIAL_CONVS_PER_BLOCK[self.request.block]
+        return depth_headroom(top, self.min_c_value, report.receptive_field_limit) // per_block * per_block
 
     @property
     def layer_stats(self) -> tuple[LayerStats, ...]:

@@ -145,7 +145,7 @@ def walk_block(state, k: int, t: Fraction, style: str, stride: int):
         return current, top, ok
     shortcut = state if stride == 1 else _walk_conv(state, 1, stride)[0]
     merged = _walk_merge(current, shortcut)
-    return (None if merged is None else (merged, top, ok))
+    return None if merged is None else (merged, top, ok)
 
 
 def walk_stem(z_side: int, k: int, stem: str):
