@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from . import arithmetic as ar
 from .analysis import Analysis, ImageSize, LayerStats, analyse, analyse_chain, normalize_image_size
 from .constraints import RfSide, ValidationReport, check_constraints, depth_headroom, is_constrained
-from .errors import InfeasiblePlanError, InvalidLayerError
+from .errors import InfeasiblePlanError, InvalidLayerError, LimitExceededError
 from .layers import Layer
+from .limits import MAX_CHANNELS
 from .network import (
     DEFAULT_EXPANSION,
     WidthRule,
@@ -190,6 +192,12 @@ def _check_request(request: PlanRequest) -> None:
         value = request.expansion
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_EXPANSION:
             raise InvalidLayerError("expansion", f"must be an integer in [1, {MAX_EXPANSION}], got {value!r}")
+    factor = DEFAULT_EXPANSION.get(request.block, 1) if request.expansion is None else request.expansion
+    widest = max(request.widths.max_width, request.in_channels if request.block == "inverted_residual" else 1)
+    if widest * factor > MAX_CHANNELS:
+        raise LimitExceededError(
+            "expansion", f"{request.block} blocks would have {widest} x {factor} channels, more than {MAX_CHANNELS}"
+        )
     for name in ("max_flops", "max_params"):
         value = getattr(request, name)
         if value is not None and (
@@ -200,8 +208,47 @@ def _check_request(request: PlanRequest) -> None:
 
 def _counts(request: PlanRequest, stages: tuple[int, ...], widths: WidthRule, size: tuple[int, int]) -> tuple[int, int]:
     """(FLOPs, parameters) of the network with these stages and widths."""
-    analysis = analyse_network(request, network_for_stages(request, stages, widths), size)
-    return analysis.flops, analysis.params
+    return network_counts(network_for_stages(request, stages, widths), size, request.in_channels)
+
+
+def network_counts(layers: tuple[Layer, ...], size: tuple[int, int], in_channels: int) -> tuple[int, int]:
+    """(FLOPs, parameters) of generated, valid layers in topological order, by the analysis' formulas
+    (conv: k^2 (c_in / groups) c_out weights + bias, 2 FLOPs per weight per output pixel; BN: 2 c;
+    linear: c h w c_out + bias, 2 FLOPs per weight) without the receptive-field bookkeeping: the width
+    search counts many candidate networks. Equal to `analyse(...).flops, .params` (tested)."""
+    shapes: dict[str, tuple[int, int, int]] = {"input": (in_channels, *size)}
+    previous = "input"
+    flops = params = 0
+    for layer in layers:
+        channels, height, width = shapes[layer.inputs[0] if layer.inputs else previous]
+        kind = layer.kind
+        if kind in ("conv", "maxpool", "avgpool"):
+            kernel = ar.effective_kernel(layer.kernel_size, layer.dilation)
+            left, right = ar.padding_pair(layer.padding, kernel)
+            stride = layer.effective_stride
+            height = ar.output_size(height, kernel, stride, left, right)
+            width = ar.output_size(width, kernel, stride, left, right)
+            if kind == "conv":
+                out = channels if layer.out_channels is None else layer.out_channels
+                weights = layer.kernel_size**2 * (channels // layer.groups) * out
+                params += weights + (out if layer.bias else 0)
+                flops += 2 * weights * height * width
+                channels = out
+        elif kind == "linear":
+            out = channels if layer.out_channels is None else layer.out_channels
+            weights = channels * height * width * out
+            params += weights + (out if layer.bias else 0)
+            flops += 2 * weights
+            channels, height, width = out, 1, 1
+        elif kind in ("global_maxpool", "global_avgpool"):
+            height = width = 1
+        elif kind == "bn":
+            params += 2 * channels
+        name = layer.name
+        assert name is not None
+        shapes[name] = (channels, height, width)
+        previous = name
+    return flops, params
 
 
 def _over_budget(request: PlanRequest, flops: int, params: int) -> list[tuple[str, int]]:

@@ -18,6 +18,7 @@ from solver_oracles import styled_optimum
 from cnnplan.solver import (
     InfeasiblePlanError,
     InvalidLayerError,
+    LimitExceededError,
     PlanRequest,
     VanishingFeatureMapError,
     WidthRule,
@@ -26,7 +27,7 @@ from cnnplan.solver import (
     validate,
 )
 from cnnplan.solver.layers import as_graph
-from cnnplan.solver.plan import network_for_stages
+from cnnplan.solver.plan import network_counts, network_for_stages
 
 BLOCKS = ["plain", "basic", "bottleneck", "inverted_residual"]
 STEMS = ["none", "conv", "conv_pool"]
@@ -186,6 +187,22 @@ def test_stem_errors_name_their_field() -> None:
     with pytest.raises(InvalidLayerError) as error:
         make_plan(PlanRequest(64, expansion=4))
     assert error.value.field == "expansion"
+    with pytest.raises(LimitExceededError) as error:  # 512 000 x 4 channels in the last 1x1 expand
+        make_plan(PlanRequest(64, block="bottleneck", widths=WidthRule(64, 2, 512_000)))
+    assert error.value.field == "expansion"
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_the_width_search_counts_equal_the_analysis(block) -> None:
+    """`network_counts` (the budget search's counter) equals the full analysis on every style, stem and
+    downsampling, with and without BN, on square and rectangular images."""
+    for stem in STEMS:
+        for downsample in ("maxpool", "avgpool", "conv"):
+            for size, batch_norm in (((40, 40), True), ((33, 70), False), ((96, 96), True)):
+                request = PlanRequest(size, block=block, stem=stem, downsample=downsample, batch_norm=batch_norm,
+                                      widths=WidthRule(5, 3, 40), in_channels=2)  # fmt: skip
+                plan = make_plan(request)
+                assert network_counts(plan.layers, plan.image_size, 2) == (plan.flops, plan.params)
 
 
 BUDGET_CASES = [
