@@ -218,7 +218,7 @@ def plan(
         if plot is not None:
             from cnnplan.service.interop.diagrams import plan_title
 
-            write_plot(planned.report, plan_title(planned), plot)
+            write_plot(planned.report, plan_title(planned), plot, spatial_only=planned.request.block != "plain")
     except (SolverError, ValidationError, ProblemError) as error:
         fail(error)
         return
@@ -345,12 +345,12 @@ def validate(
     sys.exit(EXIT_OK if report["valid"] else EXIT_VIOLATION)
 
 
-def write_plot(report: Any, title: str, path: str) -> None:
+def write_plot(report: Any, title: str, path: str, spatial_only: bool = False) -> None:
     """Write a diagram for --plot; an unwritable path is a bad-input error naming --plot."""
     from cnnplan.service.interop.diagrams import write_report_image
 
     try:
-        write_report_image(report, title, path)
+        write_report_image(report, title, path, spatial_only)
     except OSError as error:
         raise ProblemError(422, "Unwritable file", f"cannot write {path}: {error.strerror}", field="--plot") from None
 

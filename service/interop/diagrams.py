@@ -129,9 +129,12 @@ def write_report_image(report: ValidationReport, title: str, path: str, spatial_
 def plan_title(plan) -> str:
     """A one-line title for a plan's diagram: numbers and choices only."""
     height, width = plan.image_size
+    request = plan.request
+    style = "" if request.block == "plain" else f", {request.block} blocks"
+    stem = "" if request.stem == "none" else f", stem {request.stem}"
     return (
-        f"Plan for {height}x{width}: stages {tuple(plan.stages)}, k={plan.request.kernel_size}, "
-        f"{plan.request.downsample} downsampling"
+        f"Plan for {height}x{width}: stages {tuple(plan.stages)}, k={request.kernel_size}, "
+        f"{request.downsample} downsampling{style}{stem}"
     )
 
 

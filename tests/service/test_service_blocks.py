@@ -122,3 +122,13 @@ def test_cli_plan_with_block_stem_and_budget() -> None:
     assert f"budget: widths base {expected.widths.base}," in table.output
     bad = runner.invoke(main, ["plan", "96", "--block", "bottleneck", "--max-params", "10"])
     assert bad.exit_code == 2 and "max_params" in bad.output
+
+
+async def test_styled_plan_formats_name_the_block_and_plot_the_spatial_convs(client):
+    body = {"image_size": 64, "block": "bottleneck", "stem": "conv", "widths": SMALL}
+    svg = (await client.post("/plan?format=svg", json=body)).content.decode()
+    plan = make_plan(PlanRequest(64, block="bottleneck", stem="conv", widths=WidthRule(8, 2, 32)))
+    assert f"depth {plan.depth} k x k convolutions of {plan.report.depth}" in svg
+    assert "bottleneck blocks, stem conv" in svg
+    source = (await client.post("/plan?format=pytorch", json=body)).text
+    assert "block bottleneck, stem conv." in source and " + " in source  # the shortcut adds
