@@ -135,19 +135,25 @@ def layer_dict(layer: LayerStats) -> dict[str, Any]:
     }
 
 
-_LAYER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Layer)}
-_NODE_FIELDS = ("kernel_size", "stride", "dilation", "padding", "groups", "out_channels", "level", "bias", "rate")
+_NODE_DEFAULTS = tuple(
+    (f.name, f.default)
+    for f in dataclasses.fields(Layer)
+    if f.name in ("kernel_size", "stride", "dilation", "padding", "groups", "out_channels", "level", "bias", "rate")
+)
+"""(field, default) of the layer fields a graph node carries when they differ from the default."""
 
 
 def node_dict(layer: Layer, inputs: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A node in the request format of POST /validate (`graph.nodes`), defaults left out; `inputs`
-    (default: the layer's own) names its sources."""
-    node: dict[str, Any] = {"name": layer.name, "type": layer.kind}
-    for name in _NODE_FIELDS:
-        value = getattr(layer, name)
-        if value != _LAYER_DEFAULTS[name]:
+    (default: the layer's own) names its sources. Runs for every layer of every plan: one pass over the
+    layer's instance dict."""
+    fields = layer.__dict__
+    node: dict[str, Any] = {"name": fields["name"], "type": fields["kind"]}
+    for name, default in _NODE_DEFAULTS:
+        value = fields[name]
+        if value != default:
             node[name] = value
-    node["inputs"] = list((layer.inputs or ()) if inputs is None else inputs)
+    node["inputs"] = list((fields["inputs"] or ()) if inputs is None else inputs)
     return node
 
 
