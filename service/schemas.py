@@ -17,8 +17,10 @@ from pydantic_core import PydanticCustomError
 from cnnplan.solver.analysis import normalize_image_size
 from cnnplan.solver.errors import SolverError
 from cnnplan.solver.limits import (
+    MAX_BUDGET,
     MAX_CHANNELS,
     MAX_DILATION,
+    MAX_EXPANSION,
     MAX_FAN_IN,
     MAX_IMAGE_SIDE,
     MAX_KERNEL_SIZE,
@@ -131,16 +133,19 @@ class PlanRequestModel(_Request):
     expansion: int | None = Field(
         None,
         ge=1,
-        le=16,
+        le=MAX_EXPANSION,
         description="Expansion factor of bottleneck (default 4) or inverted_residual (default 6) blocks.",
     )
     max_flops: int | None = Field(
-        None, ge=1, le=2**63, description="FLOPs budget: the widest width rule (base 1..widths.base) that fits is used."
+        None,
+        ge=1,
+        le=MAX_BUDGET,
+        description="FLOPs budget: the widest width rule (base 1..widths.base) that fits is used.",
     )
     max_params: int | None = Field(
         None,
         ge=1,
-        le=2**63,
+        le=MAX_BUDGET,
         description="Parameter budget: the widest width rule (base 1..widths.base) that fits is used.",
     )
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from .errors import InvalidLayerError
 from .layers import CLASSIFIER, INPUT, Layer, trusted_layer
 from .limits import MAX_CHANNELS
+from .planner import SPATIAL_CONVS_PER_BLOCK
 
 CLASSIFIER_TARGET_SIDES = (8, 7, 6)
 """Sides the classifier level brings the last feature map down to (the seed's 6x6, 7x7 or 8x8)."""
@@ -232,7 +233,7 @@ def block_layers(
     stages are joined by a 2x2 stride-2 pool, or (downsample='conv') the first block of each later stage
     has stride 2 (on its first k x k conv, and on its projection shortcut)."""
     factor = DEFAULT_EXPANSION.get(style, 1) if expansion is None else expansion
-    per_block = 2 if style == "basic" else 1
+    per_block = SPATIAL_CONVS_PER_BLOCK[style]
     graph = _Graph(source, batch_norm)
     channels = in_channels
     for stage, count in enumerate(stages, start=1):

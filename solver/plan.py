@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from . import arithmetic as ar
 from .analysis import Analysis, ImageSize, LayerStats, analyse, analyse_chain, normalize_image_size
+from .budget import BudgetChoice, choose_widths, network_counts
 from .constraints import RfSide, ValidationReport, check_constraints, depth_headroom, is_constrained
 from .errors import InfeasiblePlanError, InvalidLayerError, LimitExceededError
 from .layers import Layer
-from .limits import MAX_CHANNELS
+from .limits import MAX_BUDGET, MAX_CHANNELS, MAX_EXPANSION
 from .network import (
     DEFAULT_EXPANSION,
     WidthRule,
@@ -34,12 +34,6 @@ from .planner import (
     relaxed_stages,
     stem_state,
 )
-
-MAX_EXPANSION = 16
-"""Largest expansion factor of bottleneck and inverted-residual blocks."""
-
-MAX_BUDGET = 2**63
-"""Largest accepted max_flops / max_params."""
 
 
 @dataclass(frozen=True)
@@ -71,17 +65,6 @@ class StemEffect:
     depth_without_stem: int
     flops_without_stem: int
     params_without_stem: int
-
-
-@dataclass(frozen=True)
-class BudgetChoice:
-    """The widest width rule whose network fits the budgets, and the next wider one (None when the
-    chosen rule is the requested one) with its counts, which break a budget."""
-
-    widths: WidthRule
-    next_wider: WidthRule | None
-    next_wider_flops: int | None
-    next_wider_params: int | None
 
 
 @dataclass(frozen=True)
@@ -206,94 +189,6 @@ def _check_request(request: PlanRequest) -> None:
             raise InvalidLayerError(name, f"must be an integer in [1, 2^63], got {value!r}")
 
 
-def _counts(request: PlanRequest, stages: tuple[int, ...], widths: WidthRule, size: tuple[int, int]) -> tuple[int, int]:
-    """(FLOPs, parameters) of the network with these stages and widths."""
-    return network_counts(network_for_stages(request, stages, widths), size, request.in_channels)
-
-
-def network_counts(layers: tuple[Layer, ...], size: tuple[int, int], in_channels: int) -> tuple[int, int]:
-    """(FLOPs, parameters) of generated, valid layers in topological order, by the analysis' formulas
-    (conv: k^2 (c_in / groups) c_out weights + bias, 2 FLOPs per weight per output pixel; BN: 2 c;
-    linear: c h w c_out + bias, 2 FLOPs per weight) without the receptive-field bookkeeping: the width
-    search counts many candidate networks. Equal to `analyse(...).flops, .params` (tested)."""
-    shapes: dict[str, tuple[int, int, int]] = {"input": (in_channels, *size)}
-    previous = "input"
-    flops = params = 0
-    for layer in layers:
-        channels, height, width = shapes[layer.inputs[0] if layer.inputs else previous]
-        kind = layer.kind
-        if kind in ("conv", "maxpool", "avgpool"):
-            kernel = ar.effective_kernel(layer.kernel_size, layer.dilation)
-            left, right = ar.padding_pair(layer.padding, kernel)
-            stride = layer.effective_stride
-            height = ar.output_size(height, kernel, stride, left, right)
-            width = ar.output_size(width, kernel, stride, left, right)
-            if kind == "conv":
-                out = channels if layer.out_channels is None else layer.out_channels
-                weights = layer.kernel_size**2 * (channels // layer.groups) * out
-                params += weights + (out if layer.bias else 0)
-                flops += 2 * weights * height * width
-                channels = out
-        elif kind == "linear":
-            out = channels if layer.out_channels is None else layer.out_channels
-            weights = channels * height * width * out
-            params += weights + (out if layer.bias else 0)
-            flops += 2 * weights
-            channels, height, width = out, 1, 1
-        elif kind in ("global_maxpool", "global_avgpool"):
-            height = width = 1
-        elif kind == "bn":
-            params += 2 * channels
-        name = layer.name
-        assert name is not None
-        shapes[name] = (channels, height, width)
-        previous = name
-    return flops, params
-
-
-def _over_budget(request: PlanRequest, flops: int, params: int) -> list[tuple[str, int]]:
-    """The budgets (field, needed) that these counts break."""
-    over = []
-    if request.max_flops is not None and flops > request.max_flops:
-        over.append(("max_flops", flops))
-    if request.max_params is not None and params > request.max_params:
-        over.append(("max_params", params))
-    return over
-
-
-def choose_widths(request: PlanRequest, stages: tuple[int, ...], size: tuple[int, int]) -> BudgetChoice:
-    """The widest rule `request.widths.scaled(b)`, b = 1..base, whose network fits max_flops and max_params.
-
-    Every stage width is non-decreasing in b (`WidthRule.scaled`) and the counts are non-decreasing in
-    every width, so the fitting b form a prefix of 1..base: binary search finds its end.
-    Raises InfeasiblePlanError naming the budget field and the smallest budget that would fit (the
-    counts of the b = 1 network) when even b = 1 breaks it."""
-    top = request.widths.base
-    flops, params = _counts(request, stages, request.widths.scaled(1), size)
-    over = _over_budget(request, flops, params)
-    if over:
-        reason = "; ".join(
-            f"{field} = {budget} is too small: the narrowest width rule (base 1) needs {value}, the smallest "
-            f"{field} that fits"
-            for field, value in over
-            for budget in (getattr(request, field),)
-        )
-        raise InfeasiblePlanError(over[0][0], reason)
-    low, high = 1, top  # invariant: b = low fits, every b > high breaks a budget
-    while low < high:
-        middle = (low + high + 1) // 2
-        if _over_budget(request, *_counts(request, stages, request.widths.scaled(middle), size)):
-            high = middle - 1
-        else:
-            low = middle
-    chosen = request.widths.scaled(low)
-    if low == top:
-        return BudgetChoice(request.widths, None, None, None)
-    wider = request.widths.scaled(low + 1)
-    wider_flops, wider_params = _counts(request, stages, wider, size)
-    return BudgetChoice(chosen, wider, wider_flops, wider_params)
-
-
 def make_plan(request: PlanRequest) -> Plan:
     """Optimise the stages (`plan_stages`), fit the widths to the budgets, build the network and analyse it exactly."""
     t = check_plan_inputs(
@@ -308,7 +203,13 @@ def make_plan(request: PlanRequest) -> Plan:
     budget = None
     widths = request.widths
     if request.max_flops is not None or request.max_params is not None:
-        budget = choose_widths(request, stage_plan.stages, size)
+
+        def counts(rule: WidthRule) -> tuple[int, int]:
+            return network_counts(network_for_stages(request, stage_plan.stages, rule), size, request.in_channels)
+
+        budget = choose_widths(
+            request.widths, {"max_flops": request.max_flops, "max_params": request.max_params}, counts
+        )
         widths = budget.widths
     layers = network_for_stages(request, stage_plan.stages, widths)
     analysis = analyse_network(request, layers, size)

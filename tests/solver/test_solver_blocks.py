@@ -26,8 +26,9 @@ from cnnplan.solver import (
     plan_stages,
     validate,
 )
+from cnnplan.solver.budget import network_counts
 from cnnplan.solver.layers import as_graph
-from cnnplan.solver.plan import network_counts, network_for_stages
+from cnnplan.solver.plan import network_for_stages
 
 BLOCKS = ["plain", "basic", "bottleneck", "inverted_residual"]
 STEMS = ["none", "conv", "conv_pool"]
