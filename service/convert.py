@@ -6,6 +6,7 @@ their shapes are the `PlanResponse` and `ValidateResponse` models of `cnnplan.se
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from typing import Any
 
@@ -34,6 +35,11 @@ def to_plan_request(body: PlanRequestModel) -> PlanRequest:
         widths=WidthRule(body.widths.base, body.widths.multiplier, body.widths.max_width),
         batch_norm=body.batch_norm,
         rf_side=body.rf_side,
+        block=body.block,
+        stem=body.stem,
+        expansion=body.expansion,
+        max_flops=body.max_flops,
+        max_params=body.max_params,
     )
 
 
@@ -129,6 +135,32 @@ def layer_dict(layer: LayerStats) -> dict[str, Any]:
     }
 
 
+_NODE_DEFAULTS = tuple(
+    (f.name, f.default)
+    for f in dataclasses.fields(Layer)
+    if f.name in ("kernel_size", "stride", "dilation", "padding", "groups", "out_channels", "level", "bias", "rate")
+)
+"""(field, default) of the layer fields a graph node carries when they differ from the default."""
+
+
+def node_dict(layer: Layer, inputs: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A node in the request format of POST /validate (`graph.nodes`), defaults left out; `inputs`
+    (default: the layer's own) names its sources. Runs for every layer of every plan: one pass over the
+    layer's instance dict."""
+    fields = layer.__dict__
+    node: dict[str, Any] = {"name": fields["name"], "type": fields["kind"]}
+    for name, default in _NODE_DEFAULTS:
+        value = fields[name]
+        if value != default:
+            node[name] = value
+    node["inputs"] = list((fields["inputs"] or ()) if inputs is None else inputs)
+    return node
+
+
+def _widths_dict(widths: WidthRule) -> dict[str, int]:
+    return {"base": widths.base, "multiplier": widths.multiplier, "max_width": widths.max_width}
+
+
 def plan_dict(plan: Plan) -> dict[str, Any]:
     """A plan as JSON-ready values (shape: `schemas.PlanResponse`)."""
     request = plan.request
@@ -138,7 +170,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "depth": plan.depth,
         "stages": list(plan.stages),
         "top_receptive_field": plan.top_receptive_field,
-        "depth_headroom": plan.report.depth_headroom,
+        "depth_headroom": plan.depth_headroom,
         "relaxed": {
             "stages": [_number(a) for a in relaxed.stages],
             "stages_exact": [format_fraction(a) for a in relaxed.stages],
@@ -157,15 +189,32 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             "in_channels": request.in_channels,
             "num_classes": request.num_classes,
             "dropout": request.dropout,
-            "widths": {
-                "base": request.widths.base,
-                "multiplier": request.widths.multiplier,
-                "max_width": request.widths.max_width,
-            },
+            "widths": _widths_dict(plan.widths),
             "batch_norm": request.batch_norm,
             "rf_side": request.rf_side,
+            "block": request.block,
+            "stem": request.stem,
+            "expansion": request.expansion,
+            "max_flops": request.max_flops,
+            "max_params": request.max_params,
         },
+        "stem": None if plan.stem_effect is None else dataclasses.asdict(plan.stem_effect),
+        "budget": _budget_dict(plan),
+        "graph": {"nodes": [node_dict(layer, stats.inputs) for layer, stats in zip(plan.layers, analysis.layers)]},
         "layers": [layer_dict(layer) for layer in analysis.layers],
+    }
+
+
+def _budget_dict(plan: Plan) -> dict[str, Any] | None:
+    budget = plan.budget
+    if budget is None:
+        return None
+    return {
+        "requested_widths": _widths_dict(plan.request.widths),
+        "widths": _widths_dict(budget.widths),
+        "next_wider": None if budget.next_wider is None else _widths_dict(budget.next_wider),
+        "next_wider_flops": budget.next_wider_flops,
+        "next_wider_params": budget.next_wider_params,
     }
 
 
@@ -203,6 +252,7 @@ def report_dict(report: ValidationReport) -> dict[str, Any]:
 __all__ = [
     "architecture_of",
     "layer_dict",
+    "node_dict",
     "plan_body",
     "plan_dict",
     "report_dict",

@@ -17,8 +17,10 @@ from pydantic_core import PydanticCustomError
 from cnnplan.solver.analysis import normalize_image_size
 from cnnplan.solver.errors import SolverError
 from cnnplan.solver.limits import (
+    MAX_BUDGET,
     MAX_CHANNELS,
     MAX_DILATION,
+    MAX_EXPANSION,
     MAX_FAN_IN,
     MAX_IMAGE_SIDE,
     MAX_KERNEL_SIZE,
@@ -117,6 +119,35 @@ class PlanRequestModel(_Request):
     widths: WidthRuleModel = Field(default_factory=WidthRuleModel)
     batch_norm: bool = True
     rf_side: Literal["min", "max"] = Field("min", description="Image side the top receptive field is compared with.")
+    block: Literal["plain", "basic", "bottleneck", "inverted_residual"] = Field(
+        "plain",
+        description="Block style: plain k x k convs; basic (two k x k convs + shortcut); bottleneck (1x1, k x k, "
+        "1x1 expand + shortcut); inverted_residual (1x1 expand, k x k depthwise, 1x1 project, shortcut where "
+        "shapes match). Stage lengths count the k x k convolutions (basic: in pairs).",
+    )
+    stem: Literal["none", "conv", "conv_pool"] = Field(
+        "none",
+        description="Before stage 1: nothing, a k x k stride-2 conv, or that conv and a 2x2 stride-2 max pool; "
+        "part of the exact arithmetic (exact model only).",
+    )
+    expansion: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_EXPANSION,
+        description="Expansion factor of bottleneck (default 4) or inverted_residual (default 6) blocks.",
+    )
+    max_flops: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_BUDGET,
+        description="FLOPs budget: the widest width rule (base 1..widths.base) that fits is used.",
+    )
+    max_params: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_BUDGET,
+        description="Parameter budget: the widest width rule (base 1..widths.base) that fits is used.",
+    )
 
 
 class LayerModel(_Request):
@@ -211,22 +242,55 @@ class PlanInputs(BaseModel):
     in_channels: int
     num_classes: int
     dropout: float
-    widths: WidthRuleModel
+    widths: WidthRuleModel = Field(description="The width rule used (under a budget: the chosen one).")
     batch_norm: bool
     rf_side: str
+    block: str
+    stem: str
+    expansion: int | None
+    max_flops: int | None
+    max_params: int | None
+
+
+class StemResult(BaseModel):
+    """What the stem did: the same request (same widths) without a stem has this depth and these counts."""
+
+    depth_without_stem: int
+    flops_without_stem: int
+    params_without_stem: int
+
+
+class BudgetResult(BaseModel):
+    """The budget's choice: the requested rule, the widest rule that fits, and the next wider one with its
+    counts (null when the requested rule itself fits)."""
+
+    requested_widths: WidthRuleModel
+    widths: WidthRuleModel
+    next_wider: WidthRuleModel | None
+    next_wider_flops: int | None
+    next_wider_params: int | None
+
+
+class PlanGraph(BaseModel):
+    """The planned network as graph nodes in the request format of POST /validate (``graph.nodes``)."""
+
+    nodes: list[dict[str, Any]]
 
 
 class PlanResponse(BaseModel):
     """The deepest valid network: stage lengths, the full layer list, its counts and the relaxed optimum."""
 
-    depth: int
-    stages: list[int]
+    depth: int = Field(description="Spatial (k x k) feature-level convolutions, the stem's included.")
+    stages: list[int] = Field(description="k x k convolutions per stage (the stem excluded).")
     top_receptive_field: int
     depth_headroom: int
     relaxed: RelaxedResult
     params: int
     flops: int = Field(description="2 FLOPs per multiply-add of convolutions and linear layers, per image.")
     inputs: PlanInputs
+    stem: StemResult | None = Field(None, description="Set when a stem was asked for.")
+    budget: BudgetResult | None = Field(None, description="Set when max_flops or max_params was given.")
+    graph: PlanGraph
     layers: list[LayerResult]
 
 

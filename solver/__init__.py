@@ -4,7 +4,8 @@ planner of "A practical theory for designing very deep convolutional neural netw
 Layout: `arithmetic` (one formula per function), `layers` (config objects, graph checks),
 `analysis` (per-layer statistics), `constraints` (the two constraints, diagnostics, headroom),
 `planner` (the exact optimiser and the simplified model), `network` and `plan` (the concrete
-planned network), `presets` (well-known architectures). Pure Python: no web or torch imports.
+planned network, any block style and stem), `budget` (the widest width rule under max_flops /
+max_params), `presets` (well-known architectures). Pure Python: no web or torch imports.
 """
 
 from .analysis import Analysis, LayerStats, analyse, analyse_chain, depth, normalize_image_size

@@ -39,3 +39,9 @@ PLAN_KERNEL_SIZES = range(3, 32, 2)
 
 PLAN_MIN_C_VALUE_FLOOR = "1/64"
 """Smallest minimum c-value the planner accepts (smaller t gives thousands of layers per stage)."""
+
+MAX_EXPANSION = 16
+"""Largest expansion factor of bottleneck and inverted-residual blocks."""
+
+MAX_BUDGET = 2**63
+"""Largest accepted max_flops or max_params."""

@@ -1,13 +1,27 @@
-"""The concrete layer list of a planned network: feature stages, downsampling, widths
-(docs/theory.md#widths) and the fixed classifier level (docs/theory.md#classifier-level)."""
+"""The concrete layer list of a planned network: an optional stem, feature stages of one block style,
+downsampling, widths (docs/theory.md#widths) and the fixed classifier level (docs/theory.md#classifier-level).
+
+Block styles (each block's k x k convolutions are the spatial ones the constraints govern; 1x1 ones
+compose no pattern):
+
+* ``plain``: one k x k conv (+BN) + ReLU per spatial layer (a chain).
+* ``basic``: two k x k convs, an identity shortcut (a 1x1 projection + BN where the stride or the
+  width changes) merged by ``add``, then ReLU (ResNet's basic block).
+* ``bottleneck``: 1x1 reduce to the stage width, k x k, 1x1 expand to `expansion` (default 4) times
+  the width, shortcut as above (ResNet v1.5: the stride sits on the k x k conv).
+* ``inverted_residual``: 1x1 expand the input by `expansion` (default 6; skipped at 1), k x k
+  depthwise, 1x1 project to the stage width with no activation, identity shortcut only where the
+  stride is 1 and the widths match (MobileNet-v2).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .errors import InvalidLayerError
-from .layers import CLASSIFIER, Layer, trusted_layer
+from .layers import CLASSIFIER, INPUT, Layer, trusted_layer
 from .limits import MAX_CHANNELS
+from .planner import SPATIAL_CONVS_PER_BLOCK
 
 CLASSIFIER_TARGET_SIDES = (8, 7, 6)
 """Sides the classifier level brings the last feature map down to (the seed's 6x6, 7x7 or 8x8)."""
@@ -32,6 +46,11 @@ class WidthRule:
         if self.max_width < self.base:
             raise InvalidLayerError("widths.max_width", f"must be at least base ({self.base}), got {self.max_width}")
 
+    def scaled(self, base: int) -> WidthRule:
+        """The same rule with stage-1 width `base` and the cap scaled alike: min(base * m^(i-1),
+        max(base, floor(max_width * base / self.base))). Every stage width is non-decreasing in `base`."""
+        return WidthRule(base, self.multiplier, max(base, self.max_width * base // self.base))
+
     def width(self, stage: int) -> int:
         """Filters of 1-based `stage`."""
         width = self.base
@@ -50,6 +69,10 @@ def classifier_pooling(side: int) -> tuple[int, int] | None:
     target = min(CLASSIFIER_TARGET_SIDES, key=lambda target_side: (side % target_side, -target_side))
     stride = side // target
     return side - (target - 1) * stride, stride
+
+
+DEFAULT_EXPANSION = {"bottleneck": 4, "inverted_residual": 6}
+"""Expansion factor of each style's 1x1 convolutions when the request gives none (ResNet, MobileNet-v2)."""
 
 
 def feature_side(side: int, stage_count: int, downsample: str) -> int:
@@ -100,6 +123,129 @@ def feature_layers(
     return layers
 
 
+def stem_layers(stem: str, kernel_size: int, width: int, batch_norm: bool) -> list[Layer]:
+    """'conv': a k x k stride-2 'same' conv (+BN) + ReLU of `width` filters; 'conv_pool': the same and a
+    2x2 stride-2 max pool; 'none': nothing."""
+    if stem == "none":
+        return []
+    layers = [
+        trusted_layer(
+            "conv", kernel_size=kernel_size, stride=2, padding="same", out_channels=width, bias=not batch_norm,
+            name="stem.conv",
+        )
+    ]  # fmt: skip
+    if batch_norm:
+        layers.append(trusted_layer("bn", name="stem.bn"))
+    layers.append(trusted_layer("relu", name="stem.relu"))
+    if stem == "conv_pool":
+        layers.append(trusted_layer("maxpool", kernel_size=2, stride=2, name="stem.pool"))
+    return layers
+
+
+class _Graph:
+    """Appends named nodes with explicit inputs; `last` is the newest node's name."""
+
+    def __init__(self, last: str, batch_norm: bool) -> None:
+        self.nodes: list[Layer] = []
+        self.last = last
+        self.batch_norm = batch_norm
+
+    def add(self, kind: str, name: str, source: str | None = None, **fields: object) -> str:
+        """Append `kind` fed by `source` (default: the newest node); return its name."""
+        inputs = (self.last if source is None else source,)
+        self.nodes.append(trusted_layer(kind, name=name, inputs=inputs, **fields))
+        self.last = name
+        return name
+
+    def conv(
+        self, name: str, kernel: int, out: int, stride: int = 1, source: str | None = None, groups: int = 1
+    ) -> str:
+        """A conv ('same' padding for k > 1), then BN when the network has it; returns the last name."""
+        padding = "same" if kernel > 1 else 0
+        self.add(
+            "conv", name, source, kernel_size=kernel, stride=stride, padding=padding, groups=groups, out_channels=out,
+            bias=not self.batch_norm,
+        )  # fmt: skip
+        if self.batch_norm:
+            self.add("bn", f"{name}_bn")
+        return self.last
+
+    def merge(self, prefix: str, residual: str, shortcut: str, relu: bool) -> None:
+        """``add`` of the two branches, then ReLU when asked."""
+        self.nodes.append(trusted_layer("add", name=f"{prefix}.add", inputs=(residual, shortcut)))
+        self.last = f"{prefix}.add"
+        if relu:
+            self.add("relu", f"{prefix}.relu")
+
+
+def _shortcut(graph: _Graph, prefix: str, source: str, channels: int, out: int, stride: int) -> str:
+    """Identity when stride 1 and widths match, else a 1x1 projection conv (+BN) of that stride."""
+    if stride == 1 and channels == out:
+        return source
+    return graph.conv(f"{prefix}.proj", 1, out, stride, source=source)
+
+
+def _block(
+    graph: _Graph, style: str, prefix: str, k: int, channels: int, width: int, stride: int, expansion: int
+) -> int:
+    """Append one block fed by `graph.last`; return its output channels."""
+    source = graph.last
+    if style == "basic":
+        graph.conv(f"{prefix}.conv1", k, width, stride)
+        graph.add("relu", f"{prefix}.relu1")
+        residual = graph.conv(f"{prefix}.conv2", k, width)
+        graph.merge(prefix, residual, _shortcut(graph, prefix, source, channels, width, stride), relu=True)
+        return width
+    if style == "bottleneck":
+        out = width * expansion
+        graph.conv(f"{prefix}.conv1", 1, width)
+        graph.add("relu", f"{prefix}.relu1")
+        graph.conv(f"{prefix}.conv2", k, width, stride)
+        graph.add("relu", f"{prefix}.relu2")
+        residual = graph.conv(f"{prefix}.conv3", 1, out)
+        graph.merge(prefix, residual, _shortcut(graph, prefix, source, channels, out, stride), relu=True)
+        return out
+    hidden = channels * expansion  # inverted_residual
+    if expansion != 1:
+        graph.conv(f"{prefix}.conv1", 1, hidden)
+        graph.add("relu", f"{prefix}.relu1")
+    graph.conv(f"{prefix}.conv2", k, hidden, stride, groups=hidden)
+    graph.add("relu", f"{prefix}.relu2")
+    residual = graph.conv(f"{prefix}.conv3", 1, width)
+    if stride == 1 and channels == width:
+        graph.merge(prefix, residual, source, relu=False)
+    return width
+
+
+def block_layers(
+    stages: tuple[int, ...],
+    kernel_size: int,
+    downsample: str,
+    widths: WidthRule,
+    batch_norm: bool,
+    style: str,
+    in_channels: int,
+    expansion: int | None = None,
+    source: str = INPUT,
+) -> tuple[list[Layer], int]:
+    """The feature stages of a residual `style` as graph nodes fed by `source` (the stem's last node or
+    the image), and the channels they end with. Stage i holds a_i / m blocks (m spatial convs per block);
+    stages are joined by a 2x2 stride-2 pool, or (downsample='conv') the first block of each later stage
+    has stride 2 (on its first k x k conv, and on its projection shortcut)."""
+    factor = DEFAULT_EXPANSION.get(style, 1) if expansion is None else expansion
+    per_block = SPATIAL_CONVS_PER_BLOCK[style]
+    graph = _Graph(source, batch_norm)
+    channels = in_channels
+    for stage, count in enumerate(stages, start=1):
+        if stage > 1 and downsample in ("maxpool", "avgpool"):
+            graph.add(downsample, f"s{stage - 1}.pool", kernel_size=2, stride=2)
+        for index in range(1, count // per_block + 1):
+            stride = 2 if downsample == "conv" and stage > 1 and index == 1 else 1
+            prefix = f"s{stage}.b{index}"
+            channels = _block(graph, style, prefix, kernel_size, channels, widths.width(stage), stride, factor)
+    return graph.nodes, channels
+
+
 def _layer_fields(kind: str, **fields: object) -> dict[str, object]:
     """The instance dict of ``trusted_layer(kind, **fields)``, to stamp out many similar layers."""
     return dict(trusted_layer(kind, **fields).__dict__)
@@ -135,4 +281,13 @@ def classifier_layers(last_side: int, width: int, num_classes: int, dropout: flo
     return layers
 
 
-__all__ = ["WidthRule", "classifier_layers", "classifier_pooling", "feature_layers", "feature_side"]
+__all__ = [
+    "DEFAULT_EXPANSION",
+    "WidthRule",
+    "block_layers",
+    "classifier_layers",
+    "classifier_pooling",
+    "feature_layers",
+    "feature_side",
+    "stem_layers",
+]

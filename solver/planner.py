@@ -9,6 +9,13 @@ upper bound on some T_l:
   exists only if its stride-2 conv keeps c >= t, i.e. T_l <= cap_l - 2^(l-1);
 * simplified model (the seed's): alpha_l = 0, g = k.
 
+A stem (a stride-2 k x k conv, optionally followed by a 2x2 stride-2 pool) leaves the receptive field
+r0 and the jump j0 at stage 1's input; every stage then sees j0 times the jumps above and the bounds
+generalise to alpha_l = r0 + j0 (2^(l-1) - 1) (pools) or r0 + g j0 (1 - 2^(l-1)) (stride-2 convs), with
+growth g j0 and real filter size k j0 2^(l-1) (r0 = j0 = 1 without a stem gives the forms above).
+A block style whose blocks hold m spatial convolutions (m = 2 for `basic`) plans a_i = m b_i: the
+same programme over T'_l = sum b_i 2^(i-1) with every bound divided by m (rounded down) and growth m g.
+
 `cap_l` (c >= t for the last conv of stage l: R_l <= k 2^(l-1) / t), `final_l` (R_l <= image side if
 stage l is the last) and `next_l` (stage l+1 may follow) bound T_l. The optimiser is a dynamic
 programme over stages whose state is T_l reduced to its class under the future bounds: two values
@@ -37,8 +44,43 @@ from .rational import format_fraction, parse_min_c_value
 
 Model = Literal["exact", "simplified"]
 Downsample = Literal["maxpool", "avgpool", "conv"]
+Block = Literal["plain", "basic", "bottleneck", "inverted_residual"]
+Stem = Literal["none", "conv", "conv_pool"]
 MODELS = ("exact", "simplified")
 DOWNSAMPLES = ("maxpool", "avgpool", "conv")
+BLOCKS = ("plain", "basic", "bottleneck", "inverted_residual")
+STEMS = ("none", "conv", "conv_pool")
+
+SPATIAL_CONVS_PER_BLOCK = {"plain": 1, "basic": 2, "bottleneck": 1, "inverted_residual": 1}
+"""Spatial (k x k) convolutions in one block of each style: a stage's length is a multiple of it."""
+
+
+@dataclass(frozen=True)
+class StemState:
+    """The receptive-field state at stage 1's input after the stem: r0, j0, the map (height, width)
+    and the number of spatial convolutions the stem holds."""
+
+    receptive_field: int
+    jump: int
+    size: tuple[int, int]
+    convs: int
+
+
+def stem_state(stem: str, kernel_size: int, size: tuple[int, int]) -> StemState:
+    """Section 1's arithmetic on the stem: a k x k stride-2 'same' conv gives r = k, j = 2 and the map
+    ceil(s / 2); a 2x2 stride-2 pool after it gives r = k + 2, j = 4 and floor(ceil(s / 2) / 2).
+
+    Raises InfeasiblePlanError (field image_size) when the stem's pool would empty the map."""
+    if stem == "none":
+        return StemState(1, 1, size, 0)
+    height, width = (-(-side // 2) for side in size)
+    if stem == "conv":
+        return StemState(kernel_size, 2, (height, width), 1)
+    if min(height, width) < 2:
+        raise InfeasiblePlanError(
+            "image_size", f"the stem's 2x2 pool gets a {height}x{width} map from the stem conv and would empty it"
+        )
+    return StemState(kernel_size + 2, 4, (height // 2, width // 2), 1)
 
 
 @dataclass(frozen=True)
@@ -80,8 +122,10 @@ class _Family:
 _MIN_C_VALUE_FLOOR = Fraction(PLAN_MIN_C_VALUE_FLOOR)
 
 
-def check_plan_inputs(kernel_size: int, min_c_value: object, model: str, downsample: str) -> Fraction:
-    """Validate the planner's scalar inputs and return t as a Fraction."""
+def check_plan_inputs(
+    kernel_size: int, min_c_value: object, model: str, downsample: str, block: str = "plain", stem: str = "none"
+) -> Fraction:
+    """Validate the planner's scalar inputs and return t as a Fraction (the simplified model has no stem)."""
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size not in PLAN_KERNEL_SIZES:
         raise InvalidLayerError(
             "kernel_size", f"the planner takes odd kernel sizes from 3 to {PLAN_KERNEL_SIZES[-1]}, got {kernel_size!r}"
@@ -90,6 +134,12 @@ def check_plan_inputs(kernel_size: int, min_c_value: object, model: str, downsam
         raise InvalidLayerError("model", f"must be one of {', '.join(MODELS)}, got {model!r}")
     if downsample not in DOWNSAMPLES:
         raise InvalidLayerError("downsample", f"must be one of {', '.join(DOWNSAMPLES)}, got {downsample!r}")
+    if block not in BLOCKS:
+        raise InvalidLayerError("block", f"must be one of {', '.join(BLOCKS)}, got {block!r}")
+    if stem not in STEMS:
+        raise InvalidLayerError("stem", f"must be one of {', '.join(STEMS)}, got {stem!r}")
+    if stem != "none" and model == "simplified":
+        raise InvalidLayerError("stem", "the simplified model has no stem (it counts stages only); use model 'exact'")
     t = parse_min_c_value(min_c_value)
     if t < _MIN_C_VALUE_FLOOR:
         raise InvalidLayerError(
@@ -105,18 +155,41 @@ def plan_stages(
     model: Model = "exact",
     downsample: Downsample = "maxpool",
     rf_side: RfSide = "min",
+    block: Block = "plain",
+    stem: Stem = "none",
 ) -> StagePlan:
-    """Maximise D = sum a_i; ties go to the larger top receptive field, then fewer stages, then the
-    lexicographically larger (a_1, a_2, ...)."""
-    t = check_plan_inputs(kernel_size, min_c_value, model, downsample)
-    return optimal_stages(normalize_image_size(image_size), kernel_size, t, model, downsample, rf_side)
+    """Maximise D = sum a_i (each a_i a multiple of the block's spatial convolutions); ties go to the
+    larger top receptive field, then fewer stages, then the lexicographically larger (a_1, a_2, ...)."""
+    t = check_plan_inputs(kernel_size, min_c_value, model, downsample, block, stem)
+    return optimal_stages(normalize_image_size(image_size), kernel_size, t, model, downsample, rf_side, block, stem)
 
 
 def optimal_stages(
-    size: tuple[int, int], kernel_size: int, t: Fraction, model: str, downsample: str, rf_side: RfSide
+    size: tuple[int, int],
+    kernel_size: int,
+    t: Fraction,
+    model: str,
+    downsample: str,
+    rf_side: RfSide,
+    block: str = "plain",
+    stem: str = "none",
 ) -> StagePlan:
-    """`plan_stages` on inputs already checked by `check_plan_inputs` and `normalize_image_size`."""
-    family = _family(min(size), receptive_field_limit(size, rf_side), kernel_size, t, model, downsample)
+    """`plan_stages` on inputs already checked by `check_plan_inputs` and `normalize_image_size`.
+    The stages exclude the stem; `depth` is their sum."""
+    start = stem_state(stem, kernel_size, size)
+    family = _family(
+        min(start.size),
+        receptive_field_limit(size, rf_side),
+        kernel_size,
+        t,
+        model,
+        downsample,
+        start.receptive_field,
+        start.jump,
+    )
+    group = SPATIAL_CONVS_PER_BLOCK[block]
+    if group > 1:
+        family = _grouped(family, group)
     best = _optimise(family)
     if best is None:
         raise InfeasiblePlanError(
@@ -125,27 +198,32 @@ def optimal_stages(
             f"t = {format_fraction(t)}: even one {kernel_size}x{kernel_size} convolution sees more than the image",
         )
     depth, radius, _, stages = best
+    if group > 1:
+        depth, stages = depth * group, tuple(a * group for a in stages)
     if depth > MAX_LAYERS:
         raise InfeasiblePlanError("min_c_value", f"the plan would have {depth} layers, more than {MAX_LAYERS}")
     return StagePlan(stages=stages, depth=depth, top_receptive_field=radius)
 
 
-def _family(z_map: int, z_rf: int, k: int, t: Fraction, model: str, downsample: str) -> _Family:
-    """Tabulate cap_l, next_l, final_l and alpha_l with integer arithmetic (t = p/q)."""
+def _family(
+    z_map: int, z_rf: int, k: int, t: Fraction, model: str, downsample: str, r0: int = 1, j0: int = 1
+) -> _Family:
+    """Tabulate cap_l, next_l, final_l and alpha_l with integer arithmetic (t = p/q); stage 1 starts
+    from receptive field r0 and jump j0 on a map of side z_map (the stem's output)."""
     p, q = t.numerator, t.denominator
     simplified = model == "simplified"
-    growth = k if simplified else k - 1
+    growth = k if simplified else (k - 1) * j0
     caps, nexts, finals, alphas = [0], [None], [0], [0]
     for stage in range(1, 64):
         weight = 2 ** (stage - 1)
         if simplified:
             alpha = 0
         elif downsample == "conv":
-            alpha = 1 + growth - growth * weight
+            alpha = r0 + growth - growth * weight
         else:
-            alpha = weight
-        # c >= t for the last conv of the stage: t (alpha + g T) <= k 2^(l-1)
-        cap = (k * weight * q - alpha * p) // (p * growth)
+            alpha = r0 + j0 * (weight - 1)
+        # c >= t for the last conv of the stage: t (alpha + G T) <= k j0 2^(l-1)
+        cap = (k * j0 * weight * q - alpha * p) // (p * growth)
         if downsample == "conv":
             # the simplified model has no per-layer view of the stride-2 conv: it only needs the map,
             # which a stride-2 'same' conv never empties
@@ -168,6 +246,20 @@ def _family(z_map: int, z_rf: int, k: int, t: Fraction, model: str, downsample: 
         alpha=tuple(alphas),
         growth=growth,
         max_stages=max_stages,
+    )
+
+
+def _grouped(family: _Family, group: int) -> _Family:
+    """The family over T' = T / group (every a_i a multiple of `group`): each bound T_l <= B becomes
+    T'_l <= floor(B / group) and R_l = alpha_l + (group g) T'_l."""
+    caps = tuple(cap // group for cap in family.cap)
+    finals = tuple(final // group for final in family.final)
+    nexts = tuple(None if following is None else following // group for following in family.next)
+    max_stages = max(
+        (stage for stage in range(1, len(caps)) if 2**stage - 1 <= min(caps[stage], finals[stage])), default=0
+    )
+    return _Family(
+        cap=caps, next=nexts, final=finals, alpha=family.alpha, growth=family.growth * group, max_stages=max_stages
     )
 
 

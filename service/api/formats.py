@@ -45,7 +45,8 @@ def plan_response(plan: Plan, image_format: str) -> Response:
             media_type=PYTHON_MEDIA_TYPE,
             headers={"Content-Disposition": 'inline; filename="planned_net.py"'},
         )
-    return Response(report_image(plan.report, plan_title(plan)), media_type=SVG_MEDIA_TYPE)
+    spatial_only = plan.request.block != "plain"  # residual blocks: leave their 1x1 convs out of the diagram
+    return Response(report_image(plan.report, plan_title(plan), spatial_only=spatial_only), media_type=SVG_MEDIA_TYPE)
 
 
 def report_response(report: ValidationReport, title: str) -> Response:

@@ -141,6 +141,23 @@ def echo_json(data: Any) -> None:
 @click.option("--width-multiplier", type=int, default=2, show_default=True, help="Growth per stage.")
 @click.option("--max-width", type=int, default=512, show_default=True, help="Cap on filters per stage.")
 @click.option("--no-batch-norm", is_flag=True, help="Convolutions with bias instead of BN.")
+@click.option(
+    "--block",
+    type=click.Choice(["plain", "basic", "bottleneck", "inverted_residual"]),
+    default="plain",
+    show_default=True,
+    help="Block style of the stages.",
+)
+@click.option(
+    "--stem",
+    type=click.Choice(["none", "conv", "conv_pool"]),
+    default="none",
+    show_default=True,
+    help="Before stage 1: a k x k stride-2 conv (conv), and a 2x2 pool (conv_pool).",
+)
+@click.option("--expansion", type=int, default=None, help="Expansion factor (bottleneck: 4, inverted_residual: 6).")
+@click.option("--max-flops", type=int, default=None, help="FLOPs budget: the widest width rule that fits.")
+@click.option("--max-params", type=int, default=None, help="Parameter budget: the widest width rule that fits.")
 @click.option("--json", "as_json", is_flag=True, help="Print the POST /plan response body instead of tables.")
 @click.option(
     "--format",
@@ -166,6 +183,11 @@ def plan(
     width_multiplier: int,
     max_width: int,
     no_batch_norm: bool,
+    block: str,
+    stem: str,
+    expansion: int | None,
+    max_flops: int | None,
+    max_params: int | None,
     as_json: bool,
     output_format: str,
     plot: str | None,
@@ -184,6 +206,11 @@ def plan(
                 "dropout": dropout,
                 "widths": {"base": width_base, "multiplier": width_multiplier, "max_width": max_width},
                 "batch_norm": not no_batch_norm,
+                "block": block,
+                "stem": stem,
+                "expansion": expansion,
+                "max_flops": max_flops,
+                "max_params": max_params,
             }
         )
         planned = make_plan(to_plan_request(body))
@@ -191,7 +218,7 @@ def plan(
         if plot is not None:
             from cnnplan.service.interop.diagrams import plan_title
 
-            write_plot(planned.report, plan_title(planned), plot)
+            write_plot(planned.report, plan_title(planned), plot, spatial_only=planned.request.block != "plain")
     except (SolverError, ValidationError, ProblemError) as error:
         fail(error)
         return
@@ -205,11 +232,23 @@ def plan(
     relaxed = result["relaxed"]
     click.echo(
         f"image {inputs['image_size'][0]}x{inputs['image_size'][1]}, kernel {inputs['kernel_size']}, "
-        f"t = {inputs['min_c_value_exact']}, model {inputs['model']}, downsample {inputs['downsample']}"
+        f"t = {inputs['min_c_value_exact']}, model {inputs['model']}, downsample {inputs['downsample']}, "
+        f"block {inputs['block']}, stem {inputs['stem']}"
     )
     click.echo(
         f"depth {result['depth']}  stages {result['stages']}  top receptive field {result['top_receptive_field']}"
     )
+    if result["stem"] is not None:
+        stem_effect = result["stem"]
+        click.echo(
+            f"without the stem: depth {stem_effect['depth_without_stem']}, "
+            f"FLOPs {stem_effect['flops_without_stem']:,}, params {stem_effect['params_without_stem']:,}"
+        )
+    if result["budget"] is not None:
+        widths = result["budget"]["widths"]
+        click.echo(
+            f"budget: widths base {widths['base']}, multiplier {widths['multiplier']}, max {widths['max_width']}"
+        )
     click.echo(f"relaxed optimum: stages [{', '.join(relaxed['stages_exact'])}], depth {relaxed['depth_exact']}")
     click.echo(f"params {result['params']:,}  FLOPs {result['flops']:,}")
     click.echo()
@@ -306,12 +345,12 @@ def validate(
     sys.exit(EXIT_OK if report["valid"] else EXIT_VIOLATION)
 
 
-def write_plot(report: Any, title: str, path: str) -> None:
+def write_plot(report: Any, title: str, path: str, spatial_only: bool = False) -> None:
     """Write a diagram for --plot; an unwritable path is a bad-input error naming --plot."""
     from cnnplan.service.interop.diagrams import write_report_image
 
     try:
-        write_report_image(report, title, path)
+        write_report_image(report, title, path, spatial_only)
     except OSError as error:
         raise ProblemError(422, "Unwritable file", f"cannot write {path}: {error.strerror}", field="--plot") from None
 

@@ -18,10 +18,15 @@ _OK, _BAD, _EXEMPT, _LIMIT = "#1f77b4", "#d62728", "#9e9e9e", "#2ca02c"
 _STAGE_SHADES = ("#f2f2f2", "#ffffff")
 
 
-def report_figure(report: ValidationReport, title: str) -> Figure:
+def report_figure(report: ValidationReport, title: str, spatial_only: bool = False) -> Figure:
     """Two stacked panels over the feature-level convolutions (x = depth 1..D): receptive field vs the
-    image-side limit, and c-value vs t; each panel's violations in red, stages (by input jump) shaded."""
-    convs = [layer for layer in report.analysis.layers if is_feature_conv(layer)]
+    image-side limit, and c-value vs t; each panel's violations in red, stages (by input jump) shaded.
+    `spatial_only` leaves out the 1x1 convolutions (residual blocks' reduce, expand and projections)."""
+    convs = [
+        layer
+        for layer in report.analysis.layers
+        if is_feature_conv(layer) and (not spatial_only or layer.kernel_size > 1)
+    ]
     rf_violating = {v.layer for v in report.violations if v.constraint == "receptive_field"}
     violating = {v.layer for v in report.violations if v.constraint == "c_value"}
     depth = range(1, len(convs) + 1)
@@ -73,7 +78,7 @@ def report_figure(report: ValidationReport, title: str) -> Figure:
     c_axes.axhline(float(t), color=_LIMIT, linewidth=1.6, linestyle="--", label=f"minimum t = {format_fraction(t)}")
     c_axes.set_ylabel("c-value = real filter / r")
     c_axes.set_ylim(0, max([float(t), *c_values]) * 1.1)
-    c_axes.set_xlabel("feature-level convolution (depth)")
+    c_axes.set_xlabel("feature-level " + ("k x k " if spatial_only else "") + "convolution (depth)")
     if violating or rf_violating:
         c_axes.scatter([], [], c=_BAD, s=22, label="violates a constraint")
     if any(colour == _EXEMPT for colour in colours):
@@ -83,7 +88,8 @@ def report_figure(report: ValidationReport, title: str) -> Figure:
         c_axes.set_xticks(list(depth))
         c_axes.tick_params(axis="x", labelsize=7)
     verdict = "valid" if report.valid else f"{len(report.violations)} violation(s), shown in red"
-    rf_axes.set_title(f"depth {report.depth}, {verdict}, depth headroom {report.depth_headroom}", fontsize=9)
+    shown = f"{len(convs)} k x k convolutions of {report.depth}" if spatial_only else str(report.depth)
+    rf_axes.set_title(f"depth {shown}, {verdict}, depth headroom {report.depth_headroom}", fontsize=9)
     return figure
 
 
@@ -101,11 +107,11 @@ def _stage_spans(convs: list) -> list[tuple[int, int, int]]:
     return spans
 
 
-def report_image(report: ValidationReport, title: str, image_format: str = "svg") -> bytes:
+def report_image(report: ValidationReport, title: str, image_format: str = "svg", spatial_only: bool = False) -> bytes:
     """The figure of `report_figure` as SVG (deterministic: fixed hash salt, no date) or PNG bytes."""
     if image_format not in ("svg", "png"):
         raise ValueError("image_format must be 'svg' or 'png'")
-    figure = report_figure(report, title)
+    figure = report_figure(report, title, spatial_only)
     buffer = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "cnnplan", "svg.fonttype": "path"}):
         metadata = {"Date": None} if image_format == "svg" else {"Software": None}
@@ -113,19 +119,22 @@ def report_image(report: ValidationReport, title: str, image_format: str = "svg"
     return buffer.getvalue()
 
 
-def write_report_image(report: ValidationReport, title: str, path: str) -> None:
+def write_report_image(report: ValidationReport, title: str, path: str, spatial_only: bool = False) -> None:
     """Write the diagram to `path`: PNG when it ends in .png, else SVG."""
     image_format = "png" if str(path).lower().endswith(".png") else "svg"
     with open(path, "wb") as handle:
-        handle.write(report_image(report, title, image_format))
+        handle.write(report_image(report, title, image_format, spatial_only))
 
 
 def plan_title(plan) -> str:
     """A one-line title for a plan's diagram: numbers and choices only."""
     height, width = plan.image_size
+    request = plan.request
+    style = "" if request.block == "plain" else f", {request.block} blocks"
+    stem = "" if request.stem == "none" else f", stem {request.stem}"
     return (
-        f"Plan for {height}x{width}: stages {tuple(plan.stages)}, k={plan.request.kernel_size}, "
-        f"{plan.request.downsample} downsampling"
+        f"Plan for {height}x{width}: stages {tuple(plan.stages)}, k={request.kernel_size}, "
+        f"{request.downsample} downsampling{style}{stem}"
     )
 
 

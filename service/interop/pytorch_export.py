@@ -24,7 +24,8 @@ def plan_source(plan: Plan, class_name: str = "PlannedNet") -> str:
     header = [
         (
             f"Planned by cnnplan: image {plan.image_size[0]}x{plan.image_size[1]}, kernel {request.kernel_size}, "
-            f"t = {format_fraction(plan.min_c_value)}, downsample {request.downsample}."
+            f"t = {format_fraction(plan.min_c_value)}, downsample {request.downsample}, block {request.block}, "
+            f"stem {request.stem}."
         ),
         (
             f"Stages {tuple(plan.stages)} (depth {plan.depth}), top receptive field {plan.top_receptive_field}, "

@@ -80,3 +80,15 @@ def _title(side: int) -> str:
 def test_deep_plans_switch_the_receptive_field_axis_to_log():
     assert "log scale" not in texts(report_image(make_plan(PlanRequest(224)).report, "linear"))
     assert "receptive field (px, log scale)" in texts(report_image(make_plan(PlanRequest(2048)).report, "log"))
+
+
+def test_spatial_only_diagram_leaves_out_the_1x1_convolutions():
+    """A bottleneck plan has 1x1 reduce/expand/projection convs: spatial_only plots just the k x k ones
+    (the stem's and the stages'), so its stage labels count the stages' spatial convs."""
+    plan = make_plan(PlanRequest(64, block="bottleneck"))
+    words = texts(report_image(plan.report, "bottleneck", spatial_only=True))
+    assert f"depth {plan.depth} k x k convolutions of {plan.report.depth}, valid" in words
+    for number, count in enumerate(plan.stages, start=1):
+        assert f"stage {number}" in words and f"{count} conv" in words
+    assert "1x1: exempt" not in words
+    assert "1x1: exempt" in texts(report_image(plan.report, "bottleneck"))

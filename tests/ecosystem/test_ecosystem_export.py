@@ -59,8 +59,20 @@ def imported_modules(source: str) -> set[str]:
             widths=WidthRule(base=8, multiplier=2, max_width=32),
         ),
         PlanRequest(48, downsample="avgpool", in_channels=1, num_classes=3, dropout=0.2, widths=WidthRule(base=4)),
+        PlanRequest(40, block="basic", stem="conv", num_classes=5, widths=WidthRule(base=4, max_width=16)),
+        PlanRequest(
+            (36, 44), block="bottleneck", stem="conv_pool", downsample="conv", num_classes=4, widths=WidthRule(4, 2, 16)
+        ),
+        PlanRequest(32, block="inverted_residual", num_classes=6, batch_norm=False, widths=WidthRule(4, 2, 16)),
     ],
-    ids=["maxpool-bn", "conv-downsample-rectangular", "avgpool-grey"],
+    ids=[
+        "maxpool-bn",
+        "conv-downsample-rectangular",
+        "avgpool-grey",
+        "basic-stem",
+        "bottleneck-stem-pool-conv",
+        "inverted-residual-no-bn",
+    ],
 )
 def test_generated_module_has_the_planned_params_and_shapes(request_, tmp_path):
     plan = make_plan(request_)

@@ -78,6 +78,11 @@ async def test_inputs_are_echoed_with_defaults(client):
         "widths": {"base": 8, "multiplier": 2, "max_width": 512},
         "batch_norm": True,
         "rf_side": "min",
+        "block": "plain",
+        "stem": "none",
+        "expansion": None,
+        "max_flops": None,
+        "max_params": None,
     }
 
 

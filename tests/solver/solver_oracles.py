@@ -101,3 +101,103 @@ def simplified_optimum(
 
     _, top, _, stages = best_after_stage(0, 0)
     return (stages, top) if stages else None
+
+
+def _walk_conv(state: tuple[int, int, int, int], k: int, stride: int) -> tuple[tuple[int, int, int, int], int]:
+    """(r, j, P, side) after a k x k 'same' conv (1x1: padding 0) of `stride`, and its input jump."""
+    r, j, p, side = state
+    left, right = ar.same_padding(k) if k > 1 else (0, 0)
+    out = (
+        ar.next_receptive_field(r, k, j),
+        ar.next_jump(j, stride),
+        ar.next_effective_padding(p, left, j),
+        ar.output_size(side, k, stride, left, right),
+    )
+    return out, j
+
+
+def _walk_merge(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """Section 1's union of two aligned inputs; None when jumps or sides differ (misaligned)."""
+    if a[1] != b[1] or a[3] != b[3]:
+        return None
+    return (ar.merge_receptive_field([a[0], b[0]], [a[2], b[2]]), a[1], ar.merge_effective_padding([a[2], b[2]]), a[3])
+
+
+def walk_block(state, k: int, t: Fraction, style: str, stride: int):
+    """Walk one block of `style` layer by layer: (state after it, its top conv r, all its k x k convs have
+    c >= t and no map vanished), or None when a merge is misaligned. The shortcut is the identity or a
+    1x1 conv of the block's stride (the inverted residual has none when it strides)."""
+    ok = True
+    if style == "plain":
+        spatial = [(k, stride)]
+    elif style == "basic":
+        spatial = [(k, stride), (k, 1)]
+    else:  # bottleneck and inverted_residual: 1x1, k x k (the stride), 1x1
+        spatial = [(1, 1), (k, stride), (1, 1)]
+    current, top = state, 0
+    for kernel, s in spatial:
+        current, jump_in = _walk_conv(current, kernel, s)
+        top = max(top, current[0])
+        if kernel > 1:
+            ok &= ar.c_value(kernel, jump_in, current[0]) >= t
+        ok &= current[3] >= 1
+    if style == "plain" or (style == "inverted_residual" and stride != 1):
+        return current, top, ok
+    shortcut = state if stride == 1 else _walk_conv(state, 1, stride)[0]
+    merged = _walk_merge(current, shortcut)
+    return None if merged is None else (merged, top, ok)
+
+
+def walk_stem(z_side: int, k: int, stem: str):
+    """(r, j, P, side) after the stem ('none', 'conv': a k x k stride-2 'same' conv, 'conv_pool': and a 2x2
+    stride-2 pool), or None when the map vanishes."""
+    state = (1, 1, 0, z_side)
+    if stem == "none":
+        return state
+    state, _ = _walk_conv(state, k, 2)
+    if stem == "conv_pool":
+        r, j, p, side = state
+        state = (ar.next_receptive_field(r, 2, j), ar.next_jump(j, 2), p, ar.output_size(side, 2, 2, 0, 0))
+    return state if state[3] >= 1 else None
+
+
+def styled_optimum(z: int, k: int, t: Fraction, downsample: str, style: str, stem: str, side: int | None = None):
+    """Exhaustive search over stage lists of whole blocks of `style` after `stem`, every block walked layer by
+    layer (its 1x1 convs, shortcut and merge included): the best (stages in spatial convs, top r) under
+    depth, top r, fewer stages, lexicographically larger stages; None when nothing is valid. The top r
+    (the last block's top conv) must be <= z; maps start at `side` (default z)."""
+    per_block = 2 if style == "basic" else 1
+    start = walk_stem(z if side is None else side, k, stem)
+    if start is None:
+        return None
+
+    def step(state, stride):
+        walked = walk_block(state, k, t, style, stride)
+        if walked is None:
+            return None
+        after, top, ok = walked
+        return (after, top) if ok and top <= z else None
+
+    @cache
+    def best_after_block(state, top_r) -> Best:
+        options: list[Best] = [(0, top_r, 0, (0,))]
+        same = step(state, 1)
+        if same is not None:
+            depth, top, stages, rest = best_after_block(*same)
+            options.append((depth + per_block, top, stages, (rest[0] + per_block,) + rest[1:]))
+        if downsample == "conv":
+            opened = step(state, 2)
+        else:
+            r, j, p, map_side = state
+            pooled = (ar.next_receptive_field(r, 2, j), ar.next_jump(j, 2), p, ar.output_size(map_side, 2, 2, 0, 0))
+            opened = step(pooled, 1) if pooled[3] >= 1 else None
+        if opened is not None:
+            depth, top, stages, rest = best_after_block(*opened)
+            options.append((depth + per_block, top, stages - 1, (0, rest[0] + per_block) + rest[1:]))
+        return max(options)
+
+    first = step(start, 1)
+    if first is None:
+        return None
+    _, top, _, rest = best_after_block(*first)
+    return (rest[0] + per_block,) + rest[1:], top

@@ -67,6 +67,11 @@ async def get_plan(
     dropout: float = 0.5,
     batch_norm: bool = True,
     rf_side: Literal["min", "max"] = "min",
+    block: Literal["plain", "basic", "bottleneck", "inverted_residual"] = "plain",
+    stem: Literal["none", "conv", "conv_pool"] = "none",
+    expansion: int | None = None,
+    max_flops: int | None = None,
+    max_params: int | None = None,
     format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION),
 ) -> FastJSONResponse:
     """Same answer as POST /plan with the same inputs."""
@@ -82,6 +87,11 @@ async def get_plan(
             "dropout": dropout,
             "batch_norm": batch_norm,
             "rf_side": rf_side,
+            "block": block,
+            "stem": stem,
+            "expansion": expansion,
+            "max_flops": max_flops,
+            "max_params": max_params,
         }
     )
     if format != "json":

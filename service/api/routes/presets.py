@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Path
 
+from cnnplan.service.convert import node_dict
 from cnnplan.service.problems import ProblemError, problem_responses
 from cnnplan.service.schemas import PresetDetail, PresetList
 from cnnplan.solver.errors import UnknownPresetError
-from cnnplan.solver.layers import Layer, as_graph
+from cnnplan.solver.layers import as_graph
 from cnnplan.solver.presets import preset, preset_info, preset_names
 
 router = APIRouter(tags=["presets"])
-
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Layer)}
-
-
-def node_dict(layer: Layer) -> dict[str, Any]:
-    """A preset node in the request format of POST /validate (`graph.nodes`), defaults left out."""
-    node: dict[str, Any] = {"name": layer.name, "type": layer.kind}
-    for field in ("kernel_size", "stride", "dilation", "padding", "groups", "out_channels", "level", "bias", "rate"):
-        value = getattr(layer, field)
-        if value != _DEFAULTS[field]:
-            node[field] = value
-    node["inputs"] = list(layer.inputs or ())
-    return node
 
 
 @router.get("/presets", response_model=PresetList, responses=problem_responses(401), summary="List the presets")
