@@ -8,6 +8,7 @@ distributed: Redis hashes plus a sorted set for newest-first listing.
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -81,7 +82,7 @@ class JobStore:
         """Jobs newest first, and the total count."""
         raise NotImplementedError
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:  # `list` is a method here
         """Ids of queued and running jobs."""
         raise NotImplementedError
 
@@ -261,7 +262,7 @@ class SqlJobStore(JobStore):
             total = connection.execute(select(func.count()).select_from(self.table)).scalar_one()
         return [self._job(row) for row in rows], int(total)
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:  # `list` is a method here
         with self.engine.connect() as connection:
             rows = connection.execute(self.table.select().where(self.table.c.status.in_([QUEUED, RUNNING]))).all()
         return [row.id for row in rows]
@@ -311,7 +312,7 @@ class RedisJobStore(JobStore):
     def _insert(self, job: Job) -> None:
         def write() -> None:
             pipe = self.redis.pipeline()
-            pipe.hset(self._key(job.id), mapping=self._encode(job))
+            pipe.hset(self._key(job.id), mapping=self._encode(job))  # type: ignore[arg-type]  # stubs: invariant key type
             pipe.zadd(self.index, {job.id: job.created_at})
             pipe.sadd(self.active, job.id)
             pipe.execute()
@@ -325,7 +326,7 @@ class RedisJobStore(JobStore):
     def _cas(self, job_id: str, transition: Transition) -> Job | None:
         key = self._key(job_id)
 
-        def attempt(pipe: Any) -> Job | None:
+        def attempt(pipe: Any) -> Any:  # Job | None; redis' stubs type the callable as returning None
             data = pipe.hgetall(key)
             if not data:
                 return None
@@ -349,13 +350,13 @@ class RedisJobStore(JobStore):
             ids = self.redis.zrevrange(self.index, offset, offset + limit - 1)
             pipe = self.redis.pipeline()
             for job_id in ids:
-                pipe.hgetall(self._key(job_id.decode()))
+                pipe.hgetall(self._key(job_id.decode()))  # type: ignore[union-attr]  # bytes: no decode_responses
             jobs = [self._decode(data) for data in pipe.execute() if data]
             return jobs, int(self.redis.zcard(self.index))
 
         return self._guard(read)
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:  # `list` is a method here
         return sorted(member.decode() for member in self._guard(lambda: self.redis.smembers(self.active)))
 
     def ping(self) -> None:
