@@ -508,9 +508,7 @@ def _evaluate(op: str, attrs: dict, args: list) -> np.ndarray | None:
     if op == "Cast":
         return args[0].astype(helper.tensor_dtype_to_np_dtype(int(attrs["to"])))
     if op in ("Unsqueeze", "Squeeze"):
-        axes = attrs.get("axes") or (
-            args[1].reshape(-1).tolist() if len(args) > 1 and args[1] is not None else None
-        )
+        axes = attrs.get("axes") or (args[1].reshape(-1).tolist() if len(args) > 1 and args[1] is not None else None)
         if op == "Unsqueeze":
             result = args[0]
             for axis in sorted(int(a) % (args[0].ndim + len(axes)) for a in axes):

@@ -18,6 +18,12 @@ from cnnplan.service.worker.schemas import BenchmarkJob, BenchmarkJobList, Bench
 
 router = APIRouter(tags=["benchmarks"], dependencies=[Depends(require_api_key)])
 
+BENCHMARK_RULES = (
+    "plan passes the rules of POST /plan, architecture those of POST /validate",
+    "batch_sizes, iterations and warmup are within the server's limits (code limit_exceeded; CNNPLAN_MAX_BENCHMARK_*)",
+)
+"""The rules of a benchmark request that JSON Schema cannot state (the 422 of the operation lists them)."""
+
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job's id (a UUID).")]
 
 
@@ -26,7 +32,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job's id
     status_code=202,
     dependencies=[Depends(limit_job_submissions)],
     response_model=BenchmarkJob,
-    responses=problem_responses(401, 413, 422, 429, 503),
+    responses=problem_responses(401, 413, 422, 429, 503, rules=BENCHMARK_RULES),
     summary="Queue a benchmark of a planned network or an architecture",
 )
 def post_benchmark(body: BenchmarkRequest, settings: AppSettings) -> FastJSONResponse:
