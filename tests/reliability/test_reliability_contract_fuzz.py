@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,30 @@ def refusals_of_schema_valid_requests_are_documented(ctx, response, case) -> boo
     return None
 
 
+SEEN: Counter[tuple[str, str, int]] = Counter()
+"""(operation, generation mode, status) of every call against the live server, for the summary line."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary(request) -> Iterator[None]:
+    """After the module: operations, calls per mode and statuses seen (the run's schemathesis summary)."""
+    yield
+    if SEEN:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        by_mode: dict[str, Counter[int]] = {}
+        for (_, mode, status), count in SEEN.items():
+            by_mode.setdefault(mode, Counter())[status] += count
+        calls = "; ".join(
+            f"{mode} {sum(statuses.values())} (statuses {dict(sorted(statuses.items()))})"
+            for mode, statuses in sorted(by_mode.items())
+        )
+        operations = len({operation for operation, _, _ in SEEN})
+        line = f"\nschemathesis against the live server: {operations} operations, {sum(SEEN.values())} calls: {calls}"
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory) -> Iterator[str]:
     """`cnnplan serve` on a free loopback port: no embedded worker, SQLite broker and store in a temp dir,
@@ -118,6 +143,8 @@ def test_every_operation_keeps_its_contract(case, live_server):
     response = case.call_and_validate(
         base_url=live_server, timeout=60, additional_checks=[refusals_of_schema_valid_requests_are_documented]
     )
+    mode = case.meta.generation.mode.value if case.meta is not None else "explicit"
+    SEEN[(case.operation.label, mode, response.status_code)] += 1
     assert response.status_code < 500, response.text[:500]
     if response.status_code >= 400:  # every refusal is a problem document that says why
         assert response.headers["content-type"] == ["application/problem+json"], response.headers
