@@ -10,7 +10,6 @@ import dataclasses
 from fractions import Fraction
 from typing import Any
 
-from cnnplan.service.problems import ProblemError
 from cnnplan.service.schemas import LayerModel, PlanRequestModel, ValidateRequestModel
 from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints, make_plan
 from cnnplan.solver.analysis import LayerStats, analyse
@@ -63,13 +62,8 @@ def to_layer(model: LayerModel) -> Layer:
 
 
 def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tuple[int, int] | int, str]:
-    """(layers, image size, field prefix) of a validate body; exactly one of layers, graph, preset."""
-    given = [name for name in ("layers", "graph", "preset") if getattr(body, name) is not None]
-    if len(given) != 1:
-        reason = "give exactly one of layers, graph or preset" + (f" (got {', '.join(given)})" if given else "")
-        raise ProblemError(
-            422, "Invalid request", f"layers: {reason}", field="layers", reason=reason, code="validation_error"
-        )
+    """(layers, image size, field prefix) of a validate body (the model saw to exactly one of layers, graph,
+    preset, and to an image size unless it is a preset)."""
     image_size = body.image_size
     if body.preset is not None:
         layers = preset(body.preset)
@@ -83,11 +77,7 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
         assert body.layers is not None
         layers = tuple(to_layer(layer) for layer in body.layers)
         field = "layers"
-    if image_size is None:
-        reason = "is required (except with a preset)"
-        raise ProblemError(
-            422, "Invalid request", f"image_size: {reason}", field="image_size", reason=reason, code="validation_error"
-        )
+    assert image_size is not None
     return layers, image_size, field
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
@@ -83,6 +83,17 @@ def problem_body(
     return body
 
 
+def field_problem(field: str, reason: str, code: str = "validation_error", status: int = 422) -> dict[str, Any]:
+    """The problem document of one bad field: ``detail`` is ``"<field>: <reason>"``, ``title`` "Invalid request".
+    The one builder of field problems (routes raise it as `invalid_field`)."""
+    return problem_body(status, "Invalid request", f"{field}: {reason}", code=code, field=field, reason=reason)
+
+
+def invalid_field(field: str, reason: str, code: str = "validation_error", status: int = 422) -> ProblemError:
+    """`field_problem` as an exception to raise (``raise invalid_field("image_size", "is required")``)."""
+    return ProblemError(status, "Invalid request", f"{field}: {reason}", field=field, reason=reason, code=code)
+
+
 def problem_response(body: dict[str, Any], headers: Mapping[str, str] | None = None) -> JSONResponse:
     """Send a problem document with its media type."""
     return JSONResponse(body, status_code=body["status"], headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
@@ -140,6 +151,9 @@ def validation_problem(errors: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for error in errors:
         if error.get("type") == "json_invalid":
             path = "body"
+        elif error.get("type") == "rule":  # a model-level rule (schemas.check_exactly_one_of): its field is relative
+            prefix, relative = field_path(error.get("loc", ())), error["ctx"]["field"]
+            path = relative if prefix == "body" else f"{prefix}.{relative}"
         else:
             path = field_path(error.get("loc", ()), error.get("ctx"))
         reasons = merged.setdefault(path, [])
@@ -206,10 +220,7 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     elif status == 400:  # the framework could not parse the body (not UTF-8, broken multipart): as a JSON syntax error
         kind = "multipart/form-data" if request.headers.get("content-type", "").startswith("multipart/") else "JSON"
         reason = f"is not valid {kind} ({str(error.__cause__ or detail)[:200]})"
-        body = problem_body(
-            422, "Invalid request", f"body: {reason}", code="validation_error", field="body", reason=reason
-        )
-        return problem_response(body)
+        return problem_response(field_problem("body", reason))
     return problem_response(problem_body(status, None, detail), headers)
 
 
@@ -252,6 +263,8 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "ProblemError",
     "field_path",
+    "field_problem",
+    "invalid_field",
     "install_problem_handlers",
     "problem_body",
     "problem_for_exception",
@@ -262,15 +275,30 @@ __all__ = [
 ]
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries documenting problem+json bodies for `statuses`."""
+def problem_responses(
+    *statuses: int, rules: Sequence[str] = (), notes: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting problem+json bodies for `statuses`. `rules` are the rules a
+    request can break although it matches the JSON Schema (they go in the 422's description, and in its
+    ``x-rules-beyond-schema`` list); `notes` add a sentence to a status's description."""
     from cnnplan.service.schemas import Problem
 
-    return {
-        status: {
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description = HTTPStatus(status).phrase + " (RFC 9457 problem details)"
+        if notes and status in notes:
+            description += f": {notes[status]}"
+        response: dict[str, Any] = {
             "model": Problem,
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            "description": HTTPStatus(status).phrase + " (RFC 9457 problem details)",
+            "description": description,
         }
-        for status in statuses
-    }
+        if status == 422 and rules:
+            response["description"] += (
+                ". Also for requests that match the schema but break a rule JSON Schema cannot state: "
+                + "; ".join(rules)
+                + "."
+            )
+            response["x-rules-beyond-schema"] = list(rules)
+        responses[status] = response
+    return responses

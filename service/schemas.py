@@ -8,14 +8,16 @@ pools, as in PyTorch. Every field carries the limits of `cnnplan.solver.limits`.
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
+from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from cnnplan.solver.analysis import normalize_image_size
-from cnnplan.solver.errors import SolverError
+from cnnplan.solver.errors import InvalidLayerError, SolverError
 from cnnplan.solver.limits import (
     MAX_BUDGET,
     MAX_CHANNELS,
@@ -28,13 +30,17 @@ from cnnplan.solver.limits import (
     MAX_NAME_LENGTH,
     MAX_PADDING,
     MAX_STRIDE,
+    PLAN_KERNEL_SIZES,
+    PLAN_MIN_C_VALUE_FLOOR,
 )
-from cnnplan.solver.rational import parse_min_c_value
+from cnnplan.solver.presets import preset_names
+from cnnplan.solver.rational import DEFAULT_MIN_C_VALUE, format_fraction, parse_min_c_value
 
 MAX_BATCH = 1000
 """Most requests in one batch body."""
 
-DEFAULT_MIN_C_VALUE = "1/6"
+DEFAULT_MIN_C_VALUE_TEXT = format_fraction(DEFAULT_MIN_C_VALUE)
+"""The default t as text, ``"1/6"`` (query strings, form fields, CLI options, the OpenAPI defaults)."""
 
 
 def _solver_check(parse):
@@ -64,23 +70,82 @@ ImageSize = Annotated[
 ]
 """An image side or [height, width]; validated into a (height, width) tuple."""
 
+IMAGE_SIZE_TEXT_MAX_LENGTH = 40
+"""Longest image size written as text (``224x160``, padded) that is read at all."""
+IMAGE_SIZE_TEXT_PATTERN = r"^ *([0-9]+) *(?:[xX] *([0-9]+) *)?$"
+"""What `parse_image_size_text` reads, as a JSON Schema ``pattern`` (the OpenAPI document carries it). ASCII
+only (spaces, digits, x), so that Python's, pydantic's and ECMA's regex engines read it alike."""
+_IMAGE_SIZE_TEXT = re.compile(IMAGE_SIZE_TEXT_PATTERN)
+
+
+def parse_image_size_text(text: str, field: str = "image_size") -> int | tuple[int, int]:
+    """``"224"`` -> 224, ``"224x160"`` -> (224, 160): the one reading of an image size written as text
+    (GET /plan's query, the ONNX upload's form field, the CLI's SIZE arguments), with the one limit of
+    `normalize_image_size` (each side 1..2^20 pixels).
+
+    Raises `InvalidLayerError` naming `field` when the text is not a side or HEIGHTxWIDTH (or is longer
+    than `IMAGE_SIZE_TEXT_MAX_LENGTH`), and the errors of `normalize_image_size` (``field`` or
+    ``field[axis]``) when a side is out of range."""
+    match = _IMAGE_SIZE_TEXT.fullmatch(text) if len(text) <= IMAGE_SIZE_TEXT_MAX_LENGTH else None
+    if match is None:
+        raise InvalidLayerError(field, f"must be a side like 224 or HEIGHTxWIDTH like 224x160, got {text[:40]!r}")
+    height, width = match.groups()
+    size: int | tuple[int, int] = int(height) if width is None else (int(height), int(width))
+    normalize_image_size(size, field)
+    return size
+
+
+MIN_C_VALUE_TEXT_PATTERN = r"^ *[0-9]+(?:\.[0-9]+|/[0-9]+)? *$"
+"""How t is written as text: a decimal (``0.25``) or a fraction (``1/6``); the server refuses any other text."""
+_MIN_C_VALUE_TEXT = re.compile(MIN_C_VALUE_TEXT_PATTERN)
+
+
+def parse_min_c_value_text(value: object) -> Fraction:
+    """`parse_min_c_value` for API values: a JSON number, null, or text matching `MIN_C_VALUE_TEXT_PATTERN`
+    (the OpenAPI document states that pattern; the solver itself also reads other spellings such as 1e-3).
+    Raises `SolverError` naming ``min_c_value``."""
+    if isinstance(value, str) and len(value) <= 64 and _MIN_C_VALUE_TEXT.fullmatch(value) is None:
+        raise InvalidLayerError(
+            "min_c_value", f"must be a decimal like 0.25 or a 'p/q' fraction like 1/6, got {value[:40]!r}"
+        )
+    return parse_min_c_value(value)
+
+
+def _min_c_value_schema(floor: Fraction, who: str) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"type": "number", **({"minimum": float(floor)} if floor else {"exclusiveMinimum": 0}), "maximum": 1},
+            {
+                "type": "string",
+                "maxLength": 64,
+                "pattern": MIN_C_VALUE_TEXT_PATTERN,
+                "examples": [DEFAULT_MIN_C_VALUE_TEXT],
+            },
+            {"type": "null"},
+        ],
+        "description": f"Minimum c-value t in {f'[{format_fraction(floor)}' if floor else '(0'}, 1]"
+        f"{' (' + who + ')' if who else ''}: a number or an exact 'p/q' string (denominator <= 10^6); "
+        f"null means the default {DEFAULT_MIN_C_VALUE_TEXT}. The value range of the string form and the "
+        "denominator bound are checked by the server (422), as JSON Schema cannot compare fractions.",
+        "default": DEFAULT_MIN_C_VALUE_TEXT,
+    }
+
+
 MinCValue = Annotated[
-    float | str,
-    PlainValidator(_solver_check(parse_min_c_value)),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                {"type": "string", "maxLength": 64, "examples": ["1/6"]},
-                {"type": "null"},
-            ],
-            "description": "Minimum c-value t in (0, 1]: a number or an exact 'p/q' string (denominator <= 10^6); "
-            "null means the default 1/6.",
-            "default": DEFAULT_MIN_C_VALUE,
-        }
-    ),
+    Fraction,
+    PlainValidator(_solver_check(parse_min_c_value_text)),
+    WithJsonSchema(_min_c_value_schema(Fraction(0), "")),
 ]
 """The minimum c-value t; validated into an exact Fraction."""
+
+PlanMinCValue = Annotated[
+    Fraction,
+    PlainValidator(_solver_check(parse_min_c_value_text)),
+    WithJsonSchema(
+        _min_c_value_schema(Fraction(PLAN_MIN_C_VALUE_FLOOR), f"the planner takes t >= {PLAN_MIN_C_VALUE_FLOOR}")
+    ),
+]
+"""t for the planner: as `MinCValue`, and at least `PLAN_MIN_C_VALUE_FLOOR` (checked by the solver)."""
 
 Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 LayerType = Literal[
@@ -91,10 +156,62 @@ Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 Padding = Annotated[int, Field(ge=0, le=MAX_PADDING)] | Literal["same", "valid"]
 
 
-class _Request(BaseModel):
+class StrictRequest(BaseModel):
     """Strict request bodies: unknown fields and type coercions (\"3\" for 3) are rejected."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_numbers(cls, data: Any) -> Any:
+        """224.0 for 224 in the integer fields: JSON Schema (and so the OpenAPI document) counts a number with
+        no fractional part as an integer, which strict mode alone would refuse. Nothing else is coerced."""
+        if not isinstance(data, dict):
+            return data
+        names = _integer_fields(cls)
+        return {key: _integral(value) if key in names else value for key, value in data.items()}
+
+
+_Request = StrictRequest
+
+
+@cache
+def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Fields of `model` that take integers (or lists of them) and never a float."""
+    return frozenset(
+        name
+        for name, info in model.model_fields.items()
+        if "int" in (text := repr(info.annotation)) and "float" not in text and "Fraction" not in text
+    )
+
+
+def _integral(value: Any) -> Any:
+    """A float with no fractional part as an int (also inside a list); anything else unchanged."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if type(value) is list:
+        return [int(item) if type(item) is float and item.is_integer() else item for item in value]
+    return value
+
+
+def _given(name: str) -> dict[str, Any]:
+    """JSON Schema: property `name` is present and not null."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+def exactly_one_of_schema(names: tuple[str, ...]) -> dict[str, Any]:
+    """JSON Schema: exactly one of the properties `names` is given (present and not null)."""
+    return {"oneOf": [_given(name) for name in names]}
+
+
+def check_exactly_one_of(model: BaseModel, names: tuple[str, ...]) -> None:
+    """The server side of `exactly_one_of_schema`: a 422 naming the first of `names` unless exactly one is
+    given. For a pydantic ``model_validator`` (the error's ``field`` is relative to the model)."""
+    given = [name for name in names if getattr(model, name) is not None]
+    if len(given) != 1:
+        listed = ", ".join(names[:-1]) + " or " + names[-1]
+        reason = f"give exactly one of {listed}" + (f" (got {', '.join(given)})" if given else "")
+        raise PydanticCustomError("rule", "{reason}", {"reason": reason, "field": names[0]})
 
 
 class WidthRuleModel(_Request):
@@ -102,15 +219,26 @@ class WidthRuleModel(_Request):
 
     base: int = Field(64, ge=1, le=MAX_CHANNELS)
     multiplier: int = Field(2, ge=1, le=16)
-    max_width: int = Field(512, ge=1, le=MAX_CHANNELS)
+    max_width: int = Field(
+        512,
+        ge=1,
+        le=MAX_CHANNELS,
+        description="At least base; a smaller one is a 422 (JSON Schema cannot compare two fields).",
+    )
 
 
 class PlanRequestModel(_Request):
     """POST /plan: the deepest network for an image size under both constraints (docs/theory.md, sections 4-7)."""
 
     image_size: ImageSize
-    kernel_size: int = Field(3, ge=3, le=31, description="Odd kernel size of the planned convolutions, 3..31.")
-    min_c_value: MinCValue = Fraction(1, 6)
+    kernel_size: int = Field(
+        3,
+        ge=3,
+        le=31,
+        description="Odd kernel size of the planned convolutions, 3..31.",
+        json_schema_extra={"enum": list(PLAN_KERNEL_SIZES)},
+    )
+    min_c_value: PlanMinCValue = DEFAULT_MIN_C_VALUE
     model: Literal["exact", "simplified"] = "exact"
     downsample: Literal["maxpool", "avgpool", "conv"] = "maxpool"
     in_channels: Channels = 3
@@ -183,17 +311,38 @@ class GraphModel(_Request):
     nodes: list[GraphNodeModel] = Field(min_length=1, max_length=MAX_LAYERS)
 
 
+ARCHITECTURE_FIELDS = ("layers", "graph", "preset")
+"""A validate body gives exactly one of these."""
+
+
 class ValidateRequestModel(_Request):
-    """POST /validate: check an architecture against both constraints; give exactly one of layers, graph, preset."""
+    """POST /validate: check an architecture against both constraints; give exactly one of layers, graph, preset
+    (and image_size unless it is a preset)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [exactly_one_of_schema(ARCHITECTURE_FIELDS), {"anyOf": [_given("preset"), _given("image_size")]}]
+        }
+    )
 
     image_size: ImageSize | None = Field(None, description="Required except with a preset (default: its own size).")
-    min_c_value: MinCValue = Fraction(1, 6)
+    min_c_value: MinCValue = DEFAULT_MIN_C_VALUE
     layers: list[LayerModel] | None = Field(None, min_length=1, max_length=MAX_LAYERS)
     graph: GraphModel | None = None
-    preset: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(None, description="See GET /presets.")
+    preset: Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={"enum": preset_names()})] | None = (
+        Field(None, description="See GET /presets.")
+    )
     in_channels: Channels = 3
     include_pointwise: bool = Field(False, description="Also constrain 1x1 convolutions.")
     rf_side: Literal["min", "max"] = "min"
+
+    @model_validator(mode="after")
+    def _one_architecture(self) -> ValidateRequestModel:
+        check_exactly_one_of(self, ARCHITECTURE_FIELDS)
+        if self.image_size is None and self.preset is None:
+            reason = "is required (except with a preset)"
+            raise PydanticCustomError("rule", "{reason}", {"reason": reason, "field": "image_size"})
+        return self
 
 
 class LayerResult(BaseModel):

@@ -137,6 +137,7 @@ def analyse(
             state, layer_stats = _merge(node, index, where, sources)
         else:
             state, layer_stats = _single(node, index, where, sources[0], inputs)
+        assert node.name is not None  # as_graph names every node
         states[node.name] = state
         stats[index] = layer_stats
     return Analysis(image_size=size, in_channels=in_channels, layers=tuple(s for s in stats if s is not None))

@@ -143,7 +143,9 @@ def _stage_numbers(constrained: list[LayerStats]) -> dict[int, int]:
     return {layer.jump_in: rank[layer.jump_in] for layer in constrained}
 
 
-def _c_value_violation(layer: LayerStats, t: Fraction, stage_of: dict[int, int], stage_sizes: Counter) -> Violation:
+def _c_value_violation(
+    layer: LayerStats, t: Fraction, stage_of: dict[int, int], stage_sizes: Counter[int]
+) -> Violation:
     """Diagnose c = ke j / r < t: the stage must lose ceil((r - ke j / t) / ((ke - 1) j)) layers, or a 2x2
     stride-2 downsampling before the layer would give it c = 2 ke j / (r - (ke - 1) j + j + 2 (ke - 1) j)."""
     kernel_effective = ar.effective_kernel(layer.kernel_size, layer.dilation)

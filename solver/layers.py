@@ -186,7 +186,7 @@ def as_graph(architecture: Iterable[Layer | Mapping[str, object]], field: str = 
     for index, item in enumerate(items):
         where = f"{field}[{index}]"
         fresh = not isinstance(item, Layer)
-        layer = layer_from_mapping(item, where) if fresh else item
+        layer = item if isinstance(item, Layer) else layer_from_mapping(item, where)
         check_layer(layer, where)
         name = layer.name if layer.name is not None else f"{layer.kind}{index}"
         if name in seen:

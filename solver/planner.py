@@ -213,7 +213,8 @@ def _family(
     p, q = t.numerator, t.denominator
     simplified = model == "simplified"
     growth = k if simplified else (k - 1) * j0
-    caps, nexts, finals, alphas = [0], [None], [0], [0]
+    caps, finals, alphas = [0], [0], [0]
+    nexts: list[int | None] = [None]
     for stage in range(1, 64):
         weight = 2 ** (stage - 1)
         if simplified:
@@ -337,7 +338,8 @@ def _collect(
     for group in groups.values():
         group.sort(key=_total)
         size = len(group)
-        best_potential, best_stages, best_depth, best_total = None, (), 0, 0
+        best_stages: tuple[int, ...] = ()
+        best_potential, best_depth, best_total = None, 0, 0
         admitted = 0
         target = group[0][1] + step
         while target <= ceiling:

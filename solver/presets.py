@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from .errors import UnknownPresetError
 from .layers import CLASSIFIER, Layer
@@ -25,7 +27,7 @@ class _Preset:
     build: Callable[[], list[Layer]]
 
 
-def _conv(name: str, out: int, kernel: int, stride: int = 1, padding: int | str = 0, **extra) -> Layer:
+def _conv(name: str, out: int, kernel: int, stride: int = 1, padding: int | str = 0, **extra: Any) -> Layer:
     return Layer(kind="conv", kernel_size=kernel, stride=stride, padding=padding, out_channels=out, name=name, **extra)
 
 
@@ -139,6 +141,7 @@ def _resnet(blocks: tuple[int, ...], bottleneck: bool) -> list[Layer]:
                 ]
                 shortcut = f"{name}.downsample.1"
             residual = body[-3].name if shortcut != previous else body[-1].name
+            assert residual is not None  # every layer of `body` is named
             body += [
                 Layer(kind="add", name=f"{name}.add", inputs=(residual, shortcut)),
                 Layer(kind="relu", name=f"{name}.relu"),
@@ -212,7 +215,7 @@ _PRESETS: dict[str, _Preset] = {
             "blocks closed by 2x2 max pools, then three linear layers; the adaptive average pool is omitted "
             "(identity at 224).",
             _TORCHVISION.format(name, "vgg"),
-            lambda blocks=blocks: _vgg(blocks),
+            partial(_vgg, blocks),
         )
         for index, (name, blocks) in enumerate(VGG_CONFIGS.items())
     },

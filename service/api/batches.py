@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cnnplan.service.api.deps import AppSettings
-from cnnplan.service.problems import ProblemError, problem_body, problem_for_exception
+from cnnplan.service.problems import ProblemError, field_problem, invalid_field, problem_for_exception
 from cnnplan.solver.errors import SolverError
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
@@ -19,35 +19,18 @@ def check_batch_size(count: int, settings: AppSettings) -> None:
     """422 when a batch exceeds CNNPLAN_MAX_BATCH."""
     if count > settings.max_batch:
         reason = f"has {count} items; at most {settings.max_batch} are accepted"
-        raise ProblemError(
-            422, "Invalid request", f"requests: {reason}", field="requests", reason=reason, code="limit_exceeded"
-        )
+        raise invalid_field("requests", reason, code="limit_exceeded")
 
 
 def not_an_object(index: int) -> dict[str, Any]:
     """The problem of a batch item that is not a JSON object."""
-    reason = "must be a JSON object (a request body)"
-    return problem_body(
-        422,
-        "Invalid request",
-        f"requests[{index}]: {reason}",
-        code="validation_error",
-        field=f"requests[{index}]",
-        reason=reason,
-    )
+    return field_problem(f"requests[{index}]", "must be a JSON object (a request body)")
 
 
 def over_layer_budget(index: int, budget: int) -> dict[str, Any]:
     """The answer of a batch item that would push the batch past CNNPLAN_MAX_BATCH_LAYERS."""
     reason = f"the batch's answers would hold more than {budget} layers in all; send the rest in another batch"
-    problem = problem_body(
-        422,
-        "Invalid request",
-        f"requests[{index}]: {reason}",
-        code="limit_exceeded",
-        field=f"requests[{index}]",
-        reason=reason,
-    )
+    problem = field_problem(f"requests[{index}]", reason, code="limit_exceeded")
     return {"index": index, "ok": False, "problem": problem}
 
 

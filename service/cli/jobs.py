@@ -33,15 +33,15 @@ def worker(concurrency: int, loglevel: str) -> None:
     )  # fmt: skip
 
 
-def parse_image_size(_ctx: click.Context, _param: click.Parameter, value: str) -> int | list[int]:
-    """``224`` or ``224x160``."""
+def parse_image_size(_ctx: click.Context, _param: click.Parameter, value: str) -> int | tuple[int, int]:
+    """``224`` or ``224x160``, read by `parse_image_size_text` (the rule of GET /plan and ``cnnplan plan``)."""
+    from cnnplan.service.schemas import parse_image_size_text
+    from cnnplan.solver.errors import SolverError
+
     try:
-        parts = [int(part) for part in value.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2):
-        raise click.BadParameter(f"{value!r} is not a side like 224 or HEIGHTxWIDTH like 224x160")
-    return parts[0] if len(parts) == 1 else parts
+        return parse_image_size_text(value)
+    except SolverError as error:
+        raise click.BadParameter(f"{error.field}: {error.reason}") from None
 
 
 def result_rows(result: dict[str, Any]) -> list[list[str]]:
@@ -94,7 +94,7 @@ def format_result(result: dict[str, Any]) -> str:
 @click.option("--api-key", envvar="CNNPLAN_API_KEY", default=None, help="Sent as X-API-Key (or CNNPLAN_API_KEY).")
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between status requests.")
 def bench(
-    image_size: int | list[int], batch_sizes: tuple[int, ...], device: str, dtype: str, mode: str, warmup: int,
+    image_size: int | tuple[int, int], batch_sizes: tuple[int, ...], device: str, dtype: str, mode: str, warmup: int,
     iterations: int, channels_last: bool, compile_: bool, num_classes: int, width_base: int, max_width: int,
     url: str | None, api_key: str | None, poll: float,
 ) -> None:  # fmt: skip
@@ -145,8 +145,8 @@ def bench(
                 shown = max(shown, target)
             bar.update(1000 - shown)
     if job["status"] != "succeeded":
-        error = job.get("error") or {}
-        click.echo(f"job {job['status']}: {error.get('message', '')}", err=True)
+        failure = job.get("error") or {}
+        click.echo(f"job {job['status']}: {failure.get('message', '')}", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(format_result(job["result"]))
 

@@ -18,8 +18,13 @@ from pydantic import ValidationError
 from cnnplan.service.api.formats import report_title
 from cnnplan.service.convert import plan_dict, report_dict, to_plan_request, validate_body
 from cnnplan.service.interop.pytorch_export import plan_source
-from cnnplan.service.problems import ProblemError, problem_for_exception
-from cnnplan.service.schemas import PlanRequestModel, ValidateRequestModel
+from cnnplan.service.problems import ProblemError, invalid_field, problem_for_exception
+from cnnplan.service.schemas import (
+    DEFAULT_MIN_C_VALUE_TEXT,
+    PlanRequestModel,
+    ValidateRequestModel,
+    parse_image_size_text,
+)
 from cnnplan.service.settings import get_settings
 from cnnplan.solver import make_plan
 from cnnplan.solver.errors import SolverError
@@ -30,21 +35,17 @@ EXIT_BAD_INPUT = 2
 
 
 class ImageSizeParam(click.ParamType):
-    """``224`` or ``224x160`` (height x width)."""
+    """``224`` or ``224x160`` (height x width), read by `parse_image_size_text` (sides 1..2^20)."""
 
     name = "SIZE"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | list[int]:
-        if isinstance(value, (int, list)):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | tuple[int, int]:
+        if isinstance(value, (int, tuple)):
             return value
-        text = str(value).lower().strip()
         try:
-            parts = [int(part) for part in text.split("x")]
-        except ValueError:
-            self.fail(f"{value!r} is not a side like 224 or HEIGHTxWIDTH like 224x160", param, ctx)
-        if len(parts) not in (1, 2):
-            self.fail(f"{value!r} is not a side like 224 or HEIGHTxWIDTH like 224x160", param, ctx)
-        return parts[0] if len(parts) == 1 else parts
+            return parse_image_size_text(str(value))
+        except SolverError as error:
+            self.fail(f"{error.field}: {error.reason}", param, ctx)
 
 
 IMAGE_SIZE = ImageSizeParam()
@@ -131,7 +132,9 @@ def echo_json(data: Any) -> None:
 @main.command()
 @click.argument("image_size", type=IMAGE_SIZE)
 @click.option("--kernel-size", "-k", type=int, default=3, show_default=True, help="Odd kernel size, 3..31.")
-@click.option("--min-c-value", "-t", default="1/6", show_default=True, help="Minimum c-value: a number or p/q.")
+@click.option(
+    "--min-c-value", "-t", default=DEFAULT_MIN_C_VALUE_TEXT, show_default=True, help="Minimum c-value: a number or p/q."
+)
 @click.option("--model", type=click.Choice(["exact", "simplified"]), default="exact", show_default=True)
 @click.option("--downsample", type=click.Choice(["maxpool", "avgpool", "conv"]), default="maxpool", show_default=True)
 @click.option("--in-channels", type=int, default=3, show_default=True)
@@ -171,7 +174,7 @@ def echo_json(data: Any) -> None:
     "--plot", type=click.Path(dir_okay=False, writable=True), help="Write the plan diagram (SVG, or PNG by suffix)."
 )
 def plan(
-    image_size: int | list[int],
+    image_size: int | tuple[int, int],
     kernel_size: int,
     min_c_value: str,
     model: str,
@@ -261,27 +264,23 @@ def read_architecture(path: str) -> dict[str, Any]:
         with click.open_file(path, "r", encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, UnicodeDecodeError) as error:
-        raise ProblemError(
-            422, "Unreadable file", f"cannot read {path}: {error}", field="file", code="bad_file"
-        ) from None
+        raise invalid_field("file", f"cannot read {path}: {error}", code="bad_file") from None
     except json.JSONDecodeError as error:
-        raise ProblemError(
-            422, "Bad JSON", f"{path} is not valid JSON: {error}", field="file", code="bad_file"
-        ) from None
+        raise invalid_field("file", f"{path} is not valid JSON: {error}", code="bad_file") from None
     if isinstance(data, list):
         return {"layers": data}
     if isinstance(data, dict) and "nodes" in data and "graph" not in data:
         return {"graph": data}
     if isinstance(data, dict):
         return data
-    raise ProblemError(422, "Bad architecture", f"{path}: expected a JSON object or list of layers", field="file")
+    raise invalid_field("file", f"{path}: expected a JSON object or list of layers", code="bad_file")
 
 
 @main.command()
 @click.argument("architecture", required=False, metavar="[ARCH.json|MODEL.onnx|-]")
 @click.option("--preset", help="A preset name (see GET /presets) instead of a file.")
 @click.option("--image-size", type=IMAGE_SIZE, help="224 or 224x160; required unless the file or preset gives it.")
-@click.option("--min-c-value", "-t", help="Minimum c-value (default 1/6, or the file's).")
+@click.option("--min-c-value", "-t", help=f"Minimum c-value (default {DEFAULT_MIN_C_VALUE_TEXT}, or the file's).")
 @click.option("--include-pointwise", is_flag=True, default=None, help="Also constrain 1x1 convolutions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the POST /validate response body instead of tables.")
 @click.option(
@@ -291,7 +290,7 @@ def read_architecture(path: str) -> dict[str, Any]:
 def validate(
     architecture: str | None,
     preset: str | None,
-    image_size: int | list[int] | None,
+    image_size: int | tuple[int, int] | None,
     min_c_value: str | None,
     include_pointwise: bool | None,
     as_json: bool,
@@ -301,20 +300,19 @@ def validate(
     """Check an architecture (JSON file, ONNX model or --preset) against both constraints; exit 1 on a violation."""
     try:
         if (architecture is None) == (preset is None):
-            raise ProblemError(
-                422, "Bad usage", "give an architecture file or --preset, not both or neither", field="architecture"
-            )
+            raise invalid_field("architecture", "give an architecture file or --preset, not both or neither")
         if architecture is not None and architecture.lower().endswith(".onnx"):
             try:
                 from cnnplan.service.interop.onnx_import import validate_onnx_file  # the optional 'onnx' extra
             except ImportError:
                 reason = "reading .onnx files needs the onnx package: pip install 'cnnplan[onnx]'"
-                raise ProblemError(422, "ONNX unavailable", reason, field="architecture") from None
+                raise invalid_field("architecture", reason, code="onnx_unavailable") from None
 
-            size = tuple(image_size) if isinstance(image_size, list) else image_size
-            checked = validate_onnx_file(architecture, size, min_c_value, bool(include_pointwise), classifier_from)
+            checked = validate_onnx_file(
+                architecture, image_size, min_c_value, bool(include_pointwise), classifier_from
+            )
         else:
-            data = read_architecture(architecture) if architecture is not None else {"preset": preset}
+            data: dict[str, Any] = read_architecture(architecture) if architecture is not None else {"preset": preset}
             for key, value in (
                 ("image_size", image_size),
                 ("min_c_value", min_c_value),
@@ -352,7 +350,7 @@ def write_plot(report: Any, title: str, path: str, spatial_only: bool = False) -
     try:
         write_report_image(report, title, path, spatial_only)
     except OSError as error:
-        raise ProblemError(422, "Unwritable file", f"cannot write {path}: {error.strerror}", field="--plot") from None
+        raise invalid_field("--plot", f"cannot write {path}: {error.strerror}", code="bad_file") from None
 
 
 def openapi_document() -> dict[str, Any]:

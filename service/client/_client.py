@@ -27,6 +27,7 @@ import httpx
 from pydantic import BaseModel
 
 from cnnplan.service.schemas import (
+    DEFAULT_MIN_C_VALUE_TEXT,
     Health,
     PlanBatchResponse,
     PlanRequestModel,
@@ -249,7 +250,11 @@ class PlannerClient:
         return self._json(ValidateResponse, "POST", "/validate", json=_body(ValidateRequestModel, body, fields))
 
     def validate_onnx(
-        self, model: str | os.PathLike | bytes, image_size=None, min_c_value: str = "1/6", classifier_from=None
+        self,
+        model: str | os.PathLike | bytes,
+        image_size=None,
+        min_c_value: str = DEFAULT_MIN_C_VALUE_TEXT,
+        classifier_from=None,
     ) -> dict[str, Any]:
         """POST /validate with a multipart ONNX upload; the report as a dict (with its ``onnx`` summary)."""
         form, files = _onnx_form(model, image_size, min_c_value, classifier_from)
@@ -383,7 +388,11 @@ class AsyncPlannerClient:
         return await self._json(ValidateResponse, "POST", "/validate", json=_body(ValidateRequestModel, body, fields))
 
     async def validate_onnx(
-        self, model: str | os.PathLike | bytes, image_size=None, min_c_value: str = "1/6", classifier_from=None
+        self,
+        model: str | os.PathLike | bytes,
+        image_size=None,
+        min_c_value: str = DEFAULT_MIN_C_VALUE_TEXT,
+        classifier_from=None,
     ) -> dict[str, Any]:
         """POST /validate with a multipart ONNX upload."""
         form, files = _onnx_form(model, image_size, min_c_value, classifier_from)

@@ -69,7 +69,7 @@ def report_figure(report: ValidationReport, title: str, spatial_only: bool = Fal
         )
     rf_axes.legend(loc="center left", fontsize=8, frameon=False)
     t = report.min_c_value
-    c_values = [float(layer.c_value) for layer in convs]
+    c_values = [float(layer.c_value) for layer in convs if layer.c_value is not None]  # every feature conv has one
     colours = [
         _BAD if layer.name in violating else (_OK if report.is_constrained(layer) else _EXEMPT) for layer in convs
     ]

@@ -12,6 +12,7 @@ import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -393,7 +394,7 @@ def _padding(node, attrs, feature, pending_pad, kernel_effective, where) -> int 
     pads = [int(p) for p in attrs.get("pads", (0, 0, 0, 0))] if auto_pad == "NOTSET" else [0, 0, 0, 0]
     if len(pads) != 4:
         raise OnnxImportError(f"{where}.pads", f"needs 4 values for a 2-d window, got {len(pads)}")
-    top, left, bottom, right = _add_pads(extra, tuple(pads))  # type: ignore[arg-type]
+    top, left, bottom, right = _add_pads(extra, tuple(pads))
     if (top, bottom) != (left, right):
         raise OnnxImportError(f"{where}.pads", f"height and width padding differ ({top},{bottom}) vs ({left},{right})")
     if left == right:
@@ -456,7 +457,7 @@ def _fold(node, dims: dict, values: dict) -> None:
         return
     if node.op_type not in _FOLDABLE or node.domain not in ("", "ai.onnx"):
         return
-    args = [values.get(name) for name in node.input]
+    args: list[Any] = [values.get(name) for name in node.input]  # None for an absent optional input
     if any(arg is None for arg, name in zip(args, node.input) if name):
         return
     if node.op_type == "Gather" and args[0].size * args[1].size > MAX_FOLDED_ELEMENTS * 16:
@@ -495,7 +496,7 @@ def _evaluate(op: str, attrs: dict, args: list) -> np.ndarray | None:
     if op == "Slice":
         data = args[0]
         starts, ends = args[1].reshape(-1), args[2].reshape(-1)
-        axes = args[3].reshape(-1) if len(args) > 3 and args[3] is not None else range(len(starts))
+        axes: Any = args[3].reshape(-1) if len(args) > 3 and args[3] is not None else range(len(starts))
         steps = args[4].reshape(-1) if len(args) > 4 and args[4] is not None else [1] * len(starts)
         index = [slice(None)] * data.ndim
         for start, end, axis, step in zip(starts, ends, axes, steps):

@@ -131,7 +131,7 @@ class Runner:
     ) -> None:
         self.options, self.device, self.in_shape, self.classes = options, device, in_shape, classes
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-        model = model.to(device=device, memory_format=self.memory_format)
+        model = model.to(device=device, memory_format=self.memory_format)  # type: ignore[call-overload]  # torch's stubs omit memory_format
         model.train(options.mode == "training")
         self.model = model
         self.step_model = torch.compile(model) if options.compile else model

@@ -42,11 +42,12 @@ class DilatedAvgPool(nn.Module):
         span = d * (k - 1) + 1
         out_h = (x.shape[-2] - span) // s + 1
         out_w = (x.shape[-1] - span) // s + 1
-        total = None
+        total: torch.Tensor | None = None
         for i in range(k):
             for j in range(k):
                 tap = x[..., i * d : i * d + s * (out_h - 1) + 1 : s, j * d : j * d + s * (out_w - 1) + 1 : s]
                 total = tap if total is None else total + tap
+        assert total is not None  # k >= 1 taps
         return total / (k * k)
 
 
@@ -83,7 +84,7 @@ def layer_module(stats: LayerStats, node: Layer) -> nn.Module | None:
         )
         return _padded(stats.padding, conv)
     if kind == "maxpool":
-        pool = nn.MaxPool2d(stats.kernel_size, stats.stride, dilation=stats.dilation)
+        pool: nn.Module = nn.MaxPool2d(stats.kernel_size, stats.stride, dilation=stats.dilation)
         return _padded(stats.padding, pool, float("-inf"))
     if kind == "avgpool":
         pool = (

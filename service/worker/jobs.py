@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cnnplan.service.problems import ProblemError
+from cnnplan.service.problems import ProblemError, invalid_field
 from cnnplan.service.settings import Settings
 from cnnplan.service.worker.schemas import BenchmarkRequest
 from cnnplan.service.worker.store import (
@@ -151,27 +151,24 @@ def job_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def invalid(field: str, reason: str) -> ProblemError:
-    return ProblemError(
-        422, "Invalid request", f"{field}: {reason}", field=field, reason=reason, code="validation_error"
-    )
-
-
 def check_limits(body: BenchmarkRequest, settings: Settings) -> None:
-    """The settings' limits on batch sizes, iterations and warm-up; 422 naming the field past its limit."""
-    if (body.plan is None) == (body.architecture is None):
-        raise invalid("plan", "give exactly one of plan or architecture")
+    """The settings' limits on batch sizes, iterations and warm-up (422 ``limit_exceeded`` naming the field
+    past its limit), and distinct batch sizes (422 ``validation_error``, as the schema's uniqueItems says)."""
     if len(body.batch_sizes) > settings.max_benchmark_batch_sizes:
-        raise invalid("batch_sizes", f"at most {settings.max_benchmark_batch_sizes} batch sizes are accepted")
+        reason = f"at most {settings.max_benchmark_batch_sizes} batch sizes are accepted"
+        raise invalid_field("batch_sizes", reason, code="limit_exceeded")
     for index, size in enumerate(body.batch_sizes):
-        if not 1 <= size <= settings.max_benchmark_batch_size:
-            raise invalid(f"batch_sizes[{index}]", f"must be in [1, {settings.max_benchmark_batch_size}], got {size}")
+        if size > settings.max_benchmark_batch_size:
+            reason = f"must be in [1, {settings.max_benchmark_batch_size}], got {size}"
+            raise invalid_field(f"batch_sizes[{index}]", reason, code="limit_exceeded")
         if size in body.batch_sizes[:index]:
-            raise invalid(f"batch_sizes[{index}]", f"batch size {size} is listed twice")
+            raise invalid_field(f"batch_sizes[{index}]", f"batch size {size} is listed twice")
     if body.iterations > settings.max_benchmark_iterations:
-        raise invalid("iterations", f"must be at most {settings.max_benchmark_iterations}, got {body.iterations}")
+        reason = f"must be at most {settings.max_benchmark_iterations}, got {body.iterations}"
+        raise invalid_field("iterations", reason, code="limit_exceeded")
     if body.warmup > settings.max_benchmark_warmup:
-        raise invalid("warmup", f"must be at most {settings.max_benchmark_warmup}, got {body.warmup}")
+        reason = f"must be at most {settings.max_benchmark_warmup}, got {body.warmup}"
+        raise invalid_field("warmup", reason, code="limit_exceeded")
 
 
 @contextmanager

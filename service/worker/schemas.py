@@ -5,17 +5,26 @@ Shared by the API (request validation, OpenAPI) and the client (answer parsing).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cnnplan.service.schemas import PlanRequestModel, ValidateRequestModel
+from cnnplan.service.schemas import (
+    PlanRequestModel,
+    StrictRequest,
+    ValidateRequestModel,
+    check_exactly_one_of,
+    exactly_one_of_schema,
+)
+
+NETWORK_FIELDS = ("plan", "architecture")
+"""A benchmark body gives exactly one of these."""
 
 
-class BenchmarkRequest(BaseModel):
+class BenchmarkRequest(StrictRequest):
     """A network (exactly one of ``plan`` or ``architecture``) and how to measure it."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(json_schema_extra={"allOf": [exactly_one_of_schema(NETWORK_FIELDS)]})
 
     plan: PlanRequestModel | None = Field(None, description="A POST /plan body: benchmark the planned network.")
     architecture: ValidateRequestModel | None = Field(
@@ -28,9 +37,23 @@ class BenchmarkRequest(BaseModel):
     channels_last: bool = False
     compile: bool = Field(False, description="torch.compile the module first (compilation is not timed).")
     mode: Literal["inference", "training"] = Field("inference", description="Forward only, or a full SGD step.")
-    batch_sizes: list[int] = Field([1], min_length=1, max_length=64, description="Distinct batch sizes, each >= 1.")
-    warmup: int = Field(2, ge=0, description="Untimed steps per batch size.")
-    iterations: int = Field(10, ge=1, description="Timed steps per batch size.")
+    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(
+        [1],
+        min_length=1,
+        max_length=64,
+        description="Distinct batch sizes, each >= 1. The server's limits (CNNPLAN_MAX_BENCHMARK_BATCH_SIZE, "
+        "_BATCH_SIZES) are a 422 limit_exceeded.",
+        json_schema_extra={"uniqueItems": True},
+    )
+    warmup: int = Field(2, ge=0, description="Untimed steps per batch size (at most CNNPLAN_MAX_BENCHMARK_WARMUP).")
+    iterations: int = Field(
+        10, ge=1, description="Timed steps per batch size (at most CNNPLAN_MAX_BENCHMARK_ITERATIONS)."
+    )
+
+    @model_validator(mode="after")
+    def _one_network(self) -> BenchmarkRequest:
+        check_exactly_one_of(self, NETWORK_FIELDS)
+        return self
 
 
 class BatchResult(BaseModel):

@@ -11,6 +11,7 @@ atomic check shared by every API process.
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -105,7 +106,7 @@ class JobStore:
         """Jobs newest first, and the total count: only `owner`'s, or every job when `owner` is None."""
         raise NotImplementedError
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:  # `list` is a method here
         """Ids of queued and running jobs."""
         raise NotImplementedError
 
@@ -360,7 +361,7 @@ class SqlJobStore(JobStore):
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(self.table).where(active)).scalar_one())
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:  # `list` is a method here
         with self.engine.connect() as connection:
             rows = connection.execute(self.table.select().where(self.table.c.status.in_([QUEUED, RUNNING]))).all()
         return [row.id for row in rows]
@@ -446,7 +447,7 @@ class RedisJobStore(JobStore):
     def _cas(self, job_id: str, transition: Transition) -> Job | None:
         key = self._key(job_id)
 
-        def attempt(pipe: Any) -> Job | None:
+        def attempt(pipe: Any) -> Any:  # Job | None; redis' stubs type the callable as returning None
             data = pipe.hgetall(key)
             if not data:
                 return None
@@ -474,13 +475,13 @@ class RedisJobStore(JobStore):
             ids = self.redis.zrevrange(index, offset, offset + limit - 1)
             pipe = self.redis.pipeline()
             for job_id in ids:
-                pipe.hgetall(self._key(job_id.decode()))
+                pipe.hgetall(self._key(job_id.decode()))  # type: ignore[union-attr]  # bytes: no decode_responses
             jobs = [self._decode(data) for data in pipe.execute() if data]
             return jobs, int(self.redis.zcard(index))
 
         return self._guard(read)
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:  # `list` is a method here
         return sorted(member.decode() for member in self._guard(lambda: self.redis.smembers(self.active)))
 
     def active_count(self, owner: str) -> int:

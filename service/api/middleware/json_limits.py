@@ -14,7 +14,7 @@ import re
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cnnplan.service.api.middleware.body_limit import _replay
-from cnnplan.service.problems import problem_body, problem_response
+from cnnplan.service.problems import field_problem, problem_response
 
 MAX_JSON_DEPTH = 32
 """Deepest accepted nesting of JSON arrays and objects (the deepest valid body, a /validate/batch of graphs, needs 7)."""
@@ -82,10 +82,7 @@ class JsonLimitsMiddleware:
         body = b"".join(chunks)
         reason = json_limit_reason(body)
         if reason is not None:
-            problem = problem_body(
-                422, "Invalid request", f"body: {reason}", code="limit_exceeded", field="body", reason=reason
-            )
-            await problem_response(problem)(scope, receive, send)
+            await problem_response(field_problem("body", reason, code="limit_exceeded"))(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
 

@@ -19,6 +19,12 @@ from cnnplan.service.worker.schemas import BenchmarkJob, BenchmarkJobList, Bench
 
 router = APIRouter(tags=["benchmarks"], dependencies=[Depends(job_caller)])
 
+BENCHMARK_RULES = (
+    "plan passes the rules of POST /plan, architecture those of POST /validate",
+    "batch_sizes, iterations and warmup are within the server's limits (code limit_exceeded; CNNPLAN_MAX_BENCHMARK_*)",
+)
+"""The rules of a benchmark request that JSON Schema cannot state (the 422 of the operation lists them)."""
+
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job's id (a UUID).")]
 IdempotencyKey = Annotated[
     str | None,
@@ -36,7 +42,7 @@ IdempotencyKey = Annotated[
     status_code=202,
     dependencies=[Depends(limit_job_submissions)],
     response_model=BenchmarkJob,
-    responses=problem_responses(401, 409, 413, 422, 429, 503),
+    responses=problem_responses(401, 409, 413, 422, 429, 503, rules=BENCHMARK_RULES),
     summary="Queue a benchmark of a planned network or an architecture",
 )
 def post_benchmark(

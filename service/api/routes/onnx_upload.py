@@ -16,9 +16,16 @@ from starlette.types import Scope
 
 from cnnplan.service.api._responses import FastJSONResponse
 from cnnplan.service.api.formats import ReportFormat, report_response, report_title
-from cnnplan.service.api.routes.plan import parse_image_size_query
 from cnnplan.service.convert import report_dict
 from cnnplan.service.problems import ProblemError
+from cnnplan.service.schemas import (
+    DEFAULT_MIN_C_VALUE_TEXT,
+    IMAGE_SIZE_TEXT_MAX_LENGTH,
+    IMAGE_SIZE_TEXT_PATTERN,
+    MIN_C_VALUE_TEXT_PATTERN,
+    parse_image_size_text,
+    parse_min_c_value_text,
+)
 from cnnplan.solver.limits import MAX_NAME_LENGTH
 
 
@@ -52,13 +59,24 @@ ONNX_UPLOAD_OPENAPI: dict[str, Any] = {
                         },
                         "image_size": {
                             "type": "string",
-                            "description": "224 or 224x160; default: the model's input size.",
+                            "minLength": 1,
+                            "maxLength": IMAGE_SIZE_TEXT_MAX_LENGTH,
+                            "pattern": IMAGE_SIZE_TEXT_PATTERN,
+                            "description": "224 or 224x160 (sides 1..2^20); default: the model's input size.",
                         },
-                        "min_c_value": {"type": "string", "default": "1/6"},
+                        "min_c_value": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 64,
+                            "pattern": MIN_C_VALUE_TEXT_PATTERN,
+                            "default": DEFAULT_MIN_C_VALUE_TEXT,
+                            "description": "A decimal or 'p/q' in (0, 1], denominator at most 10^6.",
+                        },
                         "include_pointwise": {"type": "boolean", "default": False},
                         "rf_side": {"type": "string", "enum": ["min", "max"], "default": "min"},
                         "classifier_from": {
                             "type": "string",
+                            "maxLength": MAX_NAME_LENGTH * 4,
                             "description": "ONNX node name where the (unconstrained) classifier level starts; default: "
                             "the first global pool, Flatten, Reshape, Gemm or MatMul.",
                         },
@@ -74,8 +92,8 @@ ONNX_UPLOAD_OPENAPI: dict[str, Any] = {
 @router.post("/validate", include_in_schema=False)
 async def post_validate_onnx(
     model: Annotated[UploadFile, File(description="An .onnx file.")],
-    image_size: str | None = Form(None, max_length=40),
-    min_c_value: str = Form("1/6", max_length=64),
+    image_size: str | None = Form(None, min_length=1, max_length=IMAGE_SIZE_TEXT_MAX_LENGTH),
+    min_c_value: str = Form(DEFAULT_MIN_C_VALUE_TEXT, min_length=1, max_length=64),
     include_pointwise: bool = Form(False),
     rf_side: Literal["min", "max"] = Form("min"),
     classifier_from: str | None = Form(None, max_length=MAX_NAME_LENGTH * 4),
@@ -87,10 +105,11 @@ async def post_validate_onnx(
     except ImportError:
         detail = "ONNX import needs the onnx package: pip install 'cnnplan[onnx]'"
         raise ProblemError(501, "Not Implemented", detail, field="model", code="onnx_unavailable") from None
+    size = parse_image_size_text(image_size) if image_size is not None else None
+    t = parse_min_c_value_text(min_c_value)
     data = await model.read()
-    size = parse_image_size_query(image_size) if image_size is not None else None
     report, imported = await run_in_threadpool(
-        validate_onnx, data, size, min_c_value, include_pointwise, rf_side, classifier_from
+        validate_onnx, data, size, t, include_pointwise, rf_side, classifier_from
     )
     if format == "svg":
         return report_response(report, report_title(report, "ONNX model"))

@@ -2,47 +2,50 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from cnnplan.service.api._responses import FastJSONResponse
 from cnnplan.service.api.batches import answer_within_budget, check_batch_size
 from cnnplan.service.api.deps import AppSettings
 from cnnplan.service.api.formats import FORMAT_DESCRIPTION, PLAN_FORMAT_RESPONSES, PlanFormat, plan_response
 from cnnplan.service.convert import plan_body, to_plan_request
-from cnnplan.service.problems import ProblemError, problem_responses
-from cnnplan.service.schemas import PlanBatchRequest, PlanBatchResponse, PlanRequestModel, PlanResponse
+from cnnplan.service.problems import problem_responses
+from cnnplan.service.schemas import (
+    DEFAULT_MIN_C_VALUE_TEXT,
+    IMAGE_SIZE_TEXT_MAX_LENGTH,
+    IMAGE_SIZE_TEXT_PATTERN,
+    MIN_C_VALUE_TEXT_PATTERN,
+    PlanBatchRequest,
+    PlanBatchResponse,
+    PlanRequestModel,
+    PlanResponse,
+    parse_image_size_text,
+)
 from cnnplan.solver import make_plan
+from cnnplan.solver.limits import MAX_CHANNELS, PLAN_KERNEL_SIZES, PLAN_MIN_C_VALUE_FLOOR
 
 router = APIRouter(tags=["plan"])
 
-_IMAGE_SIZE_QUERY = re.compile(r"^\s*(\d{1,8})\s*(?:[xX]\s*(\d{1,8})\s*)?$")
-
-
-def parse_image_size_query(text: str) -> int | list[int]:
-    """``"224"`` -> 224, ``"224x160"`` -> [224, 160]; anything else is a 422 naming image_size."""
-    match = _IMAGE_SIZE_QUERY.match(text)
-    if match is None:
-        reason = f"must be a side like 224 or HEIGHTxWIDTH like 224x160, got {text[:40]!r}"
-        raise ProblemError(
-            422, "Invalid request", f"image_size: {reason}", field="image_size", reason=reason, code="validation_error"
-        )
-    height, width = match.groups()
-    return int(height) if width is None else [int(height), int(width)]
+PLAN_RULES = (
+    "widths.max_width is at least widths.base",
+    f"a 'p/q' min_c_value names a t in [{PLAN_MIN_C_VALUE_FLOOR}, 1] with a denominator of at most 10^6",
+    "some network of the family fits the image (code infeasible: e.g. an image smaller than one kernel)",
+)
+"""The rules of a plan request that JSON Schema cannot state (the 422 of the operation lists them)."""
 
 
 @router.post(
     "/plan",
     response_model=PlanResponse,
     response_class=FastJSONResponse,
-    responses={**PLAN_FORMAT_RESPONSES, **problem_responses(401, 413, 422)},
+    responses={**PLAN_FORMAT_RESPONSES, **problem_responses(401, 413, 422, rules=PLAN_RULES)},
     summary="Plan the deepest network for an image size",
 )
 async def post_plan(
     body: PlanRequestModel, format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION)
-) -> FastJSONResponse:
+) -> Response:
     """Maximise the number of feature-level convolutions under both constraints (docs/theory.md#exact-model)."""
     if format != "json":
         return plan_response(make_plan(to_plan_request(body)), format)
@@ -53,18 +56,34 @@ async def post_plan(
     "/plan",
     response_model=PlanResponse,
     response_class=FastJSONResponse,
-    responses={**PLAN_FORMAT_RESPONSES, **problem_responses(401, 422)},
+    responses={
+        **PLAN_FORMAT_RESPONSES,
+        **problem_responses(401, 422, rules=("each side of image_size is 1..2^20 pixels", *PLAN_RULES[1:])),
+    },
     summary="Plan from a query string (for curl); the width rule keeps its default",
 )
 async def get_plan(
-    image_size: str = Query(description="A side (224) or HEIGHTxWIDTH (224x160); sides 1..2^20."),
-    kernel_size: int = 3,
-    min_c_value: str = Query("1/6", max_length=64, description="A number or 'p/q'."),
+    image_size: str = Query(
+        description="A side (224) or HEIGHTxWIDTH (224x160); sides 1..2^20.",
+        min_length=1,
+        max_length=IMAGE_SIZE_TEXT_MAX_LENGTH,
+        json_schema_extra={"pattern": IMAGE_SIZE_TEXT_PATTERN},  # parse_image_size_text holds the server to it
+    ),
+    kernel_size: int = Query(
+        3, ge=3, le=31, description="Odd, 3..31.", json_schema_extra={"enum": list(PLAN_KERNEL_SIZES)}
+    ),
+    min_c_value: str = Query(
+        DEFAULT_MIN_C_VALUE_TEXT,
+        min_length=1,
+        max_length=64,
+        json_schema_extra={"pattern": MIN_C_VALUE_TEXT_PATTERN},  # the model's validator holds the server to it
+        description=f"A decimal or 'p/q', at least {PLAN_MIN_C_VALUE_FLOOR} and at most 1.",
+    ),
     model: Literal["exact", "simplified"] = "exact",
     downsample: Literal["maxpool", "avgpool", "conv"] = "maxpool",
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    dropout: float = 0.5,
+    in_channels: int = Query(3, ge=1, le=MAX_CHANNELS),
+    num_classes: int = Query(1000, ge=1, le=MAX_CHANNELS),
+    dropout: float = Query(0.5, ge=0, lt=1),
     batch_norm: bool = True,
     rf_side: Literal["min", "max"] = "min",
     block: Literal["plain", "basic", "bottleneck", "inverted_residual"] = "plain",
@@ -73,11 +92,11 @@ async def get_plan(
     max_flops: int | None = None,
     max_params: int | None = None,
     format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION),
-) -> FastJSONResponse:
+) -> Response:
     """Same answer as POST /plan with the same inputs."""
     body = PlanRequestModel.model_validate(
         {
-            "image_size": parse_image_size_query(image_size),
+            "image_size": parse_image_size_text(image_size),
             "kernel_size": kernel_size,
             "min_c_value": min_c_value,
             "model": model,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from cnnplan.service.api._responses import FastJSONResponse
 from cnnplan.service.api.batches import answer_within_budget, check_batch_size
@@ -17,18 +17,37 @@ from cnnplan.service.schemas import ValidateBatchRequest, ValidateBatchResponse,
 
 router = APIRouter(tags=["validate"])
 
+VALIDATE_RULES = (
+    "the layers make a network: each layer leaves a feature map of at least 1x1, merges join maps of one size, "
+    "jump and channel count, graph inputs name earlier nodes, no cycles (codes vanishing_feature_map, "
+    "misaligned_merge, invalid_graph, invalid_layer)",
+    "a 'p/q' min_c_value names a t in (0, 1] with a denominator of at most 10^6",
+    "an ONNX upload is a readable ONNX model with a 4-d image input (code invalid_onnx)",
+)
+"""The rules of a validate request that JSON Schema cannot state (the 422 of the operation lists them)."""
+
 
 @router.post(
     "/validate",
     response_model=ValidateResponse,
     response_class=FastJSONResponse,
-    responses={**REPORT_FORMAT_RESPONSES, **problem_responses(401, 413, 422)},
+    responses={
+        **REPORT_FORMAT_RESPONSES,
+        **problem_responses(
+            401,
+            413,
+            422,
+            501,
+            rules=VALIDATE_RULES,
+            notes={501: "an ONNX upload (multipart) to a server installed without the onnx extra"},
+        ),
+    },
     summary="Validate an architecture against the c-value and receptive-field constraints",
     openapi_extra=ONNX_UPLOAD_OPENAPI,
 )
 def post_validate(
     body: ValidateRequestModel, format: ReportFormat = Query("json", description="json or svg (the diagram).")
-) -> FastJSONResponse:
+) -> Response:
     """200 with ``valid: false`` and the violations when a constraint is broken; 422 when the input is malformed.
     A ``multipart/form-data`` body with an ONNX ``model`` file is served by `onnx_upload`."""
     report = validate_body(body)
