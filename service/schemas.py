@@ -258,22 +258,16 @@ class PlanRequestModel(_Request):
         description="Before stage 1: nothing, a k x k stride-2 conv, or that conv and a 2x2 stride-2 max pool; "
         "part of the exact arithmetic (exact model only).",
     )
-    expansion: int | None = Field(
+    expansion: Annotated[int, Field(ge=1, le=MAX_EXPANSION)] | None = Field(
         None,
-        ge=1,
-        le=MAX_EXPANSION,
         description="Expansion factor of bottleneck (default 4) or inverted_residual (default 6) blocks.",
     )
-    max_flops: int | None = Field(
+    max_flops: Annotated[int, Field(ge=1, le=MAX_BUDGET)] | None = Field(
         None,
-        ge=1,
-        le=MAX_BUDGET,
         description="FLOPs budget: the widest width rule (base 1..widths.base) that fits is used.",
     )
-    max_params: int | None = Field(
+    max_params: Annotated[int, Field(ge=1, le=MAX_BUDGET)] | None = Field(
         None,
-        ge=1,
-        le=MAX_BUDGET,
         description="Parameter budget: the widest width rule (base 1..widths.base) that fits is used.",
     )
 

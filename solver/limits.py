@@ -43,5 +43,6 @@ PLAN_MIN_C_VALUE_FLOOR = "1/64"
 MAX_EXPANSION = 16
 """Largest expansion factor of bottleneck and inverted-residual blocks."""
 
-MAX_BUDGET = 2**63
-"""Largest accepted max_flops or max_params."""
+MAX_BUDGET = 2**53 - 1
+"""Largest accepted max_flops or max_params: JSON's safe-integer range (every integer up to it is exact as a
+double, so a JSON Schema validator comparing as floats agrees with the server on the bound)."""

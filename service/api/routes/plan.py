@@ -24,7 +24,7 @@ from cnnplan.service.schemas import (
     parse_image_size_text,
 )
 from cnnplan.solver import make_plan
-from cnnplan.solver.limits import MAX_CHANNELS, PLAN_KERNEL_SIZES, PLAN_MIN_C_VALUE_FLOOR
+from cnnplan.solver.limits import MAX_BUDGET, MAX_CHANNELS, MAX_EXPANSION, PLAN_KERNEL_SIZES, PLAN_MIN_C_VALUE_FLOOR
 
 router = APIRouter(tags=["plan"])
 
@@ -88,9 +88,9 @@ async def get_plan(
     rf_side: Literal["min", "max"] = "min",
     block: Literal["plain", "basic", "bottleneck", "inverted_residual"] = "plain",
     stem: Literal["none", "conv", "conv_pool"] = "none",
-    expansion: int | None = None,
-    max_flops: int | None = None,
-    max_params: int | None = None,
+    expansion: int | None = Query(None, ge=1, le=MAX_EXPANSION),
+    max_flops: int | None = Query(None, ge=1, le=MAX_BUDGET),
+    max_params: int | None = Query(None, ge=1, le=MAX_BUDGET),
     format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION),
 ) -> Response:
     """Same answer as POST /plan with the same inputs."""
