@@ -9,10 +9,13 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from cnnplan.service.plan_answer import plan_answer, plan_summary
 from cnnplan.service.problems import ProblemError
-from cnnplan.service.schemas import LayerModel, PlanRequestModel, ValidateRequestModel
-from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints, make_plan
-from cnnplan.solver.analysis import LayerStats, analyse
+from cnnplan.service.schemas import ChainModel, LayerModel, PlanRequestModel, ValidateRequestModel
+from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints
+from cnnplan.solver.analysis import LayerStats, analyse, analyse_chain
+from cnnplan.solver.limits import MAX_LAYERS
+from cnnplan.solver.network import feature_layers
 from cnnplan.solver.presets import preset, preset_info
 from cnnplan.solver.rational import format_fraction
 
@@ -56,11 +59,33 @@ def to_layer(model: LayerModel) -> Layer:
     )
 
 
+def chain_layers(chain: ChainModel) -> tuple[Layer, ...]:
+    """The layers of a compact chain: the planner's feature level for its stages, at one width."""
+    layers = feature_layers(
+        tuple(chain.stages),
+        chain.kernel_size,
+        chain.downsample,
+        WidthRule(chain.width, 1, chain.width),
+        chain.batch_norm,
+    )
+    if len(layers) > MAX_LAYERS:
+        reason = f"expands to {len(layers)} layers; at most {MAX_LAYERS} are accepted"
+        raise ProblemError(
+            422,
+            "Invalid request",
+            f"chain.stages: {reason}",
+            field="chain.stages",
+            reason=reason,
+            code="limit_exceeded",
+        )
+    return tuple(layers)
+
+
 def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tuple[int, int] | int, str]:
-    """(layers, image size, field prefix) of a validate body; exactly one of layers, graph, preset."""
-    given = [name for name in ("layers", "graph", "preset") if getattr(body, name) is not None]
+    """(layers, image size, field prefix) of a validate body; exactly one of layers, graph, chain, preset."""
+    given = [name for name in ("layers", "graph", "chain", "preset") if getattr(body, name) is not None]
     if len(given) != 1:
-        reason = "give exactly one of layers, graph or preset" + (f" (got {', '.join(given)})" if given else "")
+        reason = "give exactly one of layers, graph, chain or preset" + (f" (got {', '.join(given)})" if given else "")
         raise ProblemError(
             422, "Invalid request", f"layers: {reason}", field="layers", reason=reason, code="validation_error"
         )
@@ -73,6 +98,9 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
     elif body.graph is not None:
         layers = tuple(to_layer(node) for node in body.graph.nodes)
         field = "graph.nodes"
+    elif body.chain is not None:
+        layers = chain_layers(body.chain)
+        field = "chain"
     else:
         assert body.layers is not None
         layers = tuple(to_layer(layer) for layer in body.layers)
@@ -88,13 +116,22 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
 def validate_body(body: ValidateRequestModel) -> ValidationReport:
     """Analyse and check the architecture of a validate body."""
     layers, image_size, field = architecture_of(body)
-    analysis = analyse(layers, image_size, body.in_channels, field)
+    if body.chain is not None:  # generated like the planner's layers: checked by construction
+        analysis = analyse_chain(layers, image_size, body.in_channels, field)
+    else:
+        analysis = analyse(layers, image_size, body.in_channels, field)
     return check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side)
 
 
 def plan_body(body: PlanRequestModel) -> dict[str, Any]:
-    """Plan and serialize in one step (the /plan route and the CLI share it)."""
-    return plan_dict(make_plan(to_plan_request(body)))
+    """Plan and serialize in one step (the /plan route and the CLI share it): the stage-wise closed form
+    of `cnnplan.service.plan_answer`, equal to ``plan_dict(make_plan(...))`` value for value."""
+    return plan_answer(to_plan_request(body))
+
+
+def plan_summary_body(body: PlanRequestModel) -> dict[str, Any]:
+    """The ``view=summary`` answer of /plan (`cnnplan.service.plan_answer.plan_summary`)."""
+    return plan_summary(to_plan_request(body))
 
 
 def _number(value: Fraction) -> float:
@@ -171,6 +208,13 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
 
 def report_dict(report: ValidationReport) -> dict[str, Any]:
     """A validation report as JSON-ready values (shape: `schemas.ValidateResponse`)."""
+    answer = report_summary_dict(report)
+    answer["layers"] = [layer_dict(layer) for layer in report.analysis.layers]
+    return answer
+
+
+def report_summary_dict(report: ValidationReport) -> dict[str, Any]:
+    """The ``view=summary`` of a validation report: `report_dict` without ``layers`` (`schemas.ValidateSummary`)."""
     analysis = report.analysis
     return {
         "valid": report.valid,
@@ -196,7 +240,6 @@ def report_dict(report: ValidationReport) -> dict[str, Any]:
         "image_size": list(analysis.image_size),
         "params": analysis.params,
         "flops": analysis.flops,
-        "layers": [layer_dict(layer) for layer in analysis.layers],
     }
 
 
@@ -205,7 +248,10 @@ __all__ = [
     "layer_dict",
     "plan_body",
     "plan_dict",
+    "plan_summary_body",
     "report_dict",
+    "report_summary_dict",
+    "chain_layers",
     "to_layer",
     "to_plan_request",
     "validate_body",

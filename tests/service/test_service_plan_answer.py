@@ -1,0 +1,117 @@
+"""The stage-wise closed form of the /plan answer (`cnnplan.service.plan_answer`) against the generic path
+(`plan_dict(make_plan(...))`: build the layers, walk them with the generic analysis, check the constraints),
+value for value on a grid of plans; the summary view against the full answer and the generic report."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnnplan.service.convert import plan_dict, report_dict
+from cnnplan.service.plan_answer import plan_answer, plan_summary
+from cnnplan.solver import PlanRequest, WidthRule, make_plan
+from cnnplan.solver.errors import SolverError
+
+SIZES = (9, 18, 36, 57, 100, 224, (224, 160), (97, 513), 1024, 3001)
+GRID = list(
+    itertools.product(
+        SIZES, (3, 5, 7), ("1/4", "1/6", "1/8"), ("exact", "simplified"), ("maxpool", "avgpool", "conv"), (True, False)
+    )
+)
+
+
+def _request(size, kernel, t, model, downsample, batch_norm, **extra) -> PlanRequest:
+    return PlanRequest(
+        image_size=size, kernel_size=kernel, min_c_value=t, model=model, downsample=downsample,
+        batch_norm=batch_norm, **extra,
+    )  # fmt: skip
+
+
+def _generic(request: PlanRequest):
+    try:
+        return make_plan(request), None
+    except SolverError as error:
+        return None, error
+
+
+@pytest.mark.parametrize("rf_side", ["min", "max"])
+def test_the_closed_form_equals_the_generic_analysis_on_a_grid_of_plans(rf_side):
+    compared = 0
+    for case in GRID:
+        request = _request(*case, rf_side=rf_side)
+        plan, error = _generic(request)
+        if error is not None:  # infeasible (tiny images, large kernels): the same error, same field
+            with pytest.raises(type(error)) as raised:
+                plan_answer(request)
+            assert raised.value.field == error.field
+            continue
+        assert plan_answer(request) == plan_dict(plan), case
+        compared += 1
+    assert compared > 0.8 * len(GRID)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    height=st.integers(8, 5000),
+    width=st.integers(8, 5000),
+    kernel=st.sampled_from([3, 5, 7, 9]),
+    t=st.sampled_from(["1/3", "1/4", "1/6", "0.1", "1/12"]),
+    model=st.sampled_from(["exact", "simplified"]),
+    downsample=st.sampled_from(["maxpool", "avgpool", "conv"]),
+    batch_norm=st.booleans(),
+    rf_side=st.sampled_from(["min", "max"]),
+    in_channels=st.integers(1, 16),
+    num_classes=st.integers(1, 2000),
+    dropout=st.floats(0, 0.9),
+    base=st.integers(1, 96),
+    multiplier=st.integers(1, 3),
+    cap=st.integers(0, 600),
+)
+def test_the_closed_form_equals_the_generic_analysis_on_random_requests(
+    height, width, kernel, t, model, downsample, batch_norm, rf_side, in_channels, num_classes, dropout, base,
+    multiplier, cap,
+):  # fmt: skip
+    request = _request(
+        (height, width), kernel, t, model, downsample, batch_norm, rf_side=rf_side, in_channels=in_channels,
+        num_classes=num_classes, dropout=dropout, widths=WidthRule(base, multiplier, base + cap),
+    )  # fmt: skip
+    plan, error = _generic(request)
+    if error is None:
+        assert plan_answer(request) == plan_dict(plan)
+    else:
+        with pytest.raises(type(error)):
+            plan_answer(request)
+
+
+SUMMARY_FIELDS = ("depth", "stages", "top_receptive_field", "depth_headroom", "params", "flops")
+
+
+@pytest.mark.parametrize("case", GRID[::7])
+def test_the_summary_holds_the_full_answers_values_and_the_generic_verdict(case):
+    request = _request(*case)
+    plan, error = _generic(request)
+    if error is not None:
+        with pytest.raises(type(error)):
+            plan_summary(request)
+        return
+    summary, full = plan_summary(request), plan_dict(plan)
+    assert set(summary) == {*SUMMARY_FIELDS, "valid", "violations"}
+    assert {name: summary[name] for name in SUMMARY_FIELDS} == {name: full[name] for name in SUMMARY_FIELDS}
+    report = report_dict(plan.report)
+    assert summary["valid"] is report["valid"]
+    assert summary["violations"] == report["violations"]
+
+
+def test_a_bad_width_rule_or_classifier_input_is_the_same_error_as_the_generic_path():
+    for extra in ({"num_classes": 0}, {"dropout": 1.0}, {"in_channels": 0}, {"batch_norm": "yes"}):
+        fields = {"batch_norm": True, **extra}
+        request = _request(224, 3, Fraction(1, 6), "exact", "maxpool", **fields)
+        _, error = _generic(request)
+        assert error is not None
+        with pytest.raises(type(error)) as raised:
+            plan_answer(request)
+        assert raised.value.field == error.field
