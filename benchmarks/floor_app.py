@@ -35,9 +35,10 @@ def median_answer(count: int = 300, seed: int = 7) -> dict[str, Any]:
 
 
 def _service_answering(answer: dict[str, Any]) -> Any:
-    """cnnplan.service.api.app's app whose POST /plan still parses and validates every body, then answers `answer`."""
+    """cnnplan.service.api.app's app whose POST /plan still parses and validates every body, then answers `answer`
+    (rendered each time: the answer cache is off, as for the cold phase it is the floor of)."""
     plan_routes.plan_body = lambda body: answer
-    return create_app(Settings(embedded_worker=False))
+    return create_app(Settings(embedded_worker=False, answer_cache_entries=0))
 
 
 def median_answer_app() -> Any:

@@ -152,13 +152,28 @@ class GraphModel(_Request):
     nodes: list[GraphNodeModel] = Field(min_length=1, max_length=MAX_LAYERS)
 
 
+class ChainModel(_Request):
+    """A plain chain in compact form (an AutoML candidate in a few bytes): stage l is ``stages[l-1]`` k x k
+    'same' convolutions of ``width`` filters (each + BN when ``batch_norm``) + ReLU; a 2x2 stride-2 pool
+    (maxpool, avgpool) between stages, or a stride-2 first convolution in each later stage (conv). The
+    layers are the planner's feature level (names ``s1.conv1``, ...)."""
+
+    stages: list[Annotated[int, Field(ge=1, le=MAX_LAYERS)]] = Field(min_length=1, max_length=64)
+    kernel_size: int = Field(3, ge=1, le=MAX_KERNEL_SIZE)
+    downsample: Literal["maxpool", "avgpool", "conv"] = "maxpool"
+    width: Channels = 64
+    batch_norm: bool = False
+
+
 class ValidateRequestModel(_Request):
-    """POST /validate: check an architecture against both constraints; give exactly one of layers, graph, preset."""
+    """POST /validate: check an architecture against both constraints; give exactly one of layers, graph,
+    chain, preset."""
 
     image_size: ImageSize | None = Field(None, description="Required except with a preset (default: its own size).")
     min_c_value: MinCValue = Fraction(1, 6)
     layers: list[LayerModel] | None = Field(None, min_length=1, max_length=MAX_LAYERS)
     graph: GraphModel | None = None
+    chain: ChainModel | None = Field(None, description="A plain chain in compact form (see ChainModel).")
     preset: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(None, description="See GET /presets.")
     in_channels: Channels = 3
     include_pointwise: bool = Field(False, description="Also constrain 1x1 convolutions.")
@@ -242,8 +257,8 @@ class ViolationResult(BaseModel):
     message: str
 
 
-class ValidateResponse(BaseModel):
-    """The verdict: valid, the violations with fixes in words, per-layer statistics, depth and headroom."""
+class ValidateSummary(BaseModel):
+    """``view=summary`` of /validate: the verdict without the per-layer list (the same values as the full answer)."""
 
     valid: bool
     violations: list[ViolationResult]
@@ -257,7 +272,32 @@ class ValidateResponse(BaseModel):
     image_size: tuple[int, int]
     params: int
     flops: int
+
+
+class ValidateResponse(ValidateSummary):
+    """The verdict: valid, the violations with fixes in words, per-layer statistics, depth and headroom."""
+
     layers: list[LayerResult]
+
+
+class PlanSummary(BaseModel):
+    """``view=summary`` of /plan: the planned network's verdict without relaxed, inputs and layers (the same
+    values as the full answer; valid and violations as /validate reports them for that network)."""
+
+    depth: int
+    stages: list[int]
+    top_receptive_field: int
+    depth_headroom: int
+    valid: bool
+    violations: list[ViolationResult]
+    params: int
+    flops: int
+
+
+View = Literal["full", "summary"]
+"""The ``view`` query parameter: the full answer (default) or its summary without the per-layer list."""
+
+VIEW_DESCRIPTION = "full (default): the answer with every layer; summary: the verdict without the per-layer list."
 
 
 class FieldProblem(BaseModel):
@@ -320,6 +360,36 @@ class ValidateBatchItem(BaseModel):
     ok: bool
     result: ValidateResponse | None = None
     problem: Problem | None = None
+
+
+class PlanSummaryBatchItem(BaseModel):
+    """Either `result` or `problem` is set (``view=summary``)."""
+
+    index: int
+    ok: bool
+    result: PlanSummary | None = None
+    problem: Problem | None = None
+
+
+class ValidateSummaryBatchItem(BaseModel):
+    """Either `result` or `problem` is set (``view=summary``)."""
+
+    index: int
+    ok: bool
+    result: ValidateSummary | None = None
+    problem: Problem | None = None
+
+
+class PlanSummaryBatchResponse(BaseModel):
+    """One summary per request, in order."""
+
+    results: list[PlanSummaryBatchItem]
+
+
+class ValidateSummaryBatchResponse(BaseModel):
+    """One summary per request, in order."""
+
+    results: list[ValidateSummaryBatchItem]
 
 
 class PlanBatchResponse(BaseModel):
