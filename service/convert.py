@@ -9,11 +9,12 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from cnnplan.service.plan_answer import plan_answer, plan_summary
+from cnnplan.service.plan_answer import chain_summary, plan_answer, plan_summary
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.schemas import ChainModel, LayerModel, PlanRequestModel, ValidateRequestModel
 from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints
 from cnnplan.solver.analysis import LayerStats, analyse, analyse_chain
+from cnnplan.solver.constraints import Violation
 from cnnplan.solver.limits import MAX_LAYERS
 from cnnplan.solver.network import feature_layers
 from cnnplan.solver.presets import preset, preset_info
@@ -208,28 +209,64 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
 
 def report_dict(report: ValidationReport) -> dict[str, Any]:
     """A validation report as JSON-ready values (shape: `schemas.ValidateResponse`)."""
-    answer = report_summary_dict(report)
+    answer = _report_fields(report)
+    answer["violations"] = [
+        {
+            "constraint": v.constraint,
+            "layer": v.layer,
+            "value": _number(Fraction(v.value)),
+            "value_exact": format_fraction(Fraction(v.value)),
+            "limit": _number(Fraction(v.limit)),
+            "limit_exact": format_fraction(Fraction(v.limit)),
+            "message": v.message,
+        }
+        for v in report.violations
+    ]
     answer["layers"] = [layer_dict(layer) for layer in report.analysis.layers]
     return answer
 
 
 def report_summary_dict(report: ValidationReport) -> dict[str, Any]:
-    """The ``view=summary`` of a validation report: `report_dict` without ``layers`` (`schemas.ValidateSummary`)."""
+    """The ``view=summary`` of a validation report: `report_dict` without ``layers`` and without the
+    violations' prose ``message`` (`schemas.ValidateSummary`)."""
+    answer = _report_fields(report)
+    answer["violations"] = [violation_summary(v) for v in report.violations]
+    return answer
+
+
+def violation_summary(violation: Violation) -> dict[str, Any]:
+    """One violation's numbers (`schemas.ViolationSummary`): `report_dict`'s without the message."""
+    value, limit = Fraction(violation.value), Fraction(violation.limit)
+    return {
+        "constraint": violation.constraint,
+        "layer": violation.layer,
+        "value": _number(value),
+        "value_exact": format_fraction(value),
+        "limit": _number(limit),
+        "limit_exact": format_fraction(limit),
+    }
+
+
+def summary_of_validate_body(body: ValidateRequestModel) -> dict[str, Any]:
+    """The ``view=summary`` answer of a validate body: a compact chain stage-wise in closed form
+    (`cnnplan.service.plan_answer.chain_summary`), anything else through the generic analysis."""
+    chain = body.chain
+    only_chain = body.layers is None and body.graph is None and body.preset is None
+    if chain is not None and only_chain and body.image_size is not None:
+        answer = chain_summary(
+            tuple(chain.stages), chain.kernel_size, chain.downsample, chain.width, chain.batch_norm,
+            body.image_size, body.min_c_value, body.in_channels, body.rf_side,
+        )  # fmt: skip
+        if answer is not None:
+            return answer
+    return report_summary_dict(validate_body(body))
+
+
+def _report_fields(report: ValidationReport) -> dict[str, Any]:
     analysis = report.analysis
     return {
         "valid": report.valid,
-        "violations": [
-            {
-                "constraint": v.constraint,
-                "layer": v.layer,
-                "value": _number(Fraction(v.value)),
-                "value_exact": format_fraction(Fraction(v.value)),
-                "limit": _number(Fraction(v.limit)),
-                "limit_exact": format_fraction(Fraction(v.limit)),
-                "message": v.message,
-            }
-            for v in report.violations
-        ],
+        "violations": [],
         "top_layer": report.top_layer,
         "top_receptive_field": report.top_receptive_field,
         "receptive_field_limit": report.receptive_field_limit,
@@ -251,6 +288,8 @@ __all__ = [
     "plan_summary_body",
     "report_dict",
     "report_summary_dict",
+    "summary_of_validate_body",
+    "violation_summary",
     "chain_layers",
     "to_layer",
     "to_plan_request",

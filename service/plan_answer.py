@@ -195,31 +195,55 @@ def _c_value(real: int, receptive_field: int) -> tuple[float, str]:
 def _walk(
     request: PlanRequest, size: tuple[int, int], stages: tuple[int, ...], t: Fraction, layers: list | None
 ) -> dict[str, Any]:
-    """The stage-wise evaluation shared by the full and the summary answer (module docstring).
+    """The planned network: its feature level (`_features`) followed by the classifier level; returns the
+    totals (params, FLOPs), the top feature conv's (receptive field, jump) and whether some feature conv
+    has c < t."""
+    features = _features(
+        request.kernel_size, request.downsample, request.widths, request.batch_norm, request.in_channels, size,
+        stages, t, layers, None,
+    )  # fmt: skip
+    channels, height, width, receptive_field, jump, effective_padding, previous = features["state"]
+    totals = _classifier(request, size, stages, channels, height, width, receptive_field, jump, effective_padding,
+                         previous, layers.append if layers is not None else None)  # fmt: skip
+    return {"params": features["params"] + totals[0], "flops": features["flops"] + totals[1],
+            "top": (receptive_field, jump), "below_t": features["below_t"]}  # fmt: skip
+
+
+def _features(
+    kernel: int,
+    downsample: str,
+    widths: WidthRule,
+    batch_norm: bool,
+    in_channels: int,
+    size: tuple[int, int],
+    stages: tuple[int, ...],
+    t: Fraction,
+    layers: list | None,
+    violating: list | None,
+) -> dict[str, Any]:
+    """The stage-wise evaluation of a feature level (module docstring), shared by every closed-form answer.
 
     Stage l of a_l convolutions of w_l filters entering at jump j, receptive field r, effective padding P:
     its first conv has j_in = j (and stride 2 with downsample='conv', after which J = 2 j; else J = j), the
     others j_in = J; so r_1 = r + g j, r_m = r_1 + (m - 1) g J (g = k - 1), P likewise with (k - 1) // 2,
     params = k^2 c_in w + (a - 1) k^2 w^2 (+ w per conv without BN, + 2 w per BN), FLOPs = 2 s_h s_w x the
     weights. Within a stage c = k j_in / r falls with m, so c >= t holds for the stage iff it holds for its
-    first and its last conv. Appends every layer's dict to `layers` unless it is None (templates per stage,
-    copied per layer); returns the totals (params, FLOPs), the top feature conv's (receptive field, jump)
-    and whether some feature conv has c < t.
+    first and its last conv, and the convs m >= 2 below t are those from m_0 = max(2, D // (p g J) + 2) on,
+    D = k J q - r_1 p (t = p / q). Appends every layer's dict to `layers` unless it is None (templates per
+    stage, copied per layer) and (name, k j_in, r) of every conv with c < t to `violating` unless it is None.
+    Returns params, FLOPs, below_t, vanished (a pool met a map side < 2: the generic analysis raises there)
+    and the state after the last layer (channels, height, width, r, j, P, its name).
     """
-    kernel = request.kernel_size
-    downsample = request.downsample
-    widths = request.widths
-    batch_norm = request.batch_norm
     left = (kernel - 1) // 2
     same = (left, kernel - 1 - left)
     growth = kernel - 1
     square = kernel * kernel
     p, q = t.numerator, t.denominator
     height, width = size
-    channels = request.in_channels
+    channels = in_channels
     receptive_field, jump, effective_padding = 1, 1, 0
     params = flops = 0
-    below_t = False
+    below_t = vanished = False
     previous = "input"
     for stage, count in enumerate(stages, start=1):
         out_channels = widths.width(stage)
@@ -228,6 +252,9 @@ def _walk(
             if downsample == "conv":  # the stage's first conv has stride 2 ('same': s -> ceil(s / 2))
                 first_stride = 2
             else:  # a 2x2 stride-2 pool: r += j, j *= 2, P unchanged, s -> floor(s / 2)
+                if height < 2 or width < 2:
+                    vanished = True
+                    break
                 height, width = height // 2, width // 2
                 receptive_field += jump
                 jump *= 2
@@ -246,8 +273,18 @@ def _walk(
         rest_weights = square * out_channels * out_channels
         first_rf = receptive_field + growth * jump_in
         last_rf = first_rf + (count - 1) * growth * stage_jump
-        if first_rf * p > kernel * jump_in * q or last_rf * p > kernel * stage_jump * q:  # c < t, exactly
+        first_below = first_rf * p > kernel * jump_in * q  # c < t, exactly
+        if first_below or last_rf * p > kernel * stage_jump * q:
             below_t = True
+            if violating is not None:
+                if first_below:
+                    violating.append((f"s{stage}.conv1", kernel * jump_in, first_rf))
+                step = growth * stage_jump
+                start = max(2, (kernel * stage_jump * q - first_rf * p) // (p * step) + 2)
+                for position in range(start, count + 1):
+                    violating.append(
+                        (f"s{stage}.conv{position}", kernel * stage_jump, first_rf + (position - 1) * step)
+                    )
         area = height * width
         params += (
             first_weights + (count - 1) * rest_weights + count * bias + (2 * count * out_channels if batch_norm else 0)
@@ -264,10 +301,8 @@ def _walk(
         receptive_field, jump = last_rf, stage_jump
         effective_padding = first_padding + (count - 1) * left * stage_jump
         channels = out_channels
-    top = (receptive_field, jump)
-    totals = _classifier(request, size, stages, channels, height, width, receptive_field, jump, effective_padding,
-                         previous, layers.append if layers is not None else None)  # fmt: skip
-    return {"params": params + totals[0], "flops": flops + totals[1], "top": top, "below_t": below_t}
+    return {"params": params, "flops": flops, "below_t": below_t, "vanished": vanished,
+            "state": (channels, height, width, receptive_field, jump, effective_padding, previous)}  # fmt: skip
 
 
 def _emit_stage(
@@ -417,9 +452,9 @@ def _verdict(request: PlanRequest, size: tuple[int, int], t: Fraction, walk: dic
 def _violations(request: PlanRequest) -> list[dict[str, Any]]:
     """The violations of a planned chain that breaks a constraint, by the generic analysis (no planned
     chain of the current planner does; this keeps the summary exact should one ever)."""
-    from cnnplan.service.convert import report_dict
+    from cnnplan.service.convert import report_summary_dict
 
-    return report_dict(make_plan(request).report)["violations"]
+    return report_summary_dict(make_plan(request).report)["violations"]
 
 
 def plan_answer(request: PlanRequest) -> dict[str, Any]:
@@ -447,7 +482,7 @@ def plan_answer(request: PlanRequest) -> dict[str, Any]:
 
 def plan_summary(request: PlanRequest) -> dict[str, Any]:
     """The summary view of /plan: the fields of `plan_answer` but ``relaxed``, ``inputs`` and ``layers``, plus
-    ``valid`` and ``violations`` as /validate reports them for the planned network (a planned chain is
+    ``valid`` and ``violations`` as /validate's summary reports them for the planned network (a planned chain is
     valid by construction; the flag is computed, not assumed)."""
     t, size = _check_request(request)
     stage_plan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
@@ -466,4 +501,62 @@ def plan_summary(request: PlanRequest) -> dict[str, Any]:
     }
 
 
-__all__ = ["plan_answer", "plan_summary"]
+def _violation(constraint: str, layer: str, value: Fraction, limit: Fraction) -> dict[str, Any]:
+    """A violation as the summary view renders it (`convert.violation_summary`: no prose message)."""
+    return {
+        "constraint": constraint,
+        "layer": layer,
+        "value": _number(value.numerator, value.denominator),
+        "value_exact": format_fraction(value),
+        "limit": _number(limit.numerator, limit.denominator),
+        "limit_exact": format_fraction(limit),
+    }
+
+
+def chain_summary(
+    stages: tuple[int, ...],
+    kernel: int,
+    downsample: str,
+    width: int,
+    batch_norm: bool,
+    image_size: int | tuple[int, int],
+    t: Fraction,
+    in_channels: int,
+    rf_side: str,
+) -> dict[str, Any] | None:
+    """The ``view=summary`` /validate answer of a compact chain (`schemas.ChainModel`), evaluated stage-wise:
+    equal to ``report_summary_dict(validate_body(...))``; None where the closed form does not apply (1x1
+    kernels, which only `include_pointwise` constrains; a pool that would empty the map, where the generic
+    analysis raises its own error; more than 60 stages): the caller then takes the generic path."""
+    if kernel < 2 or len(stages) > 60:
+        return None
+    size = normalize_image_size(image_size)
+    violating: list[tuple[str, int, int]] = []
+    walked = _features(
+        kernel, downsample, WidthRule(width, 1, width), batch_norm, in_channels, size, stages, t, None, violating
+    )
+    if walked["vanished"]:
+        return None
+    receptive_field, jump = walked["state"][3], walked["state"][4]
+    limit = receptive_field_limit(size, rf_side)  # type: ignore[arg-type]
+    top = f"s{len(stages)}.conv{stages[-1]}"  # r grows with every conv (k >= 2): the last one is the top
+    violations = [_violation("c_value", name, Fraction(real, r), t) for name, real, r in violating]
+    if receptive_field > limit:
+        violations.append(_violation("receptive_field", top, Fraction(receptive_field), Fraction(limit)))
+    return {
+        "valid": not violations,
+        "violations": violations,
+        "top_layer": top,
+        "top_receptive_field": receptive_field,
+        "receptive_field_limit": limit,
+        "depth": sum(stages),
+        "depth_headroom": 0 if violations else _headroom(kernel, jump, receptive_field, t, limit),
+        "min_c_value": _number(t.numerator, t.denominator),
+        "min_c_value_exact": format_fraction(t),
+        "image_size": list(size),
+        "params": walked["params"],
+        "flops": walked["flops"],
+    }
+
+
+__all__ = ["chain_summary", "plan_answer", "plan_summary"]

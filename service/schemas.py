@@ -257,11 +257,23 @@ class ViolationResult(BaseModel):
     message: str
 
 
+class ViolationSummary(BaseModel):
+    """One broken constraint in a summary: its numbers, without the prose message of the full answer."""
+
+    constraint: Literal["c_value", "receptive_field"]
+    layer: str
+    value: float
+    value_exact: str
+    limit: float
+    limit_exact: str
+
+
 class ValidateSummary(BaseModel):
-    """``view=summary`` of /validate: the verdict without the per-layer list (the same values as the full answer)."""
+    """``view=summary`` of /validate: the verdict without the per-layer list (the same values as the full
+    answer; violations without their prose message)."""
 
     valid: bool
-    violations: list[ViolationResult]
+    violations: list[ViolationSummary]
     top_layer: str | None
     top_receptive_field: int | None
     receptive_field_limit: int
@@ -277,6 +289,7 @@ class ValidateSummary(BaseModel):
 class ValidateResponse(ValidateSummary):
     """The verdict: valid, the violations with fixes in words, per-layer statistics, depth and headroom."""
 
+    violations: list[ViolationResult]  # type: ignore[assignment]
     layers: list[LayerResult]
 
 
@@ -289,7 +302,7 @@ class PlanSummary(BaseModel):
     top_receptive_field: int
     depth_headroom: int
     valid: bool
-    violations: list[ViolationResult]
+    violations: list[ViolationSummary]
     params: int
     flops: int
 

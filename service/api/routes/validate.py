@@ -11,7 +11,7 @@ from cnnplan.service.api.batches import answer_within_budget, check_batch_size
 from cnnplan.service.api.deps import AppSettings
 from cnnplan.service.api.formats import REPORT_FORMAT_RESPONSES, ReportFormat, report_response, report_title
 from cnnplan.service.api.routes.onnx_upload import ONNX_UPLOAD_OPENAPI
-from cnnplan.service.convert import report_dict, report_summary_dict, validate_body
+from cnnplan.service.convert import report_dict, summary_of_validate_body, validate_body
 from cnnplan.service.problems import problem_responses
 from cnnplan.service.schemas import (
     VIEW_DESCRIPTION,
@@ -43,10 +43,12 @@ def post_validate(
     """200 with ``valid: false`` and the violations when a constraint is broken; 422 when the input is malformed.
     A ``multipart/form-data`` body with an ONNX ``model`` file is served by `onnx_upload`. ``view=summary``
     answers a `ValidateSummary` (no per-layer list)."""
+    if view == "summary" and format == "json":
+        return FastJSONResponse(summary_of_validate_body(body))
     report = validate_body(body)
     if format == "svg":
         return report_response(report, report_title(report))
-    return FastJSONResponse(report_summary_dict(report) if view == "summary" else report_dict(report))
+    return FastJSONResponse(report_dict(report))
 
 
 def validate_answer(item: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def validate_answer(item: dict[str, Any]) -> dict[str, Any]:
 
 def validate_summary_answer(item: dict[str, Any]) -> dict[str, Any]:
     """The answer of one /validate/batch item with ``view=summary``."""
-    return report_summary_dict(validate_body(ValidateRequestModel.model_validate(item)))
+    return summary_of_validate_body(ValidateRequestModel.model_validate(item))
 
 
 @router.post(
