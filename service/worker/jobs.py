@@ -12,6 +12,7 @@ from typing import Any
 
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.settings import Settings
+from cnnplan.service.worker.estimate import estimate
 from cnnplan.service.worker.schemas import BenchmarkRequest
 from cnnplan.service.worker.store import CANCELLED, FINISHED, Job, JobStore, StoreUnavailable, open_store
 
@@ -101,6 +102,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "request": job.request,
         "result": job.result,
         "error": job.error,
+        "estimate": job.estimate,
     }
 
 
@@ -142,11 +144,12 @@ def submit_benchmark(body: BenchmarkRequest, settings: Settings) -> dict[str, An
     check_limits(body, settings)
     request = body.model_dump(mode="json", exclude_none=True, warnings=False)
     spec = network_spec(request)  # bad networks are a 422 now, not a failed job later
-    analyse(spec.layers, spec.image_size, spec.in_channels, spec.field)
+    analysis = analyse(spec.layers, spec.image_size, spec.in_channels, spec.field)
+    estimated = estimate(analysis.flops, request)  # before it is stored and queued: the estimate precedes the run
     service = job_service(settings)
     try:
         service.check()
-        job = service.store.create(request)
+        job = service.store.create(request, estimated)
     except Exception as error:
         raise unavailable(error) from None
     try:
@@ -177,9 +180,11 @@ def get_job(settings: Settings, job_id: str) -> dict[str, Any]:
 def cancel_job(settings: Settings, job_id: str) -> dict[str, Any]:
     """Cancel a queued or running job (idempotent); 404 when there is none, 409 when it had already finished."""
     store = job_service(settings).store
+    reason = {"type": "cancelled", "field": None,
+              "message": f"cancelled through the API (DELETE /benchmarks/{job_id}) by a client of this service"}  # fmt: skip
     try:
         _lookup(store, job_id)
-        job = store.cancel(job_id)
+        job = store.cancel(job_id, reason)
     except (StoreUnavailable, OSError) as error:
         raise unavailable(error) from None
     assert job is not None

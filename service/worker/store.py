@@ -19,7 +19,7 @@ from typing import Any
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED})
-JSON_FIELDS = ("request", "result", "error")
+JSON_FIELDS = ("request", "result", "error", "estimate")
 
 
 class StoreUnavailable(Exception):
@@ -43,6 +43,7 @@ class Job:
     worker: str | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    estimate: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
         """Flat values for storage (JSON text for the nested fields)."""
@@ -93,10 +94,10 @@ class JobStore:
         """Remove a job (used only when its message could not be queued)."""
         raise NotImplementedError
 
-    def create(self, request: dict[str, Any]) -> Job:
-        """A new queued job for `request`."""
+    def create(self, request: dict[str, Any], estimate: dict[str, Any] | None = None) -> Job:
+        """A new queued job for `request`, with its duration `estimate`."""
         now = time.time()
-        job = Job(id=str(uuid.uuid4()), request=request, created_at=now, updated_at=now)
+        job = Job(id=str(uuid.uuid4()), request=request, created_at=now, updated_at=now, estimate=estimate)
         self._insert(job)
         return job
 
@@ -152,14 +153,16 @@ class JobStore:
             changes["progress"] = 1.0
         return self._cas(job_id, self._if_running(attempt, lambda job: changes)) is not None
 
-    def cancel(self, job_id: str) -> Job | None:
-        """queued/running -> cancelled; a finished job is returned unchanged; None if unknown."""
+    def cancel(self, job_id: str, reason: dict[str, Any] | None = None) -> Job | None:
+        """queued/running -> cancelled, with `reason` (a job error: who or what cancelled it) as its error;
+        a finished job is returned unchanged; None if unknown."""
         now = time.time()
 
         def transition(job: Job) -> dict[str, Any] | None:
             if job.status in FINISHED:
                 return None
-            return {"status": CANCELLED, "finished_at": now, "updated_at": now, "lease_expires_at": None}
+            return {"status": CANCELLED, "finished_at": now, "updated_at": now, "lease_expires_at": None,
+                    "error": reason}  # fmt: skip
 
         return self._cas(job_id, transition) or self._get(job_id)
 
@@ -213,12 +216,21 @@ class SqlJobStore(JobStore):
             Column("created_at", Float, nullable=False, index=True), Column("updated_at", Float, nullable=False),
             Column("started_at", Float), Column("finished_at", Float), Column("attempts", Integer, nullable=False),
             Column("lease_expires_at", Float), Column("worker", String(255)), Column("result", Text),
-            Column("error", Text),
+            Column("error", Text), Column("estimate", Text),
         )  # fmt: skip
         try:
             metadata.create_all(self.engine)
+            self._add_estimate_column()
         except Exception as error:
             raise StoreUnavailable(f"job store {self.engine.url!r} cannot be opened: {error}") from error
+
+    def _add_estimate_column(self) -> None:
+        """A job file written before jobs had estimates gets the (nullable) column."""
+        from sqlalchemy import inspect
+
+        if "estimate" not in {column["name"] for column in inspect(self.engine).get_columns("cnnplan_jobs")}:
+            with self.engine.begin() as connection:
+                connection.exec_driver_sql("ALTER TABLE cnnplan_jobs ADD COLUMN estimate TEXT")
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> SqlJobStore:
