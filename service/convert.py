@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from cnnplan.service.plan_answer import chain_summary, plan_answer, plan_summary
+from cnnplan.service.plan_answer import chain_summary, plan_answer, plan_answer_json, plan_summary
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.schemas import ChainModel, LayerModel, PlanRequestModel, ValidateRequestModel
 from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints
@@ -128,6 +128,11 @@ def plan_body(body: PlanRequestModel) -> dict[str, Any]:
     """Plan and serialize in one step (the /plan route and the CLI share it): the stage-wise closed form
     of `cnnplan.service.plan_answer`, equal to ``plan_dict(make_plan(...))`` value for value."""
     return plan_answer(to_plan_request(body))
+
+
+def plan_body_json(body: PlanRequestModel) -> bytes:
+    """`plan_body` rendered as JSON (the same bytes as rendering it; `plan_answer.plan_answer_json`)."""
+    return plan_answer_json(to_plan_request(body))
 
 
 def plan_summary_body(body: PlanRequestModel) -> dict[str, Any]:
@@ -285,6 +290,7 @@ __all__ = [
     "layer_dict",
     "plan_body",
     "plan_dict",
+    "plan_body_json",
     "plan_summary_body",
     "report_dict",
     "report_summary_dict",

@@ -19,10 +19,12 @@ violations, params, FLOPs) without the per-layer list, with the per-stage sums i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from math import gcd
 from typing import Any
 
+from cnnplan.service.api._responses import render_json
 from cnnplan.solver.analysis import normalize_image_size
 from cnnplan.solver.constraints import receptive_field_limit
 from cnnplan.solver.errors import InvalidLayerError
@@ -193,14 +195,19 @@ def _c_value(real: int, receptive_field: int) -> tuple[float, str]:
 
 
 def _walk(
-    request: PlanRequest, size: tuple[int, int], stages: tuple[int, ...], t: Fraction, layers: list | None
+    request: PlanRequest,
+    size: tuple[int, int],
+    stages: tuple[int, ...],
+    t: Fraction,
+    layers: list | None,
+    emit_stage: Callable[..., str] | None = None,
 ) -> dict[str, Any]:
     """The planned network: its feature level (`_features`) followed by the classifier level; returns the
     totals (params, FLOPs), the top feature conv's (receptive field, jump) and whether some feature conv
     has c < t."""
     features = _features(
         request.kernel_size, request.downsample, request.widths, request.batch_norm, request.in_channels, size,
-        stages, t, layers, None,
+        stages, t, layers, None, emit_stage or _emit_stage,
     )  # fmt: skip
     channels, height, width, receptive_field, jump, effective_padding, previous = features["state"]
     totals = _classifier(request, size, stages, channels, height, width, receptive_field, jump, effective_padding,
@@ -220,6 +227,7 @@ def _features(
     t: Fraction,
     layers: list | None,
     violating: list | None,
+    emit_stage: Callable[..., str] | None = None,
 ) -> dict[str, Any]:
     """The stage-wise evaluation of a feature level (module docstring), shared by every closed-form answer.
 
@@ -292,7 +300,7 @@ def _features(
         flops += 2 * area * (first_weights + (count - 1) * rest_weights)
         first_padding = effective_padding + left * jump_in
         if layers is not None:
-            previous = _emit_stage(
+            previous = (emit_stage or _emit_stage)(
                 layers, stage, count, previous, kernel, same, channels, out_channels, (height, width), stage_jump,
                 jump_in, first_stride, first_rf, growth * stage_jump, first_padding, left * stage_jump,
                 (first_weights + bias, 2 * area * first_weights), (rest_weights + bias, 2 * area * rest_weights),
@@ -480,6 +488,98 @@ def plan_answer(request: PlanRequest) -> dict[str, Any]:
     }
 
 
+def plan_answer_json(request: PlanRequest) -> bytes:
+    """`plan_answer` rendered: the same bytes as ``render_json(plan_answer(request))``, with the stages'
+    layers written straight from per-stage JSON templates (`_emit_stage_json`) instead of as dicts."""
+    t, size = _check_request(request)
+    stage_plan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
+    relaxed = _relaxed(size, request.kernel_size, t, request.rf_side)
+    _check_network(request.num_classes, request.dropout, request.in_channels)
+    parts: list[Any] = []
+    walk = _walk(request, size, stage_plan.stages, t, parts, _emit_stage_json)
+    _, headroom = _verdict(request, size, t, walk)
+    head = render_json(
+        {
+            "depth": stage_plan.depth,
+            "stages": list(stage_plan.stages),
+            "top_receptive_field": walk["top"][0],
+            "depth_headroom": headroom,
+            "relaxed": relaxed,
+            "params": walk["params"],
+            "flops": walk["flops"],
+            "inputs": _inputs(request, size, t),
+        }
+    )
+    layers = ",".join(part if isinstance(part, str) else render_json(part).decode() for part in parts)
+    return b"".join((head[:-1], b',"layers":[', layers.encode(), b"]}"))
+
+
+def _float_text(value: float) -> str:
+    """A float as orjson writes it: Python's shortest repr, except orjson's exponents below 1e-4 (1e-6)."""
+    return repr(value) if value >= 1e-4 else render_json(value).decode()
+
+
+def _emit_stage_json(
+    layers: list[Any],
+    stage: int,
+    count: int,
+    previous: str,
+    kernel: int,
+    same: tuple[int, int],
+    in_channels: int,
+    channels: int,
+    output: tuple[int, int],
+    jump: int,
+    first_jump_in: int,
+    first_stride: int,
+    receptive_field: int,
+    rf_step: int,
+    effective_padding: int,
+    padding_step: int,
+    first_counts: tuple[int, int],
+    counts: tuple[int, int],
+    batch_norm: bool,
+) -> str:
+    """`_emit_stage` writing JSON text: one template per stage and kind with the stage's constants filled
+    in, the position's name, input, receptive field, effective padding and c-value per layer."""
+    shape = f'"padding":[{same[0]},{same[1]}],"groups":1,'
+    sizes = f'"out_channels":{channels},"output_size":[{output[0]},{output[1]}],"receptive_field":%d,"jump":{jump},'
+    conv = (
+        '{"name":"%s","type":"conv","level":"feature","inputs":["%s"],'
+        f'"kernel_size":{kernel},"stride":%d,"dilation":1,{shape}"in_channels":%d,{sizes}'
+        '"effective_padding":%d,"real_filter_size":%d,"c_value":%s,"c_value_exact":"%s","params":%d,"flops":%d}'
+    )
+    plain = (
+        '{"name":"%s","type":"KIND","level":"feature","inputs":["%s"],"kernel_size":1,"stride":1,"dilation":1,'
+        f'"padding":[0,0],"groups":1,"in_channels":{channels},{sizes}'
+        '"effective_padding":%d,"real_filter_size":null,"c_value":null,"c_value_exact":null,'
+    )
+    kinds = (("bn", plain.replace("KIND", "bn") + f'"params":{2 * channels},"flops":0}}'),) if batch_norm else ()
+    kinds += (("relu", plain.replace("KIND", "relu") + '"params":0,"flops":0}'),)
+    append = layers.append
+    real = kernel * jump
+    prefix = f"s{stage}."
+    for position in range(1, count + 1):
+        name = f"{prefix}conv{position}"
+        if position == 1:
+            first_real = kernel * first_jump_in
+            c, exact = _c_value(first_real, receptive_field)
+            append(conv % (name, previous, first_stride, in_channels, receptive_field, effective_padding, first_real,
+                           _float_text(c), exact, *first_counts))  # fmt: skip
+        else:
+            c, exact = _c_value(real, receptive_field)
+            append(conv % (name, previous, 1, channels, receptive_field, effective_padding, real, _float_text(c),
+                           exact, *counts))  # fmt: skip
+        previous = name
+        for kind, template in kinds:
+            name = f"{prefix}{kind}{position}"
+            append(template % (name, previous, receptive_field, effective_padding))
+            previous = name
+        receptive_field += rf_step
+        effective_padding += padding_step
+    return previous
+
+
 def plan_summary(request: PlanRequest) -> dict[str, Any]:
     """The summary view of /plan: the fields of `plan_answer` but ``relaxed``, ``inputs`` and ``layers``, plus
     ``valid`` and ``violations`` as /validate's summary reports them for the planned network (a planned chain is
@@ -559,4 +659,4 @@ def chain_summary(
     }
 
 
-__all__ = ["chain_summary", "plan_answer", "plan_summary"]
+__all__ = ["chain_summary", "plan_answer", "plan_answer_json", "plan_summary"]

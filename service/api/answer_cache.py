@@ -110,19 +110,24 @@ class AnswerCache:
                 self._bytes -= len(evicted.body)
 
     def rendered(self, key_parts: tuple, build: Callable[[], Any]) -> Rendered:
-        """The answer of ``request_key(*key_parts)``: from the cache, else ``build()`` rendered, tagged and
-        kept (the key is not even built while the cache is off)."""
+        """The answer of ``request_key(*key_parts)``: from the cache, else ``build()`` (JSON-ready values or
+        rendered bytes) rendered, tagged and kept (the key is not even built while the cache is off)."""
         if not self.enabled:
-            body = render_json(build())
+            body = _rendered(build())
             return Rendered(body, entity_tag(body))
         key = request_key(*key_parts)
         found = self.get(key)
         if found is not None:
             return found
-        body = render_json(build())
+        body = _rendered(build())
         rendered = Rendered(body, entity_tag(body))
         self.put(key, rendered)
         return rendered
+
+
+def _rendered(content: Any) -> bytes:
+    """JSON bytes of an answer given as JSON-ready values or already rendered."""
+    return content if isinstance(content, bytes) else render_json(content)
 
 
 CACHE_CONTROL = "public, max-age={max_age}"
@@ -146,7 +151,7 @@ def json_answer(request: Request, key_parts: tuple, build: Callable[[], Any], ht
     if not http_caching:
         if cache.enabled:
             return Response(cache.rendered(key_parts, build).body, media_type="application/json")
-        return Response(render_json(build()), media_type="application/json")
+        return Response(_rendered(build()), media_type="application/json")
     rendered = cache.rendered(key_parts, build)
     headers = {
         "ETag": rendered.etag,

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cnnplan.service.api._responses import render_json
 from cnnplan.service.convert import plan_dict, report_summary_dict
-from cnnplan.service.plan_answer import plan_answer, plan_summary
+from cnnplan.service.plan_answer import plan_answer, plan_answer_json, plan_summary
 from cnnplan.solver import PlanRequest, WidthRule, make_plan
 from cnnplan.solver.errors import SolverError
 
@@ -50,6 +51,7 @@ def test_the_closed_form_equals_the_generic_analysis_on_a_grid_of_plans(rf_side)
             assert raised.value.field == error.field
             continue
         assert plan_answer(request) == plan_dict(plan), case
+        assert plan_answer_json(request) == render_json(plan_dict(plan)), case  # byte for byte
         compared += 1
     assert compared > 0.8 * len(GRID)
 
@@ -82,6 +84,7 @@ def test_the_closed_form_equals_the_generic_analysis_on_random_requests(
     plan, error = _generic(request)
     if error is None:
         assert plan_answer(request) == plan_dict(plan)
+        assert plan_answer_json(request) == render_json(plan_dict(plan))
     else:
         with pytest.raises(type(error)):
             plan_answer(request)

@@ -13,7 +13,7 @@ from cnnplan.service.api.answer_cache import json_answer
 from cnnplan.service.api.batches import answer_within_budget, check_batch_size
 from cnnplan.service.api.deps import AppSettings
 from cnnplan.service.api.formats import FORMAT_DESCRIPTION, PLAN_FORMAT_RESPONSES, PlanFormat, plan_response
-from cnnplan.service.convert import plan_body, plan_summary_body, to_plan_request
+from cnnplan.service.convert import plan_body, plan_body_json, plan_summary_body, to_plan_request
 from cnnplan.service.problems import ProblemError, problem_responses
 from cnnplan.service.schemas import (
     VIEW_DESCRIPTION,
@@ -48,7 +48,7 @@ def plan_json(request: Request, body: PlanRequestModel, view: View, http_caching
     """The JSON answer of a validated body in `view`, through the answer cache (keyed by the canonical body)."""
     if view == "summary":
         return json_answer(request, ("plan", view, body), lambda: plan_summary_body(body), http_caching)
-    return json_answer(request, ("plan", view, body), lambda: plan_body(body), http_caching)
+    return json_answer(request, ("plan", view, body), lambda: plan_body_json(body), http_caching)
 
 
 @router.post(
