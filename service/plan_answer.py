@@ -31,7 +31,7 @@ from cnnplan.solver.errors import InvalidLayerError
 from cnnplan.solver.limits import MAX_CHANNELS
 from cnnplan.solver.network import CLASSIFIER_KERNEL, WidthRule, classifier_pooling, feature_side
 from cnnplan.solver.plan import PlanRequest, make_plan
-from cnnplan.solver.planner import check_plan_inputs, optimal_stages, relaxed_stages
+from cnnplan.solver.planner import check_plan_inputs, optimal_stages
 from cnnplan.solver.rational import format_fraction
 
 C_VALUE_DIGITS = 6
@@ -65,12 +65,26 @@ def _check_network(num_classes: object, dropout: object, in_channels: object) ->
 
 
 def _relaxed(size: tuple[int, int], kernel_size: int, t: Fraction, rf_side: str) -> dict[str, Any]:
-    relaxed = relaxed_stages(size, kernel_size, t, rf_side)  # type: ignore[arg-type]
+    """`planner.relaxed_stages` rendered, in integers: with t = p/q, budget z/k and n stages (stage l is the
+    last once 2^(l-1) q k >= z p), a_1 = q/p, a_l = q/(2p) for 1 < l < n and a_n = (z p - k W q) / (k p 2W)
+    (W = 2^(n-2), the weight of stage n-1; a_1 = z/k when n = 1), depth = their sum."""
+    p, q = t.numerator, t.denominator
+    z = receptive_field_limit(size, rf_side)  # type: ignore[arg-type]
+    count, weight = 0, 1
+    while weight * q * kernel_size < z * p:
+        count += 1
+        weight *= 2
+    filled = weight // 2 if count else 0  # T_(n-1) = W q / p
+    last = Fraction(z * p - kernel_size * filled * q, kernel_size * p * weight)
+    first, middle = Fraction(q, p), Fraction(q, 2 * p)
+    stages = ([first] if count else []) + [middle] * max(0, count - 1) + [last]
+    depth = last + (first + (count - 1) * middle if count else 0)
+    shown = {value: (_number(value.numerator, value.denominator), format_fraction(value)) for value in set(stages)}
     return {
-        "stages": [_number(a.numerator, a.denominator) for a in relaxed.stages],
-        "stages_exact": [format_fraction(a) for a in relaxed.stages],
-        "depth": _number(relaxed.depth.numerator, relaxed.depth.denominator),
-        "depth_exact": format_fraction(relaxed.depth),
+        "stages": [shown[a][0] for a in stages],
+        "stages_exact": [shown[a][1] for a in stages],
+        "depth": _number(depth.numerator, depth.denominator),
+        "depth_exact": format_fraction(depth),
     }
 
 
