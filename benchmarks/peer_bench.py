@@ -2,8 +2,10 @@
 
 In one run, on this machine, each tool's median over ``--runs`` repetitions (after one untimed call):
 
-* cnnplan, analytic: ``validate(preset(name), 224)`` (the exact per-layer analysis and both constraints
-  from the preset's description; no module, no tensor);
+* cnnplan, analytic: what POST /validate runs for ``{"preset": name, "image_size": 224}`` (the request
+  model, the exact per-layer analysis of the preset's graph, checked once per process, and both
+  constraints; no module, no tensor), and the plain solver call ``validate(preset(name), 224)``
+  (which checks the graph on every call);
 * cnnplan, ONNX file: read the file and ``validate_onnx`` it (parse, import, analyse, check), for files
   written by both of torch's exporters (``torch.onnx.export(dynamo=False)``, the TorchScript one, and
   ``dynamo=True``, the torch.export one; the latter is skipped, with the reason printed, where it fails);
@@ -12,7 +14,9 @@ In one run, on this machine, each tool's median over ``--runs`` repetitions (aft
   ``crawl_module(model, (3, 224, 224))`` and fvcore ``FlopCountAnalysis(model, x).total()`` on the
   torchvision module built with random weights (each runs the model on a tensor, which is how they work).
 
-Prints every median and the ratio of the fastest peer to each cnnplan path. The peers are the
+Prints every median (wall clock, and CPU time of the process: with ``--threads 1`` the work itself,
+free of the time spent waiting for a core on a loaded machine) and the ratio of the fastest peer to
+each cnnplan path, by both clocks. The peers are the
 ``bench`` extra (``pip install -e .[bench]``); torchvision comes through
 `cnnplan.service.interop.torch_compat.import_torchvision`. Usage::
 
@@ -38,14 +42,21 @@ MODELS = {"resnet50": "resnet50", "vgg16": "vgg16"}
 
 
 def median_seconds(action: Callable[[], object], runs: int) -> float:
-    """Median wall time of `runs` calls of `action`, after one untimed call."""
+    """Median wall time of `runs` calls of `action`, after one untimed call; the median CPU time of the
+    process over the same calls is appended to `LAST_CPU` (with one torch thread, the work itself, free of the
+    time the process waited for a core on a loaded machine)."""
     action()
-    times = []
+    times, cpu_times = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         action()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu)
+    LAST_CPU.append(statistics.median(cpu_times))
     return statistics.median(times)
+
+
+LAST_CPU: list[float] = []
 
 
 def export_onnx(model, path: Path, dynamo: bool) -> str | None:
@@ -75,20 +86,27 @@ def peers(model, runs: int) -> dict[str, float]:
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         return analysis.total()
 
+    actions = {
+        "torchinfo": lambda: torchinfo.summary(model, input_size=(1, 3, 224, 224), verbose=0),
+        "torchscan": lambda: torchscan.crawl_module(model, (3, 224, 224)),
+        "fvcore": fvcore_total,
+    }
+    timed: dict[str, float] = {}
     with torch.inference_mode(False), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {
-            "torchinfo": median_seconds(lambda: torchinfo.summary(model, input_size=(1, 3, 224, 224), verbose=0), runs),
-            "torchscan": median_seconds(lambda: torchscan.crawl_module(model, (3, 224, 224)), runs),
-            "fvcore": median_seconds(fvcore_total, runs),
-        }
+        for peer, action in actions.items():
+            timed[peer] = median_seconds(action, runs)
+            timed[f"cpu {peer}"] = LAST_CPU[-1]
+    return timed
 
 
 def run(names: list[str], runs: int) -> dict:
     import torch
 
+    from cnnplan.service.convert import validate_body
     from cnnplan.service.interop.onnx_import import validate_onnx
     from cnnplan.service.interop.torch_compat import import_torchvision
+    from cnnplan.service.schemas import ValidateRequestModel
     from cnnplan.solver import SolverError, validate
     from cnnplan.solver.presets import preset
 
@@ -99,7 +117,15 @@ def run(names: list[str], runs: int) -> dict:
         model = getattr(torchvision.models, MODELS[name])(weights=None).eval()
         row: dict = {}
         if name == "resnet50":
-            row["cnnplan preset"] = median_seconds(lambda name=name: validate(preset(name), 224), max(runs, 21))
+            body = {"preset": name, "image_size": 224}
+            row["cnnplan preset"] = median_seconds(
+                lambda body=body: validate_body(ValidateRequestModel.model_validate(body)), max(runs, 21)
+            )
+            row["cpu cnnplan preset"] = LAST_CPU[-1]
+            row["cnnplan validate(preset(...))"] = median_seconds(
+                lambda name=name: validate(preset(name), 224), max(runs, 21)
+            )
+            row["cpu cnnplan validate(preset(...))"] = LAST_CPU[-1]
         row["cnnplan module"] = None  # no importer of built modules on this branch
         with tempfile.TemporaryDirectory() as scratch:
             for exporter, dynamo in (("torchscript", False), ("dynamo", True)):
@@ -113,6 +139,7 @@ def run(names: list[str], runs: int) -> dict:
                 row[f"{key} file MB"] = round(path.stat().st_size / 1e6, 1)
                 try:
                     row[key] = median_seconds(lambda path=path: validate_onnx(path.read_bytes(), 224), runs)
+                    row[f"cpu {key}"] = LAST_CPU[-1]
                 except SolverError as error:  # the importer refuses this exporter's graph: reported, not fatal
                     row[key] = None
                     row[f"{key} skipped"] = f"the importer refuses it: {error.field}: {error.reason[:100]}"
@@ -128,17 +155,20 @@ def print_report(report: dict, names: list[str]) -> None:
     for name in names:
         row = report[name]
         fastest_peer = min(row[peer] for peer in ("torchinfo", "torchscan", "fvcore"))
-        print(f"\n{name}:")
+        fastest_cpu = min(row[f"cpu {peer}"] for peer in ("torchinfo", "torchscan", "fvcore"))
+        print(f"\n{name}:  (wall-clock median; CPU-time median of the process; ratios: fastest peer / this)")
         for key, value in row.items():
-            if key.endswith("skipped") or key.endswith("file MB"):
+            if key.endswith("skipped") or key.endswith("file MB") or key.startswith("cpu "):
                 continue
             if value is None:
                 reason = row.get(f"{key} skipped", "no importer of built nn.Modules on this branch")
                 print(f"  {key:<36} {'-':>10}   ({reason})")
                 continue
             extra = f"  file {row[key + ' file MB']} MB" if f"{key} file MB" in row else ""
-            ratio = f"  fastest peer / this: {fastest_peer / value:7.1f}x" if key.startswith("cnnplan") else ""
-            print(f"  {key:<36} {value * 1000:10.2f} ms{ratio}{extra}")
+            cpu = row[f"cpu {key}"]
+            ratio = (f"  wall {fastest_peer / value:7.1f}x  CPU {fastest_cpu / cpu:7.1f}x"
+                     if key.startswith("cnnplan") else "")  # fmt: skip
+            print(f"  {key:<36} {value * 1000:10.2f} ms  CPU {cpu * 1000:10.2f} ms{ratio}{extra}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,11 +13,11 @@ from cnnplan.service.plan_answer import chain_summary, plan_answer, plan_answer_
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.schemas import ChainModel, LayerModel, PlanRequestModel, ValidateRequestModel
 from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints
-from cnnplan.solver.analysis import LayerStats, analyse, analyse_chain
+from cnnplan.solver.analysis import LayerStats, analyse, analyse_chain, analyse_checked
 from cnnplan.solver.constraints import Violation
 from cnnplan.solver.limits import MAX_LAYERS
 from cnnplan.solver.network import feature_layers
-from cnnplan.solver.presets import preset, preset_info
+from cnnplan.solver.presets import checked_preset, preset, preset_info
 from cnnplan.solver.rational import format_fraction
 
 C_VALUE_DIGITS = 6
@@ -117,7 +117,10 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
 def validate_body(body: ValidateRequestModel) -> ValidationReport:
     """Analyse and check the architecture of a validate body."""
     layers, image_size, field = architecture_of(body)
-    if body.chain is not None:  # generated like the planner's layers: checked by construction
+    if body.preset is not None:  # a constant graph, checked once per process
+        nodes, order = checked_preset(body.preset)
+        analysis = analyse_checked(nodes, order, image_size, body.in_channels, field)
+    elif body.chain is not None:  # generated like the planner's layers: checked by construction
         analysis = analyse_chain(layers, image_size, body.in_channels, field)
     else:
         analysis = analyse(layers, image_size, body.in_channels, field)
