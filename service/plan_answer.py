@@ -75,10 +75,14 @@ def _relaxed(size: tuple[int, int], kernel_size: int, t: Fraction, rf_side: str)
         count += 1
         weight *= 2
     filled = weight // 2 if count else 0  # T_(n-1) = W q / p
-    last = Fraction(z * p - kernel_size * filled * q, kernel_size * p * weight)
+    spare = z * p - kernel_size * filled * q  # a_n = spare / (k p weight)
+    last = Fraction(spare, kernel_size * p * weight)
     first, middle = Fraction(q, p), Fraction(q, 2 * p)
     stages = ([first] if count else []) + [middle] * max(0, count - 1) + [last]
-    depth = last + (first + (count - 1) * middle if count else 0)
+    # depth over the common denominator 2 k p weight: a_1 = 2 k weight q, a_l = k weight q, a_n = 2 spare
+    scale = kernel_size * weight * q
+    numerator = 2 * spare + (2 * scale + (count - 1) * scale if count else 0)
+    depth = Fraction(numerator, 2 * kernel_size * p * weight)
     shown = {value: (_number(value.numerator, value.denominator), format_fraction(value)) for value in set(stages)}
     return {
         "stages": [shown[a][0] for a in stages],
