@@ -248,11 +248,6 @@ def _collect(
         best_potential, best_stages, best_depth, best_total = None, (), 0, 0
         admitted = 0
         target = group[0][1] + step
-        # step = 2^(level-1): each step flips bit level-1 of target, so target mod 2^level alternates
-        # between two residues and the slot of every target is one of two (no search per target)
-        low = target & mask
-        slot_of = (bisect_left(residues, low), bisect_left(residues, low ^ step))
-        parity = 0
         while target <= ceiling:
             while admitted < size and group[admitted][1] < target:
                 depth, total, stages = group[admitted]
@@ -266,8 +261,7 @@ def _collect(
                 admitted += 1
             a = (target - best_total) // step
             new_depth = best_depth + a
-            key = (target >> level) * slots + slot_of[parity]
-            parity ^= 1
+            key = (target >> level) * slots + bisect_left(residues, target & mask)
             current = get(key)
             if (
                 current is None
