@@ -61,16 +61,14 @@ def to_layer(model: LayerModel) -> Layer:
 
 
 def chain_layers(chain: ChainModel) -> tuple[Layer, ...]:
-    """The layers of a compact chain: the planner's feature level for its stages, at one width."""
-    layers = feature_layers(
-        tuple(chain.stages),
-        chain.kernel_size,
-        chain.downsample,
-        WidthRule(chain.width, 1, chain.width),
-        chain.batch_norm,
-    )
-    if len(layers) > MAX_LAYERS:
-        reason = f"expands to {len(layers)} layers; at most {MAX_LAYERS} are accepted"
+    """The layers of a compact chain: the planner's feature level for its stages, at one width. The count
+    (conv + ReLU (+ BN) per position, a pool between stages) is checked against `MAX_LAYERS` before any
+    layer is built, so a small body cannot make the service build millions of them."""
+    per_position = 3 if chain.batch_norm else 2
+    pools = 0 if chain.downsample == "conv" else len(chain.stages) - 1
+    count = per_position * sum(chain.stages) + pools
+    if count > MAX_LAYERS:
+        reason = f"expands to {count} layers; at most {MAX_LAYERS} are accepted"
         raise ProblemError(
             422,
             "Invalid request",
@@ -79,6 +77,13 @@ def chain_layers(chain: ChainModel) -> tuple[Layer, ...]:
             reason=reason,
             code="limit_exceeded",
         )
+    layers = feature_layers(
+        tuple(chain.stages),
+        chain.kernel_size,
+        chain.downsample,
+        WidthRule(chain.width, 1, chain.width),
+        chain.batch_norm,
+    )
     return tuple(layers)
 
 

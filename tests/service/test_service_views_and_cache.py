@@ -101,7 +101,16 @@ async def test_a_chain_with_another_architecture_or_too_many_layers_is_a_422(cli
     both = await client.post("/validate", json={"image_size": 32, "chain": {"stages": [1]}, "preset": "vgg16"})
     assert both.status_code == 422 and both.json()["field"] == "layers"
     huge = await client.post("/validate", json={"image_size": 32, "chain": {"stages": [10_000] * 64}})
-    assert huge.status_code == 422
+    assert huge.status_code == 422 and huge.json()["field"] == "chain.stages" and "1280063 layers" in huge.text
+    # the count is exact: conv + ReLU per position, so MAX_LAYERS / 2 positions are accepted, one more is not
+    from cnnplan.solver.limits import MAX_LAYERS
+
+    at_limit = {"stages": [MAX_LAYERS // 2], "kernel_size": 1}
+    assert (
+        await client.post("/validate", params={"view": "summary"}, json={"image_size": 32, "chain": at_limit})
+    ).status_code == 200
+    over = {"stages": [MAX_LAYERS // 2 + 1], "kernel_size": 1}
+    assert (await client.post("/validate", json={"image_size": 32, "chain": over})).status_code == 422
     vanishing = await client.post("/validate", json={"image_size": 4, "chain": {"stages": [1] * 5}})
     assert vanishing.status_code == 422 and vanishing.json()["field"].startswith("chain[")
 
