@@ -21,6 +21,7 @@ import orjson
 from load_bench import plan_body as mix_body
 
 import cnnplan.service.api.routes.plan as plan_routes
+from cnnplan.service.api._responses import render_json
 from cnnplan.service.api.app import create_app
 from cnnplan.service.convert import plan_body
 from cnnplan.service.schemas import PlanRequestModel
@@ -35,9 +36,11 @@ def median_answer(count: int = 300, seed: int = 7) -> dict[str, Any]:
 
 
 def _service_answering(answer: dict[str, Any]) -> Any:
-    """cnnplan.service.api.app's app whose POST /plan still parses and validates every body, then answers `answer`."""
+    """cnnplan.service.api.app's app whose POST /plan still parses and validates every body, then answers `answer`
+    (rendered each time: the answer cache is off, as for the cold phase it is the floor of)."""
     plan_routes.plan_body = lambda body: answer
-    return create_app(Settings(embedded_worker=False))
+    plan_routes.plan_body_json = lambda body: render_json(answer)  # rendered per request, as the service renders
+    return create_app(Settings(embedded_worker=False, answer_cache_entries=0))
 
 
 def median_answer_app() -> Any:

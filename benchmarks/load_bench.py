@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
+WARM_POOL = 64
+"""Distinct bodies of the warm phase (repeated requests, all answered from the answer cache once seen)."""
 KERNEL_SIZES = (3, 5, 7)
 MIN_C_VALUES = ("1/4", "1/6", "1/8")
 DOWNSAMPLES = ("maxpool", "avgpool", "conv")
@@ -111,9 +113,12 @@ APPS = {
 """--app: the service itself, or one of its transport floors (benchmarks/floor_app.py, uvicorn app factories)."""
 
 
-def start_server(port: int, app: str = APPS["service"]) -> subprocess.Popen:
-    """One uvicorn worker serving `app` on the loopback port; waits for /healthz."""
+def start_server(port: int, app: str = APPS["service"], cache: bool = True) -> subprocess.Popen:
+    """One uvicorn worker serving `app` on the loopback port (without the answer cache unless `cache`);
+    waits for /healthz."""
     env = {**os.environ, "CNNPLAN_EMBEDDED_WORKER": "false", "CNNPLAN_LOG_LEVEL": "warning"}
+    if not cache:
+        env["CNNPLAN_ANSWER_CACHE_ENTRIES"] = "0"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(Path(__file__).resolve().parent), env.get("PYTHONPATH"))))
     env.pop("CNNPLAN_API_KEY", None)
     command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
@@ -159,17 +164,33 @@ local counter = 0
 function setup(thread) counter = counter + 1; thread:set("id", counter) end
 function init(args) math.randomseed(1000 + (id or 0)) end
 local function pick(list) return list[math.random(1, #list)] end
-request = function()
-  if endpoint == "healthz" then return wrk.format("GET", "/healthz") end
+local function mixed_body()
   local h = math.random(32, 1024)
   local w = h
   if math.random() >= 0.5 then w = math.random(32, 1024) end
   local size = tostring(h)
   if w ~= h then size = string.format("[%d, %d]", h, w) end
-  local body = string.format(
+  return string.format(
     '{"image_size": %s, "kernel_size": %d, "min_c_value": "%s", "downsample": "%s", "model": "%s"}',
     size, pick(ks), pick(ts), pick(ds), pick(ms))
-  return wrk.format("POST", "/plan", {["Content-Type"] = "application/json"}, body)
+end
+local pool = nil
+request = function()
+  if endpoint == "healthz" then return wrk.format("GET", "/healthz") end
+  local path = "/plan"
+  local body
+  if endpoint == "warm" then  -- a fixed pool of WARM_POOL bodies, the same in every thread: all cached after one pass
+    if pool == nil then
+      pool = {}
+      math.randomseed(42)
+      for i = 1, WARM_POOL do pool[i] = mixed_body() end
+    end
+    body = pool[math.random(1, #pool)]
+  else
+    body = mixed_body()
+  end
+  if endpoint == "summary" then path = "/plan?view=summary" end
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -197,6 +218,9 @@ def run_wrk(wrk: str, script: Path, port: int, endpoint: str, duration: float, c
 def client_process(port: int, endpoint: str, duration: float, seed: int, queue) -> None:
     """Closed-loop keep-alive client: send, wait for the answer, repeat until the phase ends."""
     rng = random.Random(seed)
+    pool_rng = random.Random(42)
+    pool = [json.dumps(plan_body(pool_rng)) for _ in range(WARM_POOL)]
+    path = "/plan?view=summary" if endpoint == "summary" else "/plan"
     connection = http.client.HTTPConnection(HOST, port, timeout=10)
     latencies: list[float] = []
     errors = 0
@@ -209,8 +233,8 @@ def client_process(port: int, endpoint: str, duration: float, seed: int, queue) 
             if endpoint == "healthz":
                 connection.request("GET", "/healthz")
             else:
-                body = json.dumps(plan_body(rng))
-                connection.request("POST", "/plan", body=body, headers={"Content-Type": "application/json"})
+                body = rng.choice(pool) if endpoint == "warm" else json.dumps(plan_body(rng))
+                connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             response.read()
             if response.status >= 400:
@@ -253,9 +277,10 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 async def asgi_call(app, method: str, path: str, body: bytes = b"") -> int:
     """One request straight into the ASGI app (no client library, no sockets); returns the status."""
+    path, _, query = path.partition("?")
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
         "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode())],
         "client": (HOST, 1), "server": (HOST, 80),
@@ -327,6 +352,116 @@ def breakdown(count: int = 300, repeats: int = 5) -> None:
           f" + orjson {encode * 1e6:.0f} + body parsing and validation {extra * 1e6:.0f}")  # fmt: skip
 
 
+PHASES = (
+    ("floor", "floor", "POST /plan, the floor app (fixed median answer, no planning, cache off)"),
+    ("cold", "plan", "POST /plan, full answer, mixed bodies, cache off"),
+    ("summary", "summary", "POST /plan?view=summary, mixed bodies, cache off"),
+    ("warm", "warm", f"POST /plan, full answer, {WARM_POOL} repeated bodies, cache on"),
+)
+"""--against-floor: (phase, client endpoint, what it measures); the floor is run beside each round."""
+
+TARGETS = {"cold": 0.7, "summary": 0.9, "warm": 0.95}
+"""The issue's targets, as fractions of the floor's requests/s."""
+
+
+def run_phase(wrk: str | None, script: Path, port: int, endpoint: str, args, round_index: int) -> dict:
+    """One phase with whichever generator is in use (wrk, or the Python clients)."""
+    if wrk:
+        return run_wrk(wrk, script, port, endpoint, args.duration, args.connections)
+    return run_python_clients(port, endpoint, args.duration, args.connections, round_index)
+
+
+def add_phase(result: PhaseResult, phase: dict, cpu_seconds: float) -> None:
+    """Accumulate one phase into an endpoint's result (wrk: per-phase percentiles; Python: all latencies)."""
+    if "p50_us" in phase:
+        result.phase_p50_ms.append(phase["p50_us"] / 1000)
+        result.phase_p99_ms.append(phase["p99_us"] / 1000)
+    else:
+        result.latencies_ms.extend(phase["latencies_ms"])
+    result.requests += phase["requests"]
+    result.seconds += phase["micros"] / 1e6
+    result.errors += phase["errors"]
+    result.server_cpu_s += cpu_seconds
+
+
+def finish(result: PhaseResult) -> None:
+    """Set p50/p99: the worst phase's (wrk), or over all latencies (Python clients)."""
+    if result.phase_p50_ms:
+        result.p50_ms, result.p99_ms = max(result.phase_p50_ms), max(result.phase_p99_ms)
+    elif result.latencies_ms:
+        ordered = sorted(result.latencies_ms)
+        result.p50_ms, result.p99_ms = percentile(ordered, 0.50), percentile(ordered, 0.99)
+
+
+def against_floor(args, wrk: str | None, generator: str) -> int:
+    """Floor, cold, summary and warm phases in turn, ``--rounds`` times, on three one-worker servers started
+    side by side (floor app and service without the answer cache; service with it for the warm phase), so
+    the machine's background load hits every phase alike; prints each phase's rate beside the floor's."""
+    servers = {
+        "floor": start_server(free_port_for("floor"), APPS["floor"], cache=False),
+        "cold": start_server(free_port_for("cold"), APPS["service"], cache=False),
+        "warm": start_server(free_port_for("warm"), APPS["service"], cache=True),
+    }
+    server_of = {"floor": "floor", "cold": "cold", "summary": "cold", "warm": "warm"}
+    results = {phase: PhaseResult() for phase, _, _ in PHASES}
+    load_before = os.getloadavg()
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            script = Path(scratch) / "bench.lua"
+            script.write_text(WRK_SCRIPT.replace("WARM_POOL", str(WARM_POOL)))
+            for round_index in range(args.rounds):
+                for phase, endpoint, _ in PHASES:
+                    server = servers[server_of[phase]]
+                    port = SERVER_PORTS[server_of[phase]]
+                    cpu_before = process_cpu_seconds(server.pid)
+                    outcome = run_phase(
+                        wrk, script, port, "plan" if endpoint == "floor" else endpoint, args, round_index
+                    )
+                    add_phase(results[phase], outcome, process_cpu_seconds(server.pid) - cpu_before)
+    finally:
+        for server in servers.values():
+            stop_server(server)
+    load_after = os.getloadavg()
+    for result in results.values():
+        finish(result)
+    floor = results["floor"]
+    print(f"load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:g} s per phase, "
+          f"one uvicorn worker per server on {HOST}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+          f"({os.cpu_count()} CPUs)")  # fmt: skip
+    print(f"{'phase':<9}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU ms/req':>12}"
+          f"{'/ floor':>9}{'CPU / floor':>13}{'target':>8}  what")  # fmt: skip
+    summary: dict = {"generator": generator, "connections": args.connections, "rounds": args.rounds,
+                     "seconds_per_phase": args.duration, "load_before": load_before[0], "load_after": load_after[0]}  # fmt: skip
+    for phase, _, what in PHASES:
+        result = results[phase]
+        ratio = result.rps / floor.rps if floor.rps else 0.0
+        cpu_ratio = floor.cpu_ms_per_request / result.cpu_ms_per_request if result.cpu_ms_per_request else 0.0
+        target = TARGETS.get(phase)
+        shown = f"{target:.2f}" if target else "-"
+        print(f"{phase:<9}{result.requests:>10}{result.rps:>10.1f}{result.p50_ms or 0:>9.2f}{result.p99_ms or 0:>9.2f}"
+              f"{result.errors:>8}{result.cpu_ms_per_request:>12.3f}{ratio:>9.2f}{cpu_ratio:>13.2f}{shown:>8}  {what}")  # fmt: skip
+        summary[phase] = {"requests": result.requests, "rps": round(result.rps, 1), "p50_ms": result.p50_ms,
+                          "p99_ms": result.p99_ms, "errors": result.errors, "ratio": round(ratio, 4),
+                          "cpu_ratio": round(cpu_ratio, 4),
+                          "server_cpu_ms_per_request": round(result.cpu_ms_per_request, 4)}  # fmt: skip
+    print(
+        "/ floor: requests/s over the floor's; CPU / floor: the floor's server CPU per request over the phase's "
+        "(the same ratio, free of the machine's other load)"
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return 0 if all(r.errors == 0 for r in results.values()) else 1
+
+
+SERVER_PORTS: dict[str, int] = {}
+
+
+def free_port_for(name: str) -> int:
+    """A free loopback port, remembered under `name`."""
+    SERVER_PORTS[name] = free_port()
+    return SERVER_PORTS[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="Seconds per phase (at most 120).")
@@ -335,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--json", action="store_true", help="Also print the summary as one JSON line.")
     parser.add_argument("--breakdown", action="store_true", help="Only the in-process cost split; no server.")
+    parser.add_argument(
+        "--against-floor",
+        action="store_true",
+        help="Cold, summary and warm POST /plan phases, each beside the floor app's, with their ratios (--app ignored).",
+    )
     parser.add_argument(
         "--app",
         choices=tuple(APPS),
@@ -354,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.generator == "wrk" and wrk is None:
         parser.error("wrk is not on PATH")
     generator = "wrk" if wrk else "python"
+    if args.against_floor:
+        return against_floor(args, wrk, generator)
 
     port = free_port()
     server = start_server(port, APPS[args.app])
@@ -361,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             script = Path(scratch) / "bench.lua"
-            script.write_text(WRK_SCRIPT)
+            script.write_text(WRK_SCRIPT.replace("WARM_POOL", str(WARM_POOL)))
             for round_index in range(args.rounds):
                 for endpoint in ("healthz", "plan"):
                     result = results[endpoint]

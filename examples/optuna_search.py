@@ -2,7 +2,9 @@
 
 Search space (fixed, so that NSGA-II can cross over): number of stages 1..8, layers per stage 1..10,
 kernel size 3/5/7, downsampling maxpool/avgpool/conv. Each generation of candidates is validated in
-one ``POST /validate/batch`` call through `cnnplan.service.client.PlannerClient`; the constraint margins go
+one ``POST /validate/batch?view=summary`` call through `cnnplan.service.client.PlannerClient`, each
+candidate in the compact ``chain`` form (its stages, kernel, downsampling and width: a few dozen bytes,
+so 1,000 fit one request) and answered by its verdict alone (no per-layer list); the constraint margins go
 to Optuna's constraint mechanism (``Trial.set_constraint`` on Optuna >= 5, the sampler's
 ``constraints_func`` before; values > 0 mean infeasible), so the sampler steers away from
 architectures the theory rules out and no training time is spent on them.
@@ -63,19 +65,25 @@ def candidate_layers(stages: list[int], kernel_size: int, downsample: str, width
     return layers
 
 
+def chain_request(candidate: dict[str, Any], image_size: int, min_c_value: str, width: int = 32) -> dict[str, Any]:
+    """A /validate body for a candidate in the compact chain form (the same layers as `candidate_layers`)."""
+    chain = {**candidate, "width": width}
+    return {"image_size": image_size, "min_c_value": min_c_value, "chain": chain}
+
+
 def constraint_values(item: dict[str, Any]) -> list[float]:
-    """Optuna constraints (<= 0 feasible): t - min c-value, (top r - z) / z, and 1 when the service rejected
-    the candidate outright (e.g. a feature map that vanishes)."""
+    """Optuna constraints (<= 0 feasible): the largest c-value deficit t - c among the violations (0 when
+    there is none), (top r - z) / z, and 1 when the service rejected the candidate outright (e.g. a feature
+    map that vanishes). A summary answer carries everything this needs."""
     if not item["ok"]:
         return [0.0, 0.0, 1.0]
     report = item["result"]
-    t = Fraction(report["min_c_value_exact"])
-    exact = [
-        Fraction(layer["c_value_exact"])
-        for layer in report["layers"]
-        if layer["type"] == "conv" and layer["level"] == "feature"
+    deficits = [
+        Fraction(v["limit_exact"]) - Fraction(v["value_exact"])
+        for v in report["violations"]
+        if v["constraint"] == "c_value"
     ]
-    deficit = float(t - min(exact)) if exact else 0.0
+    deficit = float(max(deficits)) if deficits else 0.0
     limit = report["receptive_field_limit"]
     excess = (report["top_receptive_field"] - limit) / limit
     return [deficit, float(excess), 0.0]
@@ -114,11 +122,8 @@ def run_study(
     while done < trials:
         batch = [study.ask() for _ in range(min(generation, trials - done))]
         candidates = [suggest(trial) for trial in batch]
-        requests = [
-            {"image_size": image_size, "min_c_value": min_c_value, "layers": candidate_layers(**candidate)}
-            for candidate in candidates
-        ]
-        results = client.validate_batch(requests).model_dump(mode="json")["results"]
+        requests = [chain_request(candidate, image_size, min_c_value) for candidate in candidates]
+        results = client.validate_batch(requests, view="summary").model_dump(mode="json")["results"]
         for trial, candidate, item in zip(batch, candidates, results):
             margins = constraint_values(item)
             trial.set_user_attr("constraints", margins)

@@ -10,10 +10,16 @@ import dataclasses
 from fractions import Fraction
 from typing import Any
 
-from cnnplan.service.schemas import LayerModel, PlanRequestModel, ValidateRequestModel
+from cnnplan.service.api._responses import render_json
+from cnnplan.service.plan_answer import chain_summary, plan_answer, plan_answer_json, plan_summary
+from cnnplan.service.problems import ProblemError
+from cnnplan.service.schemas import ChainModel, LayerModel, PlanRequestModel, ValidateRequestModel
 from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints, make_plan
-from cnnplan.solver.analysis import LayerStats, analyse
-from cnnplan.solver.presets import preset, preset_info
+from cnnplan.solver.analysis import LayerStats, analyse, analyse_chain, analyse_checked
+from cnnplan.solver.constraints import Violation
+from cnnplan.solver.limits import MAX_LAYERS
+from cnnplan.solver.network import feature_layers
+from cnnplan.solver.presets import checked_preset, preset, preset_info
 from cnnplan.solver.rational import format_fraction
 
 C_VALUE_DIGITS = 6
@@ -61,6 +67,33 @@ def to_layer(model: LayerModel) -> Layer:
     )
 
 
+def chain_layers(chain: ChainModel) -> tuple[Layer, ...]:
+    """The layers of a compact chain: the planner's feature level for its stages, at one width. The count
+    (conv + ReLU (+ BN) per position, a pool between stages) is checked against `MAX_LAYERS` before any
+    layer is built, so a small body cannot make the service build millions of them."""
+    per_position = 3 if chain.batch_norm else 2
+    pools = 0 if chain.downsample == "conv" else len(chain.stages) - 1
+    count = per_position * sum(chain.stages) + pools
+    if count > MAX_LAYERS:
+        reason = f"expands to {count} layers; at most {MAX_LAYERS} are accepted"
+        raise ProblemError(
+            422,
+            "Invalid request",
+            f"chain.stages: {reason}",
+            field="chain.stages",
+            reason=reason,
+            code="limit_exceeded",
+        )
+    layers = feature_layers(
+        tuple(chain.stages),
+        chain.kernel_size,
+        chain.downsample,
+        WidthRule(chain.width, 1, chain.width),
+        chain.batch_norm,
+    )
+    return tuple(layers)
+
+
 def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tuple[int, int] | int, str]:
     """(layers, image size, field prefix) of a validate body (the model saw to exactly one of layers, graph,
     preset, and to an image size unless it is a preset)."""
@@ -73,6 +106,9 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
     elif body.graph is not None:
         layers = tuple(to_layer(node) for node in body.graph.nodes)
         field = "graph.nodes"
+    elif body.chain is not None:
+        layers = chain_layers(body.chain)
+        field = "chain"
     else:
         assert body.layers is not None
         layers = tuple(to_layer(layer) for layer in body.layers)
@@ -84,13 +120,53 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
 def validate_body(body: ValidateRequestModel) -> ValidationReport:
     """Analyse and check the architecture of a validate body."""
     layers, image_size, field = architecture_of(body)
-    analysis = analyse(layers, image_size, body.in_channels, field)
+    if body.preset is not None:  # a constant graph, checked once per process
+        nodes, order = checked_preset(body.preset)
+        analysis = analyse_checked(nodes, order, image_size, body.in_channels, field)
+    elif body.chain is not None:  # generated like the planner's layers: checked by construction
+        analysis = analyse_chain(layers, image_size, body.in_channels, field)
+    else:
+        analysis = analyse(layers, image_size, body.in_channels, field)
     return check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side)
 
 
+def has_closed_form(request: PlanRequest) -> bool:
+    """Whether `cnnplan.service.plan_answer` answers `request` stage-wise: a plain chain without a stem or a
+    budget (the other styles, the stems and the budget search go through `make_plan`)."""
+    return (
+        request.block == "plain" and request.stem == "none" and request.max_flops is None and request.max_params is None
+    )
+
+
 def plan_body(body: PlanRequestModel) -> dict[str, Any]:
-    """Plan and serialize in one step (the /plan route and the CLI share it)."""
-    return plan_dict(make_plan(to_plan_request(body)))
+    """Plan and serialize in one step (the /plan route and the CLI share it): the stage-wise closed form
+    of `cnnplan.service.plan_answer` where it applies, equal to ``plan_dict(make_plan(...))`` value for value."""
+    request = to_plan_request(body)
+    return plan_answer(request) if has_closed_form(request) else plan_dict(make_plan(request))
+
+
+def plan_body_json(body: PlanRequestModel) -> bytes:
+    """`plan_body` rendered as JSON (the same bytes as rendering it; `plan_answer.plan_answer_json`)."""
+    request = to_plan_request(body)
+    return plan_answer_json(request) if has_closed_form(request) else render_json(plan_dict(make_plan(request)))
+
+
+def plan_summary_body(body: PlanRequestModel) -> dict[str, Any]:
+    """The ``view=summary`` answer of /plan (`cnnplan.service.plan_answer.plan_summary`, or from `make_plan`)."""
+    request = to_plan_request(body)
+    if has_closed_form(request):
+        return plan_summary(request)
+    plan = make_plan(request)
+    return {
+        "depth": plan.depth,
+        "stages": list(plan.stages),
+        "top_receptive_field": plan.top_receptive_field,
+        "depth_headroom": plan.depth_headroom,
+        "valid": plan.report.valid,
+        "violations": [violation_summary(v) for v in plan.report.violations],
+        "params": plan.report.analysis.params,
+        "flops": plan.report.analysis.flops,
+    }
 
 
 def _number(value: Fraction) -> float:
@@ -190,7 +266,9 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         },
         "stem": None if plan.stem_effect is None else dataclasses.asdict(plan.stem_effect),
         "budget": _budget_dict(plan),
-        "graph": {"nodes": [node_dict(layer, stats.inputs) for layer, stats in zip(plan.layers, analysis.layers)]},
+        "graph": None
+        if request.block == "plain"
+        else {"nodes": [node_dict(layer, stats.inputs) for layer, stats in zip(plan.layers, analysis.layers)]},
         "layers": [layer_dict(layer) for layer in analysis.layers],
     }
 
@@ -210,21 +288,64 @@ def _budget_dict(plan: Plan) -> dict[str, Any] | None:
 
 def report_dict(report: ValidationReport) -> dict[str, Any]:
     """A validation report as JSON-ready values (shape: `schemas.ValidateResponse`)."""
+    answer = _report_fields(report)
+    answer["violations"] = [
+        {
+            "constraint": v.constraint,
+            "layer": v.layer,
+            "value": _number(Fraction(v.value)),
+            "value_exact": format_fraction(Fraction(v.value)),
+            "limit": _number(Fraction(v.limit)),
+            "limit_exact": format_fraction(Fraction(v.limit)),
+            "message": v.message,
+        }
+        for v in report.violations
+    ]
+    answer["layers"] = [layer_dict(layer) for layer in report.analysis.layers]
+    return answer
+
+
+def report_summary_dict(report: ValidationReport) -> dict[str, Any]:
+    """The ``view=summary`` of a validation report: `report_dict` without ``layers`` and without the
+    violations' prose ``message`` (`schemas.ValidateSummary`)."""
+    answer = _report_fields(report)
+    answer["violations"] = [violation_summary(v) for v in report.violations]
+    return answer
+
+
+def violation_summary(violation: Violation) -> dict[str, Any]:
+    """One violation's numbers (`schemas.ViolationSummary`): `report_dict`'s without the message."""
+    value, limit = Fraction(violation.value), Fraction(violation.limit)
+    return {
+        "constraint": violation.constraint,
+        "layer": violation.layer,
+        "value": _number(value),
+        "value_exact": format_fraction(value),
+        "limit": _number(limit),
+        "limit_exact": format_fraction(limit),
+    }
+
+
+def summary_of_validate_body(body: ValidateRequestModel) -> dict[str, Any]:
+    """The ``view=summary`` answer of a validate body: a compact chain stage-wise in closed form
+    (`cnnplan.service.plan_answer.chain_summary`), anything else through the generic analysis."""
+    chain = body.chain
+    only_chain = body.layers is None and body.graph is None and body.preset is None
+    if chain is not None and only_chain and body.image_size is not None:
+        answer = chain_summary(
+            tuple(chain.stages), chain.kernel_size, chain.downsample, chain.width, chain.batch_norm,
+            body.image_size, body.min_c_value, body.in_channels, body.rf_side,
+        )  # fmt: skip
+        if answer is not None:
+            return answer
+    return report_summary_dict(validate_body(body))
+
+
+def _report_fields(report: ValidationReport) -> dict[str, Any]:
     analysis = report.analysis
     return {
         "valid": report.valid,
-        "violations": [
-            {
-                "constraint": v.constraint,
-                "layer": v.layer,
-                "value": _number(Fraction(v.value)),
-                "value_exact": format_fraction(Fraction(v.value)),
-                "limit": _number(Fraction(v.limit)),
-                "limit_exact": format_fraction(Fraction(v.limit)),
-                "message": v.message,
-            }
-            for v in report.violations
-        ],
+        "violations": [],
         "top_layer": report.top_layer,
         "top_receptive_field": report.top_receptive_field,
         "receptive_field_limit": report.receptive_field_limit,
@@ -235,7 +356,6 @@ def report_dict(report: ValidationReport) -> dict[str, Any]:
         "image_size": list(analysis.image_size),
         "params": analysis.params,
         "flops": analysis.flops,
-        "layers": [layer_dict(layer) for layer in analysis.layers],
     }
 
 
@@ -245,7 +365,13 @@ __all__ = [
     "node_dict",
     "plan_body",
     "plan_dict",
+    "plan_body_json",
+    "plan_summary_body",
     "report_dict",
+    "report_summary_dict",
+    "summary_of_validate_body",
+    "violation_summary",
+    "chain_layers",
     "to_layer",
     "to_plan_request",
     "validate_body",

@@ -305,13 +305,26 @@ class GraphModel(_Request):
     nodes: list[GraphNodeModel] = Field(min_length=1, max_length=MAX_LAYERS)
 
 
-ARCHITECTURE_FIELDS = ("layers", "graph", "preset")
+class ChainModel(_Request):
+    """A plain chain in compact form (an AutoML candidate in a few bytes): stage l is ``stages[l-1]`` k x k
+    'same' convolutions of ``width`` filters (each + BN when ``batch_norm``) + ReLU; a 2x2 stride-2 pool
+    (maxpool, avgpool) between stages, or a stride-2 first convolution in each later stage (conv). The
+    layers are the planner's feature level (names ``s1.conv1``, ...)."""
+
+    stages: list[Annotated[int, Field(ge=1, le=MAX_LAYERS)]] = Field(min_length=1, max_length=64)
+    kernel_size: int = Field(3, ge=1, le=MAX_KERNEL_SIZE)
+    downsample: Literal["maxpool", "avgpool", "conv"] = "maxpool"
+    width: Channels = 64
+    batch_norm: bool = False
+
+
+ARCHITECTURE_FIELDS = ("layers", "graph", "chain", "preset")
 """A validate body gives exactly one of these."""
 
 
 class ValidateRequestModel(_Request):
-    """POST /validate: check an architecture against both constraints; give exactly one of layers, graph, preset
-    (and image_size unless it is a preset)."""
+    """POST /validate: check an architecture against both constraints; give exactly one of layers, graph,
+    chain, preset (and image_size unless it is a preset)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -323,6 +336,7 @@ class ValidateRequestModel(_Request):
     min_c_value: MinCValue = DEFAULT_MIN_C_VALUE
     layers: list[LayerModel] | None = Field(None, min_length=1, max_length=MAX_LAYERS)
     graph: GraphModel | None = None
+    chain: ChainModel | None = Field(None, description="A plain chain in compact form (see ChainModel).")
     preset: Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={"enum": preset_names()})] | None = (
         Field(None, description="See GET /presets.")
     )
@@ -433,7 +447,10 @@ class PlanResponse(BaseModel):
     inputs: PlanInputs
     stem: StemResult | None = Field(None, description="Set when a stem was asked for.")
     budget: BudgetResult | None = Field(None, description="Set when max_flops or max_params was given.")
-    graph: PlanGraph
+    graph: PlanGraph | None = Field(
+        description="A residual style's network as graph nodes (post them to /validate as `graph`); null for a "
+        "plain chain, whose `layers` post back as `layers`."
+    )
     layers: list[LayerResult]
 
 
@@ -449,11 +466,23 @@ class ViolationResult(BaseModel):
     message: str
 
 
-class ValidateResponse(BaseModel):
-    """The verdict: valid, the violations with fixes in words, per-layer statistics, depth and headroom."""
+class ViolationSummary(BaseModel):
+    """One broken constraint in a summary: its numbers, without the prose message of the full answer."""
+
+    constraint: Literal["c_value", "receptive_field"]
+    layer: str
+    value: float
+    value_exact: str
+    limit: float
+    limit_exact: str
+
+
+class ValidateSummary(BaseModel):
+    """``view=summary`` of /validate: the verdict without the per-layer list (the same values as the full
+    answer; violations without their prose message)."""
 
     valid: bool
-    violations: list[ViolationResult]
+    violations: list[ViolationSummary]
     top_layer: str | None
     top_receptive_field: int | None
     receptive_field_limit: int
@@ -464,7 +493,33 @@ class ValidateResponse(BaseModel):
     image_size: tuple[int, int]
     params: int
     flops: int
+
+
+class ValidateResponse(ValidateSummary):
+    """The verdict: valid, the violations with fixes in words, per-layer statistics, depth and headroom."""
+
+    violations: list[ViolationResult]  # type: ignore[assignment]
     layers: list[LayerResult]
+
+
+class PlanSummary(BaseModel):
+    """``view=summary`` of /plan: the planned network's verdict without relaxed, inputs and layers (the same
+    values as the full answer; valid and violations as /validate reports them for that network)."""
+
+    depth: int
+    stages: list[int]
+    top_receptive_field: int
+    depth_headroom: int
+    valid: bool
+    violations: list[ViolationSummary]
+    params: int
+    flops: int
+
+
+View = Literal["full", "summary"]
+"""The ``view`` query parameter: the full answer (default) or its summary without the per-layer list."""
+
+VIEW_DESCRIPTION = "full (default): the answer with every layer; summary: the verdict without the per-layer list."
 
 
 class FieldProblem(BaseModel):
@@ -527,6 +582,36 @@ class ValidateBatchItem(BaseModel):
     ok: bool
     result: ValidateResponse | None = None
     problem: Problem | None = None
+
+
+class PlanSummaryBatchItem(BaseModel):
+    """Either `result` or `problem` is set (``view=summary``)."""
+
+    index: int
+    ok: bool
+    result: PlanSummary | None = None
+    problem: Problem | None = None
+
+
+class ValidateSummaryBatchItem(BaseModel):
+    """Either `result` or `problem` is set (``view=summary``)."""
+
+    index: int
+    ok: bool
+    result: ValidateSummary | None = None
+    problem: Problem | None = None
+
+
+class PlanSummaryBatchResponse(BaseModel):
+    """One summary per request, in order."""
+
+    results: list[PlanSummaryBatchItem]
+
+
+class ValidateSummaryBatchResponse(BaseModel):
+    """One summary per request, in order."""
+
+    results: list[ValidateSummaryBatchItem]
 
 
 class PlanBatchResponse(BaseModel):

@@ -93,6 +93,15 @@ class Settings(BaseSettings):
         description="Most layers in all the answers of one /plan/batch or /validate/batch (1000 plans at z = 2^20 "
         "and t = 1/64 would otherwise build ~2 million layers, about 700 MB of JSON); later items get a 422 problem.",
     )
+    answer_cache_entries: int = Field(
+        4096, ge=0, le=10_000_000, description="Most rendered answers kept in memory for reuse (0: no answer cache)."
+    )
+    answer_cache_bytes: int = Field(
+        64 * MIB, ge=0, description="Most bytes of rendered answers kept in memory (least recently used out first)."
+    )
+    http_cache_max_age: int = Field(
+        3600, ge=0, le=31_536_000, description="Cache-Control max-age (seconds) of GET /plan and GET /presets answers."
+    )
     embedded_worker: bool = Field(True, description="`cnnplan serve` also runs an in-process worker.")
     # Benchmark jobs (service/worker; docs/worker.md):
     job_time_limit: int = Field(

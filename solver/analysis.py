@@ -125,7 +125,16 @@ def analyse(
     size = normalize_image_size(image_size)
     _check_in_channels(in_channels)
     nodes = as_graph(architecture, field)
-    order = topological_order(nodes, field)
+    return analyse_checked(nodes, topological_order(nodes, field), size, in_channels, field)
+
+
+def analyse_checked(
+    nodes: Sequence[Layer], order: Sequence[int], image_size: ImageSize, in_channels: int = 3, field: str = "layers"
+) -> Analysis:
+    """`analyse` of nodes already checked by `as_graph`, in their `topological_order` (a preset's graph is
+    checked once: `presets.checked_preset`); the image size and channels are checked here as there."""
+    size = normalize_image_size(image_size)
+    _check_in_channels(in_channels)
     states: dict[str, _State] = {INPUT: _State(1, 1, 0, size, in_channels)}
     stats: list[LayerStats | None] = [None] * len(nodes)
     for index in order:
@@ -406,4 +415,13 @@ def depth(analysis: Analysis) -> int:
     return sum(1 for layer in analysis.layers if is_feature_conv(layer))
 
 
-__all__ = ["Analysis", "LayerStats", "analyse", "analyse_chain", "depth", "is_feature_conv", "normalize_image_size"]
+__all__ = [
+    "Analysis",
+    "LayerStats",
+    "analyse",
+    "analyse_chain",
+    "analyse_checked",
+    "depth",
+    "is_feature_conv",
+    "normalize_image_size",
+]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from .errors import UnknownPresetError
-from .layers import CLASSIFIER, Layer
+from .layers import CLASSIFIER, Layer, as_graph, topological_order
 
 
 @dataclass(frozen=True)
@@ -270,6 +270,14 @@ def preset(name: str) -> tuple[Layer, ...]:
     return tuple(_lookup(name).build())
 
 
+@cache
+def checked_preset(name: str) -> tuple[tuple[Layer, ...], tuple[int, ...]]:
+    """The preset's nodes as `as_graph` checks and names them, and their `topological_order`: computed
+    once per preset (presets are constants), so analysing one skips the graph checks (`analyse_checked`)."""
+    nodes = as_graph(preset(name), "preset")
+    return nodes, tuple(topological_order(nodes, "preset"))
+
+
 def preset_info(name: str) -> dict[str, object]:
     """{name, title, default_image_size, description, source} of the preset called `name`."""
     entry = _lookup(name)
@@ -282,4 +290,4 @@ def preset_info(name: str) -> dict[str, object]:
     }
 
 
-__all__ = ["preset", "preset_info", "preset_names"]
+__all__ = ["checked_preset", "preset", "preset_info", "preset_names"]

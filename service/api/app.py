@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 
 from cnnplan.service.api._docs_assets import install_offline_docs
 from cnnplan.service.api._responses import FastJSONResponse
+from cnnplan.service.api.answer_cache import AnswerCache
 from cnnplan.service.api.deps import require_api_key
 from cnnplan.service.api.middleware.body_limit import BodySizeLimitMiddleware
 from cnnplan.service.api.middleware.json_limits import JsonLimitsMiddleware
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_offline_docs(app)
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
+    app.state.answer_cache = AnswerCache(
+        settings.answer_cache_entries, settings.answer_cache_bytes, registry=app.state.metrics.registry
+    )
     install_problem_handlers(app)
     guard = [Depends(require_api_key)] if keys_configured(settings) and settings.protect_planning else []
     for router in ROUTERS:

@@ -47,7 +47,8 @@ def answer_item(index: int, item: Any, answer: Answer) -> dict[str, Any]:
 
 def answer_within_budget(requests: list[Any], answer: Answer, budget: int) -> list[dict[str, Any]]:
     """Answer the items in order until their answers hold `budget` layers; later items get a 422 problem
-    without being computed, so a small body (presets, huge plans) cannot build gigabytes of JSON."""
+    without being computed, so a small body (presets, huge plans) cannot build gigabytes of JSON. Summary
+    answers (no ``layers``) spend nothing."""
     results: list[dict[str, Any]] = []
     spent = 0
     for index, item in enumerate(requests):
@@ -56,7 +57,7 @@ def answer_within_budget(requests: list[Any], answer: Answer, budget: int) -> li
             continue
         result = answer_item(index, item, answer)
         if result["ok"]:
-            spent += len(result["result"]["layers"])
+            spent += len(result["result"].get("layers", ()))
             if spent > budget:
                 result = over_layer_budget(index, budget)
         results.append(result)

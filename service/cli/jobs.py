@@ -14,6 +14,57 @@ from cnnplan.service.settings import get_settings
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+LONG_JOB_SECONDS = 120
+"""`cnnplan bench` warns before a job estimated to take longer than this."""
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def estimate_line(estimate: dict[str, Any]) -> str:
+    """What `cnnplan bench` prints about a job's estimate before following it."""
+    basis = "measured" if estimate["basis"] == "measured" else "nominal (torch not importable by the API)"
+    return (
+        f"estimated {format_duration(estimate['seconds'])}: {estimate['flops'] / 1e12:.2f} TFLOP at "
+        f"{estimate['device_flops_per_second'] / 1e9:.1f} GFLOP/s on {estimate['device']} ({basis})"
+    )
+
+
+def long_job_warning(estimate: dict[str, Any], job_url: str) -> str | None:
+    """The warning for a job estimated past `LONG_JOB_SECONDS`, else None."""
+    if estimate["seconds"] <= LONG_JOB_SECONDS:
+        return None
+    return (
+        f"warning: this benchmark will take more than {format_duration(LONG_JOB_SECONDS)}; fewer or smaller "
+        "--batch-size values, fewer --iterations or a smaller image finish sooner (Ctrl-C leaves it running: "
+        f"DELETE {job_url} cancels it)"
+    )
+
+
+def remaining_seconds(estimate: dict[str, Any] | None, progress: float, running_for: float | None) -> float | None:
+    """The ETA: from the progress so far once there is some (elapsed x (1 - p) / p), else the estimate
+    less the time already running; None when neither is known."""
+    if running_for is not None and progress >= 0.05:
+        return running_for * (1 - progress) / progress
+    if estimate is not None:
+        return max(0.0, estimate["seconds"] - (running_for or 0.0))
+    return None
+
+
+def end_reason(job: dict[str, Any]) -> str:
+    """The line printed for a job that did not succeed: its status and why (who cancelled it, why it failed)."""
+    error = job.get("error") or {}
+    if error.get("message"):
+        where = f" ({error['field']})" if error.get("field") else ""
+        return f"job {job['status']}: {error.get('type', 'error')}{where}: {error['message']}"
+    return f"job {job['status']}: no reason was recorded (a record from an older service)"
 
 
 @click.command()
@@ -126,7 +177,21 @@ def bench(
         location = answer.headers["Location"]
         job = answer.json()
         click.echo(f"job {job['id']} queued", err=True)
-        with click.progressbar(length=1000, label="benchmarking", file=sys.stderr) as bar:
+        estimate = job.get("estimate")
+        if estimate is not None:
+            click.echo(estimate_line(estimate), err=True)
+            warning = long_job_warning(estimate, f"{base}{location}")
+            if warning:
+                click.echo(warning, err=True)
+        started: float | None = None
+
+        def eta(_item: object) -> str:
+            left = remaining_seconds(estimate, job["progress"], None if started is None else time.monotonic() - started)
+            return "" if left is None else f"ETA {format_duration(left)}"
+
+        with click.progressbar(
+            length=1000, label="benchmarking", file=sys.stderr, show_eta=False, item_show_func=eta
+        ) as bar:
             shown = 0
             failures = 0
             while job["status"] in ("queued", "running"):
@@ -140,13 +205,14 @@ def bench(
                         click.echo(f"\nerror: lost the API at {base} for a minute ({error}); the job continues: "
                                    f"GET {base}{location}", err=True)  # fmt: skip
                         sys.exit(EXIT_FAILED)
+                if started is None and job["status"] == "running":
+                    started = time.monotonic()
                 target = int(job["progress"] * 1000)
-                bar.update(max(0, target - shown))
+                bar.update(max(0, target - shown), current_item=job)
                 shown = max(shown, target)
             bar.update(1000 - shown)
     if job["status"] != "succeeded":
-        failure = job.get("error") or {}
-        click.echo(f"job {job['status']}: {failure.get('message', '')}", err=True)
+        click.echo(end_reason(job), err=True)
         sys.exit(EXIT_FAILED)
     click.echo(format_result(job["result"]))
 

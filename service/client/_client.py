@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
@@ -38,6 +38,8 @@ from cnnplan.service.schemas import (
     ValidateBatchResponse,
     ValidateRequestModel,
     ValidateResponse,
+    ValidateSummaryBatchResponse,
+    View,
 )
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -264,9 +266,14 @@ class PlannerClient:
         """POST /plan/batch: one result or problem per item."""
         return self._json(PlanBatchResponse, "POST", "/plan/batch", json=_batch(requests))
 
-    def validate_batch(self, requests: Sequence[Body]) -> ValidateBatchResponse:
-        """POST /validate/batch: one report or problem per item."""
-        return self._json(ValidateBatchResponse, "POST", "/validate/batch", json=_batch(requests))
+    @overload
+    def validate_batch(self, requests: Sequence[Body], view: Literal["full"] = "full") -> ValidateBatchResponse: ...
+    @overload
+    def validate_batch(self, requests: Sequence[Body], view: Literal["summary"]) -> ValidateSummaryBatchResponse: ...
+    def validate_batch(self, requests: Sequence[Body], view: View = "full") -> Any:
+        """POST /validate/batch: one report or problem per item; ``view="summary"``: verdicts without layers."""
+        model = ValidateSummaryBatchResponse if view == "summary" else ValidateBatchResponse
+        return self._json(model, "POST", "/validate/batch", json=_batch(requests), params={"view": view})
 
     def presets(self) -> PresetList:
         """GET /presets."""
@@ -402,10 +409,19 @@ class AsyncPlannerClient:
         """POST /plan/batch."""
         return await self._json(PlanBatchResponse, "POST", "/plan/batch", json=_batch(requests))
 
-    async def validate_batch(self, requests: Sequence[Body]) -> ValidateBatchResponse:
-        """POST /validate/batch."""
+    @overload
+    async def validate_batch(
+        self, requests: Sequence[Body], view: Literal["full"] = "full"
+    ) -> ValidateBatchResponse: ...
+    @overload
+    async def validate_batch(
+        self, requests: Sequence[Body], view: Literal["summary"]
+    ) -> ValidateSummaryBatchResponse: ...
+    async def validate_batch(self, requests: Sequence[Body], view: View = "full") -> Any:
+        """POST /validate/batch; ``view="summary"``: verdicts without layers."""
         body = _batch(requests)
-        return await self._json(ValidateBatchResponse, "POST", "/validate/batch", json=body)
+        model = ValidateSummaryBatchResponse if view == "summary" else ValidateBatchResponse
+        return await self._json(model, "POST", "/validate/batch", json=body, params={"view": view})
 
     async def presets(self) -> PresetList:
         """GET /presets."""

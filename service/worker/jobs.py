@@ -20,6 +20,7 @@ from typing import Any
 
 from cnnplan.service.problems import ProblemError, invalid_field
 from cnnplan.service.settings import Settings
+from cnnplan.service.worker.estimate import estimate
 from cnnplan.service.worker.schemas import BenchmarkRequest
 from cnnplan.service.worker.store import (
     CANCELLED,
@@ -148,6 +149,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "owner": job.owner,
         "reason": job.reason,
         "cancelled_by": job.cancelled_by,
+        "estimate": job.estimate,
     }
 
 
@@ -189,7 +191,11 @@ def visible_job(store: JobStore, caller: Caller, job_id: str, noun: str = "bench
 
 
 def create_owned(
-    settings: Settings, caller: Caller, request: dict[str, Any], idempotency_key: str | None = None
+    settings: Settings,
+    caller: Caller,
+    request: dict[str, Any],
+    idempotency_key: str | None = None,
+    estimate: dict[str, Any] | None = None,
 ) -> Job:
     """Check the broker and the store, then store a queued job owned by `caller`, within the caller's cap
     on active jobs (``job_max_active_per_key``, with keys configured: 429 past it); 503 when down. A
@@ -199,7 +205,9 @@ def create_owned(
     cap = settings.job_max_active_per_key if caller.owner is not None else None
     try:
         service.check()
-        job = service.store.create(request, owner=caller.owner, max_active=cap, idempotency_key=idempotency_key)
+        job = service.store.create(
+            request, owner=caller.owner, max_active=cap, idempotency_key=idempotency_key, estimate=estimate
+        )
     except ActiveJobsLimit as refused:
         reason = (f"at most {cap} queued or running jobs per API key; {refused.active} are active now: wait for "
                   "one to finish, or cancel one")  # fmt: skip
@@ -237,8 +245,9 @@ def submit_benchmark(
     check_limits(body, settings)
     request = body.model_dump(mode="json", exclude_none=True, warnings=False)
     spec = network_spec(request)  # bad networks are a 422 now, not a failed job later
-    analyse(spec.layers, spec.image_size, spec.in_channels, spec.field)
-    job = create_owned(settings, caller, request, idempotency_key)
+    analysis = analyse(spec.layers, spec.image_size, spec.in_channels, spec.field)
+    estimated = estimate(analysis.flops, request)  # before it is stored and queued: the estimate precedes the run
+    job = create_owned(settings, caller, request, idempotency_key, estimated)
     if job.status == QUEUED:  # a replay's first message may be lost with the request: a duplicate is harmless
         queue_or_forget(settings, job, job_service(settings).send)
     return job_dict(job)

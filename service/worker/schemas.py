@@ -90,9 +90,22 @@ class BenchmarkResult(BaseModel):
 
 
 class JobError(BaseModel):
+    """Why a job ended without a result: failed (``does_not_fit``, ``benchmark_error``, ``time_limit``,
+    ``invalid_request``, ``gave_up``, ``internal_error``) or ``cancelled`` (by whom or what)."""
+
     type: str
     message: str
     field: str | None = None
+
+
+class BenchmarkEstimate(BaseModel):
+    """The job's expected duration, made before it runs (`cnnplan.service.worker.estimate`)."""
+
+    seconds: float = Field(description="FLOPs / device_flops_per_second + a fixed overhead.")
+    flops: int = Field(description="sum over batch sizes b of b x (warmup + iterations) x forward FLOPs (x3 training).")
+    device: str
+    device_flops_per_second: int = Field(description="Achieved FLOP/s of a calibration convolution on the device.")
+    basis: Literal["measured", "nominal"] = Field(description="nominal: torch was not importable to measure.")
 
 
 class BenchmarkJob(BaseModel):
@@ -107,7 +120,9 @@ class BenchmarkJob(BaseModel):
     worker: str | None = Field(description="host:pid of the process running (or that last ran) the job.")
     request: dict[str, Any]
     result: BenchmarkResult | None
-    error: JobError | None
+    error: JobError | None = Field(
+        description="Why it failed; null while it runs or succeeded (a cancel's why is `reason`)."
+    )
     owner: str | None = Field(None, description="The owner of the API key that submitted it (None without keys).")
     reason: str | None = Field(None, description="Why it ended, when it was cancelled (or deleted).")
     cancelled_by: str | None = Field(None, description="The owner whose key cancelled it (`anonymous` without keys).")
@@ -119,6 +134,7 @@ class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     reason: str | None = Field(None, min_length=1, max_length=500, description="Why it is cancelled.")
+    estimate: BenchmarkEstimate | None = Field(None, description="Expected duration, estimated at submission.")
 
 
 class BenchmarkJobList(BaseModel):

@@ -23,7 +23,7 @@ from typing import Any
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED})
-JSON_FIELDS = ("request", "result", "error")
+JSON_FIELDS = ("request", "result", "error", "estimate")
 
 
 class StoreUnavailable(Exception):
@@ -68,6 +68,7 @@ class Job:
     owner: str | None = None
     reason: str | None = None
     cancelled_by: str | None = None
+    estimate: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
         """Flat values for storage (JSON text for the nested fields)."""
@@ -132,6 +133,7 @@ class JobStore:
         owner: str | None = None,
         max_active: int | None = None,
         idempotency_key: str | None = None,
+        estimate: dict[str, Any] | None = None,
     ) -> Job:
         """A new queued job for `request` owned by `owner`; with `max_active` (and an owner), refused with
         `ActiveJobsLimit` when the owner already has that many queued or running jobs (checked atomically).
@@ -140,7 +142,7 @@ class JobStore:
         a request whose answer was lost) gets the job the first one made, as it is now, instead of a second."""
         now = time.time()
         job_id = str(uuid.uuid4()) if idempotency_key is None else idempotent_id(owner, idempotency_key)
-        job = Job(id=job_id, request=request, created_at=now, updated_at=now, owner=owner)
+        job = Job(id=job_id, request=request, created_at=now, updated_at=now, owner=owner, estimate=estimate)
         if idempotency_key is not None and (existing := self._get(job_id)) is not None:
             return existing
         try:
@@ -270,7 +272,7 @@ class SqlJobStore(JobStore):
             Column("created_at", Float, nullable=False, index=True), Column("updated_at", Float, nullable=False),
             Column("started_at", Float), Column("finished_at", Float), Column("attempts", Integer, nullable=False),
             Column("lease_expires_at", Float), Column("worker", String(255)), Column("result", Text),
-            Column("error", Text), Column("owner", String(64), index=True), Column("reason", Text),
+            Column("error", Text), Column("estimate", Text), Column("owner", String(64), index=True), Column("reason", Text),
             Column("cancelled_by", String(64)),
         )  # fmt: skip
         try:

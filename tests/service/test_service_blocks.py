@@ -34,7 +34,9 @@ async def test_plan_round_trips_into_validate_as_graph_nodes(client, block, stem
     assert plan["depth_headroom"] == 0
     adds = [layer for layer in plan["layers"] if layer["type"] == "add"]
     assert bool(adds) == (block != "plain")
-    checked = await client.post("/validate", json={"image_size": [72, 64], "graph": plan["graph"]})
+    architecture = {"layers": plan["layers"]} if block == "plain" else {"graph": plan["graph"]}
+    assert (plan["graph"] is None) == (block == "plain")
+    checked = await client.post("/validate", json={"image_size": [72, 64], **architecture})
     assert checked.status_code == 200, checked.text
     report = checked.json()
     assert report["valid"] and report["violations"] == []

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
 
 from cnnplan.service.api._responses import FastJSONResponse
+from cnnplan.service.api.answer_cache import json_answer
 from cnnplan.service.api.batches import answer_within_budget, check_batch_size
 from cnnplan.service.api.deps import AppSettings
 from cnnplan.service.api.formats import FORMAT_DESCRIPTION, PLAN_FORMAT_RESPONSES, PlanFormat, plan_response
-from cnnplan.service.convert import plan_body, to_plan_request
+from cnnplan.service.convert import plan_body, plan_body_json, plan_summary_body, to_plan_request
 from cnnplan.service.problems import problem_responses
 from cnnplan.service.schemas import (
     DEFAULT_MIN_C_VALUE_TEXT,
     IMAGE_SIZE_TEXT_MAX_LENGTH,
     IMAGE_SIZE_TEXT_PATTERN,
     MIN_C_VALUE_TEXT_PATTERN,
+    VIEW_DESCRIPTION,
     PlanBatchRequest,
     PlanBatchResponse,
     PlanRequestModel,
     PlanResponse,
+    PlanSummary,
+    PlanSummaryBatchResponse,
+    View,
     parse_image_size_text,
 )
 from cnnplan.solver import make_plan
@@ -36,25 +42,36 @@ PLAN_RULES = (
 """The rules of a plan request that JSON Schema cannot state (the 422 of the operation lists them)."""
 
 
+def plan_json(request: Request, body: PlanRequestModel, view: View, http_caching: bool) -> Response:
+    """The JSON answer of a validated body in `view`, through the answer cache (keyed by the canonical body)."""
+    if view == "summary":
+        return json_answer(request, ("plan", view, body), lambda: plan_summary_body(body), http_caching)
+    return json_answer(request, ("plan", view, body), lambda: plan_body_json(body), http_caching)
+
+
 @router.post(
     "/plan",
-    response_model=PlanResponse,
+    response_model=PlanResponse | PlanSummary,
     response_class=FastJSONResponse,
     responses={**PLAN_FORMAT_RESPONSES, **problem_responses(401, 413, 422, rules=PLAN_RULES)},
     summary="Plan the deepest network for an image size",
 )
 async def post_plan(
-    body: PlanRequestModel, format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION)
+    request: Request,
+    body: PlanRequestModel,
+    format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION),
+    view: View = Query("full", description=VIEW_DESCRIPTION),
 ) -> Response:
-    """Maximise the number of feature-level convolutions under both constraints (docs/theory.md#exact-model)."""
+    """Maximise the number of feature-level convolutions under both constraints (docs/theory.md#exact-model).
+    ``view=summary`` answers a `PlanSummary` (no per-layer list)."""
     if format != "json":
         return plan_response(make_plan(to_plan_request(body)), format)
-    return FastJSONResponse(plan_body(body))
+    return plan_json(request, body, view, http_caching=False)
 
 
 @router.get(
     "/plan",
-    response_model=PlanResponse,
+    response_model=PlanResponse | PlanSummary,
     response_class=FastJSONResponse,
     responses={
         **PLAN_FORMAT_RESPONSES,
@@ -63,6 +80,7 @@ async def post_plan(
     summary="Plan from a query string (for curl); the width rule keeps its default",
 )
 async def get_plan(
+    request: Request,
     image_size: str = Query(
         description="A side (224) or HEIGHTxWIDTH (224x160); sides 1..2^20.",
         min_length=1,
@@ -92,8 +110,10 @@ async def get_plan(
     max_flops: int | None = Query(None, ge=1, le=MAX_BUDGET),
     max_params: int | None = Query(None, ge=1, le=MAX_BUDGET),
     format: PlanFormat = Query("json", description=FORMAT_DESCRIPTION),
+    view: View = Query("full", description=VIEW_DESCRIPTION),
 ) -> Response:
-    """Same answer as POST /plan with the same inputs."""
+    """Same answer as POST /plan with the same inputs, with a strong ETag and Cache-Control; a request whose
+    If-None-Match names the answer's ETag gets 304 Not Modified."""
     body = PlanRequestModel.model_validate(
         {
             "image_size": parse_image_size_text(image_size),
@@ -115,7 +135,7 @@ async def get_plan(
     )
     if format != "json":
         return plan_response(make_plan(to_plan_request(body)), format)
-    return FastJSONResponse(plan_body(body))
+    return plan_json(request, body, view, http_caching=True)
 
 
 def plan_answer(item: dict[str, Any]) -> dict[str, Any]:
@@ -123,14 +143,23 @@ def plan_answer(item: dict[str, Any]) -> dict[str, Any]:
     return plan_body(PlanRequestModel.model_validate(item))
 
 
+def plan_summary_answer(item: dict[str, Any]) -> dict[str, Any]:
+    """The answer of one /plan/batch item with ``view=summary``."""
+    return plan_summary_body(PlanRequestModel.model_validate(item))
+
+
 @router.post(
     "/plan/batch",
-    response_model=PlanBatchResponse,
+    response_model=PlanBatchResponse | PlanSummaryBatchResponse,
     response_class=FastJSONResponse,
     responses=problem_responses(401, 413, 422),
     summary="Plan up to 1000 requests; each item gets its own result or problem",
 )
-def post_plan_batch(body: PlanBatchRequest, settings: AppSettings) -> FastJSONResponse:
-    """Results in request order; a bad item carries its problem and does not fail the batch."""
+def post_plan_batch(
+    body: PlanBatchRequest, settings: AppSettings, view: View = Query("full", description=VIEW_DESCRIPTION)
+) -> FastJSONResponse:
+    """Results in request order; a bad item carries its problem and does not fail the batch. ``view=summary``
+    answers a `PlanSummaryBatchResponse`."""
     check_batch_size(len(body.requests), settings)
-    return FastJSONResponse({"results": answer_within_budget(body.requests, plan_answer, settings.max_batch_layers)})
+    answer = plan_summary_answer if view == "summary" else plan_answer
+    return FastJSONResponse({"results": answer_within_budget(body.requests, answer, settings.max_batch_layers)})

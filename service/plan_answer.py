@@ -1,0 +1,693 @@
+"""The /plan answer of a planned chain in closed form, stage by stage (THEORY.md sections 1, 6 and 7).
+
+`plan_dict(make_plan(request))` builds the network as `Layer` objects, walks it layer by layer with
+the generic analysis (`LayerStats` per layer), checks the constraints and then renders every layer.
+A planned network is far more regular than an arbitrary architecture: stage l is a_l identical
+k x k 'same' convolutions (each with its BN and ReLU) at one jump j_l and one map size, so within
+a stage the state is affine in the position m:
+
+    r(m) = r_0 + m (k - 1) j_l,   P(m) = P_0 + m ((k - 1) // 2) j_l,   c(m) = k j_l / r(m),
+
+and the downsampling between stages maps (r, j, P, s) to (r + j, 2 j, P, floor(s / 2)) for a
+2x2 stride-2 pool, or is the stage's first convolution with stride 2 (output ceil(s / 2)).
+`plan_answer` evaluates these formulas directly into the answer's dicts (one template per stage
+and kind, copied per layer), with the same exact integers and fractions as the generic path, and
+`plan_summary` the verdict alone (depth, stages, top receptive field, headroom, valid,
+violations, params, FLOPs) without the per-layer list, with the per-stage sums in closed form.
+`tests/service/test_service_plan_answer.py` checks both against the generic analysis on a grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from math import gcd
+from typing import Any
+
+from cnnplan.service.api._responses import render_json
+from cnnplan.solver.analysis import normalize_image_size
+from cnnplan.solver.constraints import receptive_field_limit
+from cnnplan.solver.errors import InvalidLayerError
+from cnnplan.solver.limits import MAX_CHANNELS
+from cnnplan.solver.network import CLASSIFIER_KERNEL, WidthRule, classifier_pooling, feature_side
+from cnnplan.solver.plan import PlanRequest, make_plan
+from cnnplan.solver.planner import check_plan_inputs, optimal_stages
+from cnnplan.solver.rational import format_fraction
+
+C_VALUE_DIGITS = 6
+"""Decimal places of the rounded numbers (the same as `cnnplan.service.convert`)."""
+
+
+def _number(numerator: int, denominator: int) -> float:
+    return round(numerator / denominator, C_VALUE_DIGITS)
+
+
+def _check_request(request: PlanRequest) -> tuple[Fraction, tuple[int, int]]:
+    """The checks of `make_plan` and `network_for_stages`, in their order; (t, (height, width))."""
+    t = check_plan_inputs(request.kernel_size, request.min_c_value, request.model, request.downsample)
+    size = normalize_image_size(request.image_size)
+    if not isinstance(request.widths, WidthRule):
+        raise InvalidLayerError("widths", f"must be a width rule (base, multiplier, max_width), got {request.widths!r}")
+    if not isinstance(request.batch_norm, bool):
+        raise InvalidLayerError("batch_norm", f"must be a boolean, got {request.batch_norm!r}")
+    return t, size
+
+
+def _check_network(num_classes: object, dropout: object, in_channels: object) -> None:
+    """`classifier_layers`' checks of the classifier inputs, then `analyse_chain`'s of in_channels (raised
+    after planning, as there)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CHANNELS:
+        raise InvalidLayerError("num_classes", f"must be an integer in [1, {MAX_CHANNELS}], got {num_classes!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise InvalidLayerError("dropout", f"must be a probability in [0, 1), got {dropout!r}")
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or not 1 <= in_channels <= MAX_CHANNELS:
+        raise InvalidLayerError("in_channels", f"must be an integer in [1, {MAX_CHANNELS}]")
+
+
+def _relaxed(size: tuple[int, int], kernel_size: int, t: Fraction, rf_side: str) -> dict[str, Any]:
+    """`planner.relaxed_stages` rendered, in integers: with t = p/q, budget z/k and n stages (stage l is the
+    last once 2^(l-1) q k >= z p), a_1 = q/p, a_l = q/(2p) for 1 < l < n and a_n = (z p - k W q) / (k p 2W)
+    (W = 2^(n-2), the weight of stage n-1; a_1 = z/k when n = 1), depth = their sum."""
+    p, q = t.numerator, t.denominator
+    z = receptive_field_limit(size, rf_side)  # type: ignore[arg-type]
+    count, weight = 0, 1
+    while weight * q * kernel_size < z * p:
+        count += 1
+        weight *= 2
+    filled = weight // 2 if count else 0  # T_(n-1) = W q / p
+    spare = z * p - kernel_size * filled * q  # a_n = spare / (k p weight)
+    last = Fraction(spare, kernel_size * p * weight)
+    first, middle = Fraction(q, p), Fraction(q, 2 * p)
+    stages = ([first] if count else []) + [middle] * max(0, count - 1) + [last]
+    # depth over the common denominator 2 k p weight: a_1 = 2 k weight q, a_l = k weight q, a_n = 2 spare
+    scale = kernel_size * weight * q
+    numerator = 2 * spare + (2 * scale + (count - 1) * scale if count else 0)
+    depth = Fraction(numerator, 2 * kernel_size * p * weight)
+    shown = {value: (_number(value.numerator, value.denominator), format_fraction(value)) for value in set(stages)}
+    return {
+        "stages": [shown[a][0] for a in stages],
+        "stages_exact": [shown[a][1] for a in stages],
+        "depth": _number(depth.numerator, depth.denominator),
+        "depth_exact": format_fraction(depth),
+    }
+
+
+def _inputs(request: PlanRequest, size: tuple[int, int], t: Fraction) -> dict[str, Any]:
+    widths = request.widths
+    return {
+        "image_size": list(size),
+        "kernel_size": request.kernel_size,
+        "min_c_value": _number(t.numerator, t.denominator),
+        "min_c_value_exact": format_fraction(t),
+        "model": request.model,
+        "downsample": request.downsample,
+        "in_channels": request.in_channels,
+        "num_classes": request.num_classes,
+        "dropout": request.dropout,
+        "widths": {"base": widths.base, "multiplier": widths.multiplier, "max_width": widths.max_width},
+        "batch_norm": request.batch_norm,
+        "rf_side": request.rf_side,
+        "block": request.block,
+        "stem": request.stem,
+        "expansion": request.expansion,
+        "max_flops": request.max_flops,
+        "max_params": request.max_params,
+    }
+
+
+_PLAIN_CHAIN = {"stem": None, "budget": None, "graph": None}
+"""What `convert.plan_dict` says of a plain chain without a stem or a budget (the closed form's domain)."""
+
+
+def _headroom(kernel: int, jump: int, receptive_field: int, t: Fraction, limit: int) -> int:
+    """`constraints.depth_headroom` of the top conv in integers: max m with k j / (r + m (k-1) j) >= t and
+    r + m (k-1) j <= limit, i.e. min((k j q - r p) // (p g), (limit - r) // g) with g = (k-1) j, at least 0."""
+    growth = (kernel - 1) * jump
+    p, q = t.numerator, t.denominator
+    return max(0, min((kernel * jump * q - receptive_field * p) // (p * growth), (limit - receptive_field) // growth))
+
+
+def _layer(
+    name: str,
+    kind: str,
+    level: str,
+    previous: str,
+    kernel_size: int,
+    stride: int,
+    padding: tuple[int, int],
+    in_channels: int,
+    out_channels: int,
+    output_size: tuple[int, int],
+    receptive_field: int,
+    jump: int,
+    effective_padding: int,
+    params: int,
+    flops: int,
+) -> dict[str, Any]:
+    """A non-conv layer's answer dict (the shape of `convert.layer_dict`)."""
+    return {
+        "name": name,
+        "type": kind,
+        "level": level,
+        "inputs": (previous,),
+        "kernel_size": kernel_size,
+        "stride": stride,
+        "dilation": 1,
+        "padding": padding,
+        "groups": 1,
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "output_size": output_size,
+        "receptive_field": receptive_field,
+        "jump": jump,
+        "effective_padding": effective_padding,
+        "real_filter_size": None,
+        "c_value": None,
+        "c_value_exact": None,
+        "params": params,
+        "flops": flops,
+    }
+
+
+def _conv(
+    name: str,
+    level: str,
+    previous: str,
+    kernel_size: int,
+    stride: int,
+    padding: tuple[int, int],
+    in_channels: int,
+    out_channels: int,
+    output_size: tuple[int, int],
+    receptive_field: int,
+    jump: int,
+    effective_padding: int,
+    real: int,
+    params: int,
+    flops: int,
+) -> dict[str, Any]:
+    """A conv's answer dict; c = real / r rendered as `convert.layer_dict` renders the reduced Fraction."""
+    common = gcd(real, receptive_field)
+    numerator, denominator = real // common, receptive_field // common
+    return {
+        "name": name,
+        "type": "conv",
+        "level": level,
+        "inputs": (previous,),
+        "kernel_size": kernel_size,
+        "stride": stride,
+        "dilation": 1,
+        "padding": padding,
+        "groups": 1,
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "output_size": output_size,
+        "receptive_field": receptive_field,
+        "jump": jump,
+        "effective_padding": effective_padding,
+        "real_filter_size": real,
+        "c_value": round(numerator / denominator, C_VALUE_DIGITS),
+        "c_value_exact": str(numerator) if denominator == 1 else f"{numerator}/{denominator}",
+        "params": params,
+        "flops": flops,
+    }
+
+
+def _c_value(real: int, receptive_field: int) -> tuple[float, str]:
+    """c = real / r as `convert.layer_dict` renders the reduced Fraction: (rounded number, "p/q" or "p")."""
+    common = gcd(real, receptive_field)
+    numerator, denominator = real // common, receptive_field // common
+    exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+    return round(numerator / denominator, C_VALUE_DIGITS), exact
+
+
+def _walk(
+    request: PlanRequest,
+    size: tuple[int, int],
+    stages: tuple[int, ...],
+    t: Fraction,
+    layers: list | None,
+    emit_stage: Callable[..., str] | None = None,
+) -> dict[str, Any]:
+    """The planned network: its feature level (`_features`) followed by the classifier level; returns the
+    totals (params, FLOPs), the top feature conv's (receptive field, jump) and whether some feature conv
+    has c < t."""
+    features = _features(
+        request.kernel_size, request.downsample, request.widths, request.batch_norm, request.in_channels, size,
+        stages, t, layers, None, emit_stage or _emit_stage,
+    )  # fmt: skip
+    channels, height, width, receptive_field, jump, effective_padding, previous = features["state"]
+    totals = _classifier(request, size, stages, channels, height, width, receptive_field, jump, effective_padding,
+                         previous, layers.append if layers is not None else None)  # fmt: skip
+    return {"params": features["params"] + totals[0], "flops": features["flops"] + totals[1],
+            "top": (receptive_field, jump), "below_t": features["below_t"]}  # fmt: skip
+
+
+def _features(
+    kernel: int,
+    downsample: str,
+    widths: WidthRule,
+    batch_norm: bool,
+    in_channels: int,
+    size: tuple[int, int],
+    stages: tuple[int, ...],
+    t: Fraction,
+    layers: list | None,
+    violating: list | None,
+    emit_stage: Callable[..., str] | None = None,
+) -> dict[str, Any]:
+    """The stage-wise evaluation of a feature level (module docstring), shared by every closed-form answer.
+
+    Stage l of a_l convolutions of w_l filters entering at jump j, receptive field r, effective padding P:
+    its first conv has j_in = j (and stride 2 with downsample='conv', after which J = 2 j; else J = j), the
+    others j_in = J; so r_1 = r + g j, r_m = r_1 + (m - 1) g J (g = k - 1), P likewise with (k - 1) // 2,
+    params = k^2 c_in w + (a - 1) k^2 w^2 (+ w per conv without BN, + 2 w per BN), FLOPs = 2 s_h s_w x the
+    weights. Within a stage c = k j_in / r falls with m, so c >= t holds for the stage iff it holds for its
+    first and its last conv, and the convs m >= 2 below t are those from m_0 = max(2, D // (p g J) + 2) on,
+    D = k J q - r_1 p (t = p / q). Appends every layer's dict to `layers` unless it is None (templates per
+    stage, copied per layer) and (name, k j_in, r) of every conv with c < t to `violating` unless it is None.
+    Returns params, FLOPs, below_t, vanished (a pool met a map side < 2: the generic analysis raises there)
+    and the state after the last layer (channels, height, width, r, j, P, its name).
+    """
+    left = (kernel - 1) // 2
+    same = (left, kernel - 1 - left)
+    growth = kernel - 1
+    square = kernel * kernel
+    p, q = t.numerator, t.denominator
+    height, width = size
+    channels = in_channels
+    receptive_field, jump, effective_padding = 1, 1, 0
+    params = flops = 0
+    below_t = vanished = False
+    previous = "input"
+    for stage, count in enumerate(stages, start=1):
+        out_channels = widths.width(stage)
+        first_stride = 1
+        if stage > 1:
+            if downsample == "conv":  # the stage's first conv has stride 2 ('same': s -> ceil(s / 2))
+                first_stride = 2
+            else:  # a 2x2 stride-2 pool: r += j, j *= 2, P unchanged, s -> floor(s / 2)
+                if height < 2 or width < 2:
+                    vanished = True
+                    break
+                height, width = height // 2, width // 2
+                receptive_field += jump
+                jump *= 2
+                if layers is not None:
+                    name = f"s{stage - 1}.pool"
+                    layers.append(
+                        _layer(name, downsample, "feature", previous, 2, 2, (0, 0), channels, channels,
+                               (height, width), receptive_field, jump, effective_padding, 0, 0)
+                    )  # fmt: skip
+                    previous = name
+        if first_stride == 2:
+            height, width = -(-height // 2), -(-width // 2)
+        jump_in, stage_jump = jump, jump * first_stride
+        bias = 0 if batch_norm else out_channels
+        first_weights = square * channels * out_channels
+        rest_weights = square * out_channels * out_channels
+        first_rf = receptive_field + growth * jump_in
+        last_rf = first_rf + (count - 1) * growth * stage_jump
+        first_below = first_rf * p > kernel * jump_in * q  # c < t, exactly
+        if first_below or last_rf * p > kernel * stage_jump * q:
+            below_t = True
+            if violating is not None:
+                if first_below:
+                    violating.append((f"s{stage}.conv1", kernel * jump_in, first_rf))
+                step = growth * stage_jump
+                start = max(2, (kernel * stage_jump * q - first_rf * p) // (p * step) + 2)
+                for position in range(start, count + 1):
+                    violating.append(
+                        (f"s{stage}.conv{position}", kernel * stage_jump, first_rf + (position - 1) * step)
+                    )
+        area = height * width
+        params += (
+            first_weights + (count - 1) * rest_weights + count * bias + (2 * count * out_channels if batch_norm else 0)
+        )
+        flops += 2 * area * (first_weights + (count - 1) * rest_weights)
+        first_padding = effective_padding + left * jump_in
+        if layers is not None:
+            previous = (emit_stage or _emit_stage)(
+                layers, stage, count, previous, kernel, same, channels, out_channels, (height, width), stage_jump,
+                jump_in, first_stride, first_rf, growth * stage_jump, first_padding, left * stage_jump,
+                (first_weights + bias, 2 * area * first_weights), (rest_weights + bias, 2 * area * rest_weights),
+                batch_norm,
+            )  # fmt: skip
+        receptive_field, jump = last_rf, stage_jump
+        effective_padding = first_padding + (count - 1) * left * stage_jump
+        channels = out_channels
+    return {"params": params, "flops": flops, "below_t": below_t, "vanished": vanished,
+            "state": (channels, height, width, receptive_field, jump, effective_padding, previous)}  # fmt: skip
+
+
+def _emit_stage(
+    layers: list[dict[str, Any]],
+    stage: int,
+    count: int,
+    previous: str,
+    kernel: int,
+    same: tuple[int, int],
+    in_channels: int,
+    channels: int,
+    output: tuple[int, int],
+    jump: int,
+    first_jump_in: int,
+    first_stride: int,
+    receptive_field: int,
+    rf_step: int,
+    effective_padding: int,
+    padding_step: int,
+    first_counts: tuple[int, int],
+    counts: tuple[int, int],
+    batch_norm: bool,
+) -> str:
+    """Append one stage's conv (+ BN) + ReLU dicts: templates filled once, copied per layer with the
+    position's name, input, receptive field, effective padding and c-value; returns the last layer's name."""
+    conv = _conv("", "feature", "", kernel, 1, same, channels, channels, output, 1, jump, 0, kernel * jump, *counts)
+    bn = _layer("", "bn", "feature", "", 1, 1, (0, 0), channels, channels, output, 0, jump, 0, 2 * channels, 0)
+    relu = _layer("", "relu", "feature", "", 1, 1, (0, 0), channels, channels, output, 0, jump, 0, 0, 0)
+    append = layers.append
+    real = kernel * jump
+    prefix = f"s{stage}."
+    for position in range(1, count + 1):
+        layer = conv.copy()
+        name = f"{prefix}conv{position}"
+        layer["name"] = name
+        layer["inputs"] = (previous,)
+        layer["receptive_field"] = receptive_field
+        layer["effective_padding"] = effective_padding
+        if position == 1:
+            layer["stride"] = first_stride
+            layer["in_channels"] = in_channels
+            layer["real_filter_size"] = kernel * first_jump_in
+            layer["params"], layer["flops"] = first_counts
+            layer["c_value"], layer["c_value_exact"] = _c_value(kernel * first_jump_in, receptive_field)
+        else:
+            layer["c_value"], layer["c_value_exact"] = _c_value(real, receptive_field)
+        append(layer)
+        previous = name
+        for template, kind in ((bn, "bn"), (relu, "relu")) if batch_norm else ((relu, "relu"),):
+            layer = template.copy()
+            name = f"{prefix}{kind}{position}"
+            layer["name"] = name
+            layer["inputs"] = (previous,)
+            layer["receptive_field"] = receptive_field
+            layer["effective_padding"] = effective_padding
+            append(layer)
+            previous = name
+        receptive_field += rf_step
+        effective_padding += padding_step
+    return previous
+
+
+def _classifier(
+    request: PlanRequest,
+    size: tuple[int, int],
+    stages: tuple[int, ...],
+    channels: int,
+    height: int,
+    width: int,
+    receptive_field: int,
+    jump: int,
+    effective_padding: int,
+    previous: str,
+    append: Any,
+) -> tuple[int, int]:
+    """`network.classifier_layers` evaluated: pool to 6..8, two 5x5 'same' convs + ReLU, global max pool,
+    dropout, linear; appends the dicts when `append` is given; returns (params, FLOPs)."""
+    level = "classifier"
+    last_side = min(feature_side(size[0], len(stages), request.downsample),
+                    feature_side(size[1], len(stages), request.downsample))  # fmt: skip
+    pooling = classifier_pooling(last_side)
+    if pooling is not None:
+        kernel, stride = pooling
+        height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        receptive_field += (kernel - 1) * jump
+        jump *= stride
+        if append is not None:
+            append(
+                _layer("cls.pool", "maxpool", level, previous, kernel, stride, (0, 0), channels, channels,
+                       (height, width), receptive_field, jump, effective_padding, 0, 0)
+            )  # fmt: skip
+            previous = "cls.pool"
+    params = flops = 0
+    out_channels = request.widths.width(len(stages))
+    left = (CLASSIFIER_KERNEL - 1) // 2
+    same = (left, CLASSIFIER_KERNEL - 1 - left)
+    for position in (1, 2):
+        jump_in, in_channels = jump, channels
+        receptive_field += (CLASSIFIER_KERNEL - 1) * jump
+        effective_padding += left * jump
+        weights = CLASSIFIER_KERNEL * CLASSIFIER_KERNEL * channels * out_channels
+        conv_params, conv_flops = weights + out_channels, 2 * weights * height * width
+        params += conv_params
+        flops += conv_flops
+        channels = out_channels
+        if append is not None:
+            output = (height, width)
+            name = f"cls.conv{position}"
+            append(
+                _conv(name, level, previous, CLASSIFIER_KERNEL, 1, same, in_channels, channels, output,
+                      receptive_field, jump, effective_padding, CLASSIFIER_KERNEL * jump_in, conv_params, conv_flops)
+            )  # fmt: skip
+            relu = f"cls.relu{position}"
+            append(
+                _layer(relu, "relu", level, name, 1, 1, (0, 0), channels, channels, output, receptive_field, jump,
+                       effective_padding, 0, 0)
+            )  # fmt: skip
+            previous = relu
+    receptive_field += (max(height, width) - 1) * jump
+    linear_params = channels * request.num_classes + request.num_classes
+    linear_flops = 2 * channels * request.num_classes
+    if append is not None:
+        one = (1, 1)
+        append(
+            _layer("cls.global_maxpool", "global_maxpool", level, previous, 1, 1, (0, 0), channels, channels, one,
+                   receptive_field, jump, effective_padding, 0, 0)
+        )  # fmt: skip
+        append(
+            _layer("cls.dropout", "dropout", level, "cls.global_maxpool", 1, 1, (0, 0), channels, channels, one,
+                   receptive_field, jump, effective_padding, 0, 0)
+        )  # fmt: skip
+        append(
+            _layer("cls.fc", "linear", level, "cls.dropout", 1, 1, (0, 0), channels, request.num_classes, one,
+                   receptive_field, jump, effective_padding, linear_params, linear_flops)
+        )  # fmt: skip
+    return params + linear_params, flops + linear_flops
+
+
+def _verdict(request: PlanRequest, size: tuple[int, int], t: Fraction, walk: dict[str, Any]) -> tuple[bool, int]:
+    """(valid, depth headroom) of the planned chain, as `check_constraints` decides them."""
+    limit = receptive_field_limit(size, request.rf_side)
+    top_rf, top_jump = walk["top"]
+    valid = not walk["below_t"] and top_rf <= limit
+    return valid, _headroom(request.kernel_size, top_jump, top_rf, t, limit) if valid else 0
+
+
+def _violations(request: PlanRequest) -> list[dict[str, Any]]:
+    """The violations of a planned chain that breaks a constraint, by the generic analysis (no planned
+    chain of the current planner does; this keeps the summary exact should one ever)."""
+    from cnnplan.service.convert import report_summary_dict
+
+    return report_summary_dict(make_plan(request).report)["violations"]
+
+
+def plan_answer(request: PlanRequest) -> dict[str, Any]:
+    """`convert.plan_dict(make_plan(request))`, equal value for value, evaluated stage-wise; raises what
+    `make_plan` raises (`InvalidLayerError`, `InfeasiblePlanError`) for the same inputs."""
+    t, size = _check_request(request)
+    stage_plan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
+    relaxed = _relaxed(size, request.kernel_size, t, request.rf_side)
+    _check_network(request.num_classes, request.dropout, request.in_channels)
+    layers: list[dict[str, Any]] = []
+    walk = _walk(request, size, stage_plan.stages, t, layers)
+    _, headroom = _verdict(request, size, t, walk)
+    return {
+        "depth": stage_plan.depth,
+        "stages": list(stage_plan.stages),
+        "top_receptive_field": walk["top"][0],
+        "depth_headroom": headroom,
+        "relaxed": relaxed,
+        "params": walk["params"],
+        "flops": walk["flops"],
+        "inputs": _inputs(request, size, t),
+        **_PLAIN_CHAIN,
+        "layers": layers,
+    }
+
+
+def plan_answer_json(request: PlanRequest) -> bytes:
+    """`plan_answer` rendered: the same bytes as ``render_json(plan_answer(request))``, with the stages'
+    layers written straight from per-stage JSON templates (`_emit_stage_json`) instead of as dicts."""
+    t, size = _check_request(request)
+    stage_plan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
+    relaxed = _relaxed(size, request.kernel_size, t, request.rf_side)
+    _check_network(request.num_classes, request.dropout, request.in_channels)
+    parts: list[Any] = []
+    walk = _walk(request, size, stage_plan.stages, t, parts, _emit_stage_json)
+    _, headroom = _verdict(request, size, t, walk)
+    head = render_json(
+        {
+            "depth": stage_plan.depth,
+            "stages": list(stage_plan.stages),
+            "top_receptive_field": walk["top"][0],
+            "depth_headroom": headroom,
+            "relaxed": relaxed,
+            "params": walk["params"],
+            "flops": walk["flops"],
+            "inputs": _inputs(request, size, t),
+            **_PLAIN_CHAIN,
+        }
+    )
+    layers = ",".join(part if isinstance(part, str) else render_json(part).decode() for part in parts)
+    return b"".join((head[:-1], b',"layers":[', layers.encode(), b"]}"))
+
+
+def _float_text(value: float) -> str:
+    """A float as orjson writes it: Python's shortest repr, except orjson's exponents below 1e-4 (1e-6)."""
+    return repr(value) if value >= 1e-4 else render_json(value).decode()
+
+
+def _emit_stage_json(
+    layers: list[Any],
+    stage: int,
+    count: int,
+    previous: str,
+    kernel: int,
+    same: tuple[int, int],
+    in_channels: int,
+    channels: int,
+    output: tuple[int, int],
+    jump: int,
+    first_jump_in: int,
+    first_stride: int,
+    receptive_field: int,
+    rf_step: int,
+    effective_padding: int,
+    padding_step: int,
+    first_counts: tuple[int, int],
+    counts: tuple[int, int],
+    batch_norm: bool,
+) -> str:
+    """`_emit_stage` writing JSON text: one template per stage and kind with the stage's constants filled
+    in, the position's name, input, receptive field, effective padding and c-value per layer."""
+    shape = f'"padding":[{same[0]},{same[1]}],"groups":1,'
+    sizes = f'"out_channels":{channels},"output_size":[{output[0]},{output[1]}],"receptive_field":%d,"jump":{jump},'
+    conv = (
+        '{"name":"%s","type":"conv","level":"feature","inputs":["%s"],'
+        f'"kernel_size":{kernel},"stride":%d,"dilation":1,{shape}"in_channels":%d,{sizes}'
+        '"effective_padding":%d,"real_filter_size":%d,"c_value":%s,"c_value_exact":"%s","params":%d,"flops":%d}'
+    )
+    plain = (
+        '{"name":"%s","type":"KIND","level":"feature","inputs":["%s"],"kernel_size":1,"stride":1,"dilation":1,'
+        f'"padding":[0,0],"groups":1,"in_channels":{channels},{sizes}'
+        '"effective_padding":%d,"real_filter_size":null,"c_value":null,"c_value_exact":null,'
+    )
+    kinds: tuple[tuple[str, str], ...] = (
+        (("bn", plain.replace("KIND", "bn") + f'"params":{2 * channels},"flops":0}}'),) if batch_norm else ()
+    )
+    kinds += (("relu", plain.replace("KIND", "relu") + '"params":0,"flops":0}'),)
+    append = layers.append
+    real = kernel * jump
+    prefix = f"s{stage}."
+    for position in range(1, count + 1):
+        name = f"{prefix}conv{position}"
+        if position == 1:
+            first_real = kernel * first_jump_in
+            c, exact = _c_value(first_real, receptive_field)
+            append(conv % (name, previous, first_stride, in_channels, receptive_field, effective_padding, first_real,
+                           _float_text(c), exact, *first_counts))  # fmt: skip
+        else:
+            c, exact = _c_value(real, receptive_field)
+            append(conv % (name, previous, 1, channels, receptive_field, effective_padding, real, _float_text(c),
+                           exact, *counts))  # fmt: skip
+        previous = name
+        for kind, template in kinds:
+            name = f"{prefix}{kind}{position}"
+            append(template % (name, previous, receptive_field, effective_padding))
+            previous = name
+        receptive_field += rf_step
+        effective_padding += padding_step
+    return previous
+
+
+def plan_summary(request: PlanRequest) -> dict[str, Any]:
+    """The summary view of /plan: the fields of `plan_answer` but ``relaxed``, ``inputs`` and ``layers``, plus
+    ``valid`` and ``violations`` as /validate's summary reports them for the planned network (a planned chain is
+    valid by construction; the flag is computed, not assumed)."""
+    t, size = _check_request(request)
+    stage_plan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
+    _check_network(request.num_classes, request.dropout, request.in_channels)
+    walk = _walk(request, size, stage_plan.stages, t, None)
+    valid, headroom = _verdict(request, size, t, walk)
+    return {
+        "depth": stage_plan.depth,
+        "stages": list(stage_plan.stages),
+        "top_receptive_field": walk["top"][0],
+        "depth_headroom": headroom,
+        "valid": valid,
+        "violations": [] if valid else _violations(request),
+        "params": walk["params"],
+        "flops": walk["flops"],
+    }
+
+
+def _violation(constraint: str, layer: str, value: Fraction, limit: Fraction) -> dict[str, Any]:
+    """A violation as the summary view renders it (`convert.violation_summary`: no prose message)."""
+    return {
+        "constraint": constraint,
+        "layer": layer,
+        "value": _number(value.numerator, value.denominator),
+        "value_exact": format_fraction(value),
+        "limit": _number(limit.numerator, limit.denominator),
+        "limit_exact": format_fraction(limit),
+    }
+
+
+def chain_summary(
+    stages: tuple[int, ...],
+    kernel: int,
+    downsample: str,
+    width: int,
+    batch_norm: bool,
+    image_size: int | tuple[int, int],
+    t: Fraction,
+    in_channels: int,
+    rf_side: str,
+) -> dict[str, Any] | None:
+    """The ``view=summary`` /validate answer of a compact chain (`schemas.ChainModel`), evaluated stage-wise:
+    equal to ``report_summary_dict(validate_body(...))``; None where the closed form does not apply (1x1
+    kernels, which only `include_pointwise` constrains; a pool that would empty the map, where the generic
+    analysis raises its own error; more than 60 stages): the caller then takes the generic path."""
+    if kernel < 2 or len(stages) > 60:
+        return None
+    size = normalize_image_size(image_size)
+    violating: list[tuple[str, int, int]] = []
+    walked = _features(
+        kernel, downsample, WidthRule(width, 1, width), batch_norm, in_channels, size, stages, t, None, violating
+    )
+    if walked["vanished"]:
+        return None
+    receptive_field, jump = walked["state"][3], walked["state"][4]
+    limit = receptive_field_limit(size, rf_side)  # type: ignore[arg-type]
+    top = f"s{len(stages)}.conv{stages[-1]}"  # r grows with every conv (k >= 2): the last one is the top
+    violations = [_violation("c_value", name, Fraction(real, r), t) for name, real, r in violating]
+    if receptive_field > limit:
+        violations.append(_violation("receptive_field", top, Fraction(receptive_field), Fraction(limit)))
+    return {
+        "valid": not violations,
+        "violations": violations,
+        "top_layer": top,
+        "top_receptive_field": receptive_field,
+        "receptive_field_limit": limit,
+        "depth": sum(stages),
+        "depth_headroom": 0 if violations else _headroom(kernel, jump, receptive_field, t, limit),
+        "min_c_value": _number(t.numerator, t.denominator),
+        "min_c_value_exact": format_fraction(t),
+        "image_size": list(size),
+        "params": walked["params"],
+        "flops": walked["flops"],
+    }
+
+
+__all__ = ["chain_summary", "plan_answer", "plan_answer_json", "plan_summary"]
