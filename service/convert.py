@@ -134,7 +134,11 @@ def has_closed_form(request: PlanRequest) -> bool:
     """Whether `cnnplan.service.plan_answer` answers `request` stage-wise: a plain chain without a stem or a
     budget (the other styles, the stems and the budget search go through `make_plan`)."""
     return (
-        request.block == "plain" and request.stem == "none" and request.max_flops is None and request.max_params is None
+        request.block == "plain"
+        and request.stem == "none"
+        and request.expansion is None
+        and request.max_flops is None
+        and request.max_params is None
     )
 
 

@@ -60,6 +60,8 @@ def remaining_seconds(estimate: dict[str, Any] | None, progress: float, running_
 
 def end_reason(job: dict[str, Any]) -> str:
     """The line printed for a job that did not succeed: its status and why (who cancelled it, why it failed)."""
+    if job.get("status") == "cancelled" and job.get("reason"):
+        return f"job cancelled by {job.get('cancelled_by') or 'anonymous'}: {job['reason']}"
     error = job.get("error") or {}
     if error.get("message"):
         where = f" ({error['field']})" if error.get("field") else ""

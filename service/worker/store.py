@@ -130,6 +130,7 @@ class JobStore:
     def create(
         self,
         request: dict[str, Any],
+        *,
         owner: str | None = None,
         max_active: int | None = None,
         idempotency_key: str | None = None,

@@ -37,12 +37,13 @@ def test_a_job_is_estimated_from_its_flops_and_a_measured_device_rate(client):
 
 def test_a_cancelled_job_says_who_cancelled_it(client):
     job_id = client.post("/benchmarks", json={"plan": PLAN, "device": "cpu"}).json()["id"]
-    cancelled = client.delete(f"/benchmarks/{job_id}").json()
+    cancelled = client.post(f"/benchmarks/{job_id}/cancel", json={"reason": "superseded by a smaller plan"}).json()
     assert cancelled["status"] == "cancelled"
-    assert cancelled["error"]["type"] == "cancelled" and f"DELETE /benchmarks/{job_id}" in cancelled["error"]["message"]
-    assert client.get(f"/benchmarks/{job_id}").json()["error"] == cancelled["error"]
+    assert (cancelled["reason"], cancelled["cancelled_by"]) == ("superseded by a smaller plan", "anonymous")
+    again = client.get(f"/benchmarks/{job_id}").json()
+    assert (again["reason"], again["cancelled_by"]) == (cancelled["reason"], cancelled["cancelled_by"])
     line = cli.end_reason(cancelled)
-    assert line.startswith("job cancelled: cancelled: cancelled through the API")
+    assert line == "job cancelled by anonymous: superseded by a smaller plan"
     assert cli.end_reason({"status": "cancelled", "error": None}).endswith(
         "no reason was recorded (a record from an older service)"
     )
@@ -67,7 +68,7 @@ def test_a_job_file_from_before_estimates_gets_the_column(tmp_path):
         )
     store = SqlJobStore.in_data_dir(tmp_path)
     assert store.get("old").estimate is None
-    new = store.create({"plan": PLAN}, {"seconds": 1.0})
+    new = store.create({"plan": PLAN}, estimate={"seconds": 1.0})
     assert store.get(new.id).estimate == {"seconds": 1.0}
 
 
