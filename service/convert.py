@@ -13,8 +13,11 @@ from cnnplan.service.problems import ProblemError
 from cnnplan.service.schemas import LayerModel, PlanRequestModel, ValidateRequestModel
 from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints, make_plan
 from cnnplan.solver.analysis import LayerStats, analyse
+from cnnplan.solver.constraints import AXIS_NAMES, constrained_axes
+from cnnplan.solver.layers import INPUT
 from cnnplan.solver.presets import preset, preset_info
 from cnnplan.solver.rational import format_fraction
+from cnnplan.solver.repair import Repair, attach_fixes, repair
 
 C_VALUE_DIGITS = 6
 """Decimal places of the rounded ``c_value`` numbers (the exact value is in ``c_value_exact``)."""
@@ -37,15 +40,21 @@ def to_plan_request(body: PlanRequestModel) -> PlanRequest:
     )
 
 
+def _tuples(value: Any) -> Any:
+    """JSON arrays (lists, nested) as the tuples a Layer holds."""
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
 def to_layer(model: LayerModel) -> Layer:
-    """A solver Layer for one layer or graph node body."""
-    inputs = getattr(model, "inputs", None)
+    """A solver Layer for one layer or graph node body (the fields an answer computes are ignored)."""
+    inputs = model.inputs
     return Layer(
         kind=model.type,
-        kernel_size=model.kernel_size,
-        stride=model.stride,
-        dilation=model.dilation,
-        padding=model.padding,
+        kernel_size=_tuples(model.kernel_size),
+        stride=_tuples(model.stride),
+        dilation=_tuples(model.dilation),
+        padding=_tuples(model.padding),
+        ceil_mode=model.ceil_mode,
         groups=model.groups,
         out_channels=model.out_channels,
         name=model.name,
@@ -86,10 +95,10 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
 
 
 def validate_body(body: ValidateRequestModel) -> ValidationReport:
-    """Analyse and check the architecture of a validate body."""
+    """Analyse and check the architecture of a validate body; every violation carries its fix."""
     layers, image_size, field = architecture_of(body)
     analysis = analyse(layers, image_size, body.in_channels, field)
-    return check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side)
+    return attach_fixes(check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side))
 
 
 def plan_body(body: PlanRequestModel) -> dict[str, Any]:
@@ -101,8 +110,19 @@ def _number(value: Fraction) -> float:
     return round(value.numerator / value.denominator, C_VALUE_DIGITS)
 
 
-def layer_dict(layer: LayerStats) -> dict[str, Any]:
+def _c_axis(layer: LayerStats, include_pointwise: bool) -> str | None:
+    """'height', 'width' or 'both': the constrained axes with the smallest c-value; None when exempt."""
+    axes = constrained_axes(layer, include_pointwise)
+    if not axes or layer.c_value is None:
+        return None
+    lowest = min(layer.c_value[axis] for axis in axes)
+    binding = [axis for axis in axes if layer.c_value[axis] == lowest]
+    return "both" if len(binding) == 2 else AXIS_NAMES[binding[0]]
+
+
+def layer_dict(layer: LayerStats, include_pointwise: bool = False) -> dict[str, Any]:
     """One layer's statistics as JSON-ready values (shape: `schemas.LayerResult`; tuples render as arrays).
+    Per-axis values are [height, width]; every input field is stated, so the entry posts back as a layer.
     A dict literal: the cheapest way CPython builds it, and this runs for every layer of every plan."""
     c = layer.c_value
     return {
@@ -114,16 +134,20 @@ def layer_dict(layer: LayerStats) -> dict[str, Any]:
         "stride": layer.stride,
         "dilation": layer.dilation,
         "padding": layer.padding,
+        "ceil_mode": layer.ceil_mode,
         "groups": layer.groups,
-        "in_channels": layer.in_channels,
         "out_channels": layer.out_channels,
+        "bias": layer.bias,
+        "rate": layer.rate,
+        "in_channels": layer.in_channels,
         "output_size": layer.output_size,
         "receptive_field": layer.receptive_field,
         "jump": layer.jump,
         "effective_padding": layer.effective_padding,
         "real_filter_size": layer.real_filter_size,
-        "c_value": None if c is None else round(c.numerator / c.denominator, C_VALUE_DIGITS),
-        "c_value_exact": None if c is None else str(c),
+        "c_value": None if c is None else (_number(c[0]), _number(c[1])),
+        "c_value_exact": None if c is None else (str(c[0]), str(c[1])),
+        "c_axis": None if c is None else _c_axis(layer, include_pointwise),
         "params": layer.params,
         "flops": layer.flops,
     }
@@ -137,7 +161,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
     return {
         "depth": plan.depth,
         "stages": list(plan.stages),
-        "top_receptive_field": plan.top_receptive_field,
+        "top_receptive_field": list(plan.report.top_receptive_field or (0, 0)),
         "depth_headroom": plan.report.depth_headroom,
         "relaxed": {
             "stages": [_number(a) for a in relaxed.stages],
@@ -172,23 +196,29 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
 def report_dict(report: ValidationReport) -> dict[str, Any]:
     """A validation report as JSON-ready values (shape: `schemas.ValidateResponse`)."""
     analysis = report.analysis
+    pointwise = report.include_pointwise
     return {
         "valid": report.valid,
         "violations": [
             {
                 "constraint": v.constraint,
                 "layer": v.layer,
+                "axis": v.axis,
                 "value": _number(Fraction(v.value)),
                 "value_exact": format_fraction(Fraction(v.value)),
                 "limit": _number(Fraction(v.limit)),
                 "limit_exact": format_fraction(Fraction(v.limit)),
                 "message": v.message,
+                "fix": v.fix,
+                "alternatives": list(v.alternatives),
             }
             for v in report.violations
         ],
         "top_layer": report.top_layer,
         "top_receptive_field": report.top_receptive_field,
+        "top_axis": report.top_axis,
         "receptive_field_limit": report.receptive_field_limit,
+        "rf_side": report.rf_side,
         "depth": report.depth,
         "depth_headroom": report.depth_headroom,
         "min_c_value": _number(report.min_c_value),
@@ -196,17 +226,79 @@ def report_dict(report: ValidationReport) -> dict[str, Any]:
         "image_size": list(analysis.image_size),
         "params": analysis.params,
         "flops": analysis.flops,
-        "layers": [layer_dict(layer) for layer in analysis.layers],
+        "layers": [layer_dict(layer, pointwise) for layer in analysis.layers],
     }
+
+
+def validate_answer_dict(body: ValidateRequestModel, report: ValidationReport) -> dict[str, Any]:
+    """The JSON answer of POST /validate: the report, and with ``repair: true`` the repaired architecture
+    in the body's own format (a graph or preset answers ``graph.nodes``)."""
+    answer = report_dict(report)
+    if body.repair:
+        answer["repair"] = repair_dict(repair(report), graph_format=body.layers is None)
+    return answer
+
+
+_REQUEST_DEFAULTS = {"stride": None, "dilation": 1, "padding": 0, "ceil_mode": False, "groups": 1}
+_REQUEST_DEFAULTS.update(out_channels=None, level="feature", bias=True, rate=None, kernel_size=1)
+
+
+def _json_value(value: Any) -> Any:
+    return [_json_value(item) for item in value] if isinstance(value, tuple) else value
+
+
+def layer_request(layer: Layer, with_inputs: bool) -> dict[str, Any]:
+    """A layer in the request format of POST /validate (defaults left out; ``inputs`` when `with_inputs`)."""
+    entry: dict[str, Any] = {"type": layer.kind, "name": layer.name}
+    for field, default in _REQUEST_DEFAULTS.items():
+        value = getattr(layer, field)
+        if value != default:
+            entry[field] = _json_value(value)
+    if with_inputs:
+        entry["inputs"] = list(layer.inputs or ())
+    return entry
+
+
+def _is_chain(nodes: tuple[Layer, ...]) -> bool:
+    previous = INPUT
+    for node in nodes:
+        if tuple(node.inputs or ()) != (previous,):
+            return False
+        previous = node.name
+    return True
+
+
+def repair_dict(repaired: Repair, graph_format: bool) -> dict[str, Any]:
+    """A repair as JSON-ready values (shape: `schemas.RepairResult`): the repaired architecture as ``layers``
+    (inputs only where it is not a plain chain) or as ``graph.nodes``, the edits, what is left."""
+    nodes = repaired.nodes
+    answer: dict[str, Any] = {
+        "valid": repaired.report.valid,
+        "edits": list(repaired.edits),
+        "unresolved": [
+            {"constraint": violation.constraint, "layer": violation.layer, "reason": reason}
+            for violation, reason in repaired.unresolved
+        ],
+    }
+    if graph_format:
+        answer["graph"] = {"nodes": [layer_request(node, True) for node in nodes]}
+    else:
+        chain = _is_chain(nodes)
+        answer["layers"] = [layer_request(node, not chain) for node in nodes]
+    answer["result"] = report_dict(repaired.report)
+    return answer
 
 
 __all__ = [
     "architecture_of",
     "layer_dict",
     "plan_body",
+    "layer_request",
     "plan_dict",
+    "repair_dict",
     "report_dict",
     "to_layer",
     "to_plan_request",
+    "validate_answer_dict",
     "validate_body",
 ]

@@ -17,9 +17,10 @@ from starlette.types import Scope
 from cnnplan.service.api._responses import FastJSONResponse
 from cnnplan.service.api.formats import ReportFormat, report_response, report_title
 from cnnplan.service.api.routes.plan import parse_image_size_query
-from cnnplan.service.convert import report_dict
+from cnnplan.service.convert import repair_dict, report_dict
 from cnnplan.service.problems import ProblemError
 from cnnplan.solver.limits import MAX_NAME_LENGTH
+from cnnplan.solver.repair import repair as repair_architecture
 
 
 class MultipartOnlyRoute(APIRoute):
@@ -56,7 +57,8 @@ ONNX_UPLOAD_OPENAPI: dict[str, Any] = {
                         },
                         "min_c_value": {"type": "string", "default": "1/6"},
                         "include_pointwise": {"type": "boolean", "default": False},
-                        "rf_side": {"type": "string", "enum": ["min", "max"], "default": "min"},
+                        "rf_side": {"type": "string", "enum": ["axis", "min", "max"], "default": "axis"},
+                        "repair": {"type": "boolean", "default": False},
                         "classifier_from": {
                             "type": "string",
                             "description": "ONNX node name where the (unconstrained) classifier level starts; default: "
@@ -77,7 +79,8 @@ async def post_validate_onnx(
     image_size: str | None = Form(None, max_length=40),
     min_c_value: str = Form("1/6", max_length=64),
     include_pointwise: bool = Form(False),
-    rf_side: Literal["min", "max"] = Form("min"),
+    rf_side: Literal["axis", "min", "max"] = Form("axis"),
+    repair: bool = Form(False),
     classifier_from: str | None = Form(None, max_length=MAX_NAME_LENGTH * 4),
     format: Annotated[ReportFormat, Query(description="json or svg.")] = "json",
 ):
@@ -95,6 +98,8 @@ async def post_validate_onnx(
     if format == "svg":
         return report_response(report, report_title(report, "ONNX model"))
     body = report_dict(report)
+    if repair:
+        body["repair"] = repair_dict(repair_architecture(report), graph_format=True)
     body["onnx"] = {"layers": len(imported.layers), "passed_through": list(imported.passed_through)}
     return FastJSONResponse(body)
 
