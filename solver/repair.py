@@ -32,7 +32,7 @@ from .constraints import (
     constrained_axes,
 )
 from .errors import SolverError
-from .layers import ELEMENTWISE_KINDS, FEATURE, INPUT, Layer, topological_order
+from .layers import ADD, ELEMENTWISE_KINDS, FEATURE, INPUT, Layer, topological_order
 from .limits import MAX_KERNEL_SIZE
 
 REMOVE = "remove_layers"
@@ -48,7 +48,8 @@ class _Block:
     names: tuple[str, ...]
     convs: tuple[str, ...]
     removable: bool
-    """All feature level, holds a feature conv and keeps the jump: removing it lowers r downstream only."""
+    """All feature level, holds a feature conv, keeps the jump (and the channels, when an add follows):
+    removing it lowers r downstream and changes nothing else the constraints or merges see."""
     feature_only: bool
     jump_in: Pair
     jump_out: Pair
@@ -98,18 +99,25 @@ def blocks(analysis: Analysis) -> list[_Block]:
             grouped[-1].extend(segment)
         else:
             grouped.append(list(segment))
+    adds_after = [False] * len(grouped)  # an add merge later on needs the channel count kept
+    seen_add = False
+    for index in range(len(grouped) - 1, -1, -1):
+        adds_after[index] = seen_add
+        seen_add = seen_add or any(stats[name].kind == ADD for name in grouped[index])
     result = []
     entry = INPUT
-    for names in grouped:
+    for index, names in enumerate(grouped):
         last = stats[names[-1]]
         entry_stats = stats.get(entry)
         jump_in = entry_stats.jump if entry_stats is not None else (1, 1)
         rf_in = entry_stats.receptive_field if entry_stats is not None else (1, 1)
+        channels_in = entry_stats.out_channels if entry_stats is not None else analysis.in_channels
         convs = tuple(name for name in names if is_feature_conv(stats[name]))
         feature_only = all(stats[name].level == FEATURE for name in names)
+        keeps = jump_in == last.jump and (channels_in == last.out_channels or not adds_after[index])
         result.append(
             _Block(
-                entry, tuple(names), convs, feature_only and bool(convs) and jump_in == last.jump,
+                entry, tuple(names), convs, feature_only and bool(convs) and keeps,
                 feature_only, jump_in, last.jump, rf_in, last.receptive_field,
             )
         )  # fmt: skip
@@ -162,7 +170,7 @@ def _fix_c_value(report, violation, stats, found, block_of, run_start, verify) -
     here = block_of[layer.name]
     fix = None
     last = here - 1
-    if last >= 0 and found[last].removable and found[last].jump_out == layer.jump_in:
+    if last >= 0 and found[last].removable:  # any jump: removing it lowers r_L and changes no jump
         first = run_start[last]
         exit_rf = found[last].rf_out
         # the fewest blocks last, last - 1, ... whose removal restores c: monotone in the count, so bisect
@@ -185,12 +193,17 @@ def _fix_c_value(report, violation, stats, found, block_of, run_start, verify) -
     sentence = None
     if fix is None and alternatives:
         fix, alternatives = alternatives[0], alternatives[1:]
+    if fix is None and found[here].feature_only and found[here].convs:
+        last_resort = _removal(layer.name, [found[here]])  # it changes the jump (or channels): check it
+        if _analyses(report, last_resort):
+            fix = last_resort
     if fix is not None:
-        sentence = _describe(fix, layer.name)
+        same_stage = fix["action"] != REMOVE or stats[fix["nodes"][0]].jump_in == layer.jump_in
+        sentence = _describe(fix, layer.name, "the stage" if same_stage else "the stage before")
     else:
         sentence = (
-            f"No safe edit: no block at jump {list(layer.jump_in)} before {layer.name!r} can be removed and no "
-            "downsampling or kernel change restores it; shorten the stage by hand."
+            f"No safe edit: no block before {layer.name!r} can be removed and no downsampling or kernel change "
+            "restores it; shorten the stages before it by hand."
         )
     others = "".join(f" Or: {_describe(alt, layer.name)}" for alt in alternatives)
     return replace(
@@ -200,6 +213,15 @@ def _fix_c_value(report, violation, stats, found, block_of, run_start, verify) -
 
 def _drop(exit_rf: Pair, entry_rf: Pair) -> Pair:
     return exit_rf[0] - entry_rf[0], exit_rf[1] - entry_rf[1]
+
+
+def _analyses(report: ValidationReport, fix: dict[str, Any]) -> bool:
+    """Whether the architecture with `fix` applied can still be analysed (no misaligned or vanished map)."""
+    try:
+        analyse(apply_fix(report.analysis.nodes, fix), report.analysis.image_size, report.analysis.in_channels)
+    except SolverError:
+        return False
+    return True
 
 
 def _removal(stage_end: str, removed: list[_Block]) -> dict[str, Any]:
@@ -295,6 +317,11 @@ def _describe(fix: dict[str, Any], layer: str, scope: str = "the stage") -> str:
         shown = ", ".join(repr(name) for name in fix["nodes"][:6]) + (", ..." if len(fix["nodes"]) > 6 else "")
         if scope == "the stage":
             return f"remove {count} {noun} from the stage that ends at {fix['stage_end']!r} (nodes {shown})"
+        if scope == "the stage before":
+            return (
+                f"remove {count} {noun} from the end of the stage before {fix['stage_end']!r}, whose receptive "
+                f"field it inherits (nodes {shown})"
+            )
         return f"remove the last {count} {noun} of the feature level, up to {fix['stage_end']!r} (nodes {shown})"
     if fix["action"] == INSERT:
         return f"insert a 2x2 stride-2 max pool before {fix['before']!r}"
