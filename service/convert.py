@@ -227,6 +227,7 @@ def report_dict(report: ValidationReport) -> dict[str, Any]:
         "params": analysis.params,
         "flops": analysis.flops,
         "layers": [layer_dict(layer, pointwise) for layer in analysis.layers],
+        "repair": None,
     }
 
 

@@ -231,7 +231,7 @@ def plan(
         f"t = {inputs['min_c_value_exact']}, model {inputs['model']}, downsample {inputs['downsample']}"
     )
     click.echo(
-        f"depth {result['depth']}  stages {result['stages']}  top receptive field {result['top_receptive_field']}"
+        f"depth {result['depth']}  stages {result['stages']}  top receptive field {axes_cell(result['top_receptive_field'])}"
     )
     click.echo(f"relaxed optimum: stages [{', '.join(relaxed['stages_exact'])}], depth {relaxed['depth_exact']}")
     click.echo(f"params {result['params']:,}  FLOPs {result['flops']:,}")
@@ -325,15 +325,16 @@ def validate(
     else:
         verdict = "VALID" if report["valid"] else f"INVALID ({len(report['violations'])} violations)"
         click.echo(
-            f"{verdict}: depth {report['depth']}, top receptive field {report['top_receptive_field']} "
-            f"({report['top_layer']}, limit {report['receptive_field_limit']}), t = {report['min_c_value_exact']}, "
+            f"{verdict}: depth {report['depth']}, top receptive field {axes_cell(report['top_receptive_field'])} "
+            f"({report['top_layer']}, limit {axes_cell(report['receptive_field_limit'])}), "
+            f"t = {report['min_c_value_exact']}, "
             f"depth headroom {report['depth_headroom']}"
         )
         for violation in report["violations"]:
             click.echo(f"  - [{violation['constraint']}] {violation['message']}")
         click.echo()
         click.echo(format_table(LAYER_COLUMNS, layer_rows(report["layers"])))
-        if "repair" in report:
+        if report.get("repair"):
             echo_repair(report["repair"])
     sys.exit(EXIT_OK if report["valid"] else EXIT_VIOLATION)
 
