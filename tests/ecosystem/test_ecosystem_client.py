@@ -22,7 +22,7 @@ async def client(app):
 @pytest.mark.anyio
 async def test_async_plan_matches_the_solver_and_worked_example(client):
     plan = await client.plan(image_size=36)
-    assert plan.stages == [7, 5] and plan.depth == 12 and plan.top_receptive_field == 36  # THEORY.md section 4
+    assert plan.stages == [7, 5] and plan.depth == 12 and plan.top_receptive_field == (36, 36)  # THEORY.md section 4
     model_plan = await client.plan(PlanRequestModel.model_validate({"image_size": 224, "kernel_size": 5}))
     expected = make_plan(PlanRequest(224, kernel_size=5))
     assert tuple(model_plan.stages) == expected.stages and model_plan.params == expected.params
@@ -74,7 +74,7 @@ def test_sync_client_over_a_real_socket(live_server):
     with PlannerClient(live_server, timeout=30) as planner:
         assert planner.health().status == "ok"
         plan = planner.plan(image_size=18)
-        assert plan.stages == [8] and plan.top_receptive_field == 17
+        assert plan.stages == [8] and plan.top_receptive_field == (17, 17)
         assert planner.validate(preset="vgg16").valid
         with pytest.raises(PlannerError) as caught:
             planner.plan(image_size=2)  # well-formed, but no network of the family fits a 2x2 image
