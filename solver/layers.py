@@ -105,6 +105,11 @@ ArchitectureInput = Sequence[Layer] | Sequence[Mapping[str, object]]
 
 _LAYER_FIELDS = set(Layer.__dataclass_fields__)
 _ALIASES = {"type": "kind"}
+COMPUTED_FIELDS = frozenset(
+    ["in_channels", "output_size", "receptive_field", "jump", "effective_padding", "real_filter_size", "c_value",
+     "c_value_exact", "c_axis", "params", "flops"]
+)  # fmt: skip
+"""Fields an answer's layer computes: recognised and ignored on input, so that answers post back unchanged."""
 _AXIS_FIELDS = ("kernel_size", "stride", "dilation", "padding")
 
 
@@ -116,12 +121,15 @@ def _as_tuples(value: object) -> object:
 
 
 def layer_from_mapping(data: Mapping[str, object], where: str) -> Layer:
-    """Build a `Layer` from a plain dict (``type`` is accepted for ``kind``); unknown keys are errors."""
+    """Build a `Layer` from a plain dict (``type`` is accepted for ``kind``; `COMPUTED_FIELDS` are ignored);
+    unknown keys are errors."""
     if not isinstance(data, Mapping):
         raise InvalidLayerError(where, "must be an object")
     values: dict[str, object] = {}
     for key, value in data.items():
         name = _ALIASES.get(key, key)
+        if name in COMPUTED_FIELDS:
+            continue
         if name not in _LAYER_FIELDS:
             raise InvalidLayerError(f"{where}.{key}", "is not a layer field")
         if value is not None:
