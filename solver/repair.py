@@ -322,7 +322,8 @@ def _describe(fix: dict[str, Any], layer: str, scope: str = "the stage") -> str:
                 f"remove {count} {noun} from the end of the stage before {fix['stage_end']!r}, whose receptive "
                 f"field it inherits (nodes {shown})"
             )
-        return f"remove the last {count} {noun} of the feature level, up to {fix['stage_end']!r} (nodes {shown})"
+        last = "the last convolution" if count == 1 else f"the last {count} {noun}"
+        return f"remove {last} of the feature level, up to {fix['stage_end']!r} (nodes {shown})"
     if fix["action"] == INSERT:
         return f"insert a 2x2 stride-2 max pool before {fix['before']!r}"
     kernel = fix["set"]["kernel_size"]
