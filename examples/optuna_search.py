@@ -70,14 +70,15 @@ def constraint_values(item: dict[str, Any]) -> list[float]:
         return [0.0, 0.0, 1.0]
     report = item["result"]
     t = Fraction(report["min_c_value_exact"])
-    exact = [
-        Fraction(layer["c_value_exact"])
+    exact = [  # the c-value constraint 1 compares: its binding axis (square kernels: both agree)
+        min(Fraction(c) for c in layer["c_value_exact"])
         for layer in report["layers"]
-        if layer["type"] == "conv" and layer["level"] == "feature"
+        if layer["type"] == "conv" and layer["level"] == "feature" and layer["c_axis"] is not None
     ]
     deficit = float(t - min(exact)) if exact else 0.0
-    limit = report["receptive_field_limit"]
-    excess = (report["top_receptive_field"] - limit) / limit
+    excess = max(
+        (r - limit) / limit for r, limit in zip(report["top_receptive_field"], report["receptive_field_limit"])
+    )
     return [deficit, float(excess), 0.0]
 
 
@@ -86,7 +87,7 @@ def proxy_objective(item: dict[str, Any]) -> float:
     if not item["ok"]:
         return 0.0
     report = item["result"]
-    return report["depth"] + report["top_receptive_field"] / report["receptive_field_limit"]
+    return report["depth"] + max(r / z for r, z in zip(report["top_receptive_field"], report["receptive_field_limit"]))
 
 
 def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:

@@ -5,6 +5,7 @@ Inception-v3's 1x7/7x1 factorisation, GoogLeNet's ceil_mode pools and ResNet-D's
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 import pytest
@@ -322,6 +323,7 @@ def _gradient_receptive_field(module, image: int, channels: int = 3) -> tuple[tu
     return (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)), (y.shape[-2], y.shape[-1])
 
 
+@functools.cache
 def _positive_torchvision_googlenet():
     """torchvision's GoogLeNet (random weights) with positive weights, identity batch norm and each max pool
     replaced by an average pool of the same geometry (a max routes the gradient to one tap only)."""
@@ -330,6 +332,7 @@ def _positive_torchvision_googlenet():
 
     torchvision = import_torchvision()
     model = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False).eval()
+    model.requires_grad_(False)  # only the input's gradient is measured
     for child in list(model.modules()):
         for attribute, sub in list(child.named_children()):
             if isinstance(sub, torch.nn.MaxPool2d):
@@ -350,7 +353,8 @@ def test_googlenet_pools_against_gradient_measured_fields_of_torchvision(end) ->
     order = ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
              "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4"]  # fmt: skip
     trunk = torch.nn.Sequential(*[getattr(model, name) for name in order[: order.index(end) + 1]])
-    image = 2 * GOOGLENET_POOLS[end][0] + 31
+    receptive_field, jump = GOOGLENET_POOLS[end]
+    image = receptive_field + 4 * jump + 1  # the central unit's field lies inside (else the span is cut short)
     measured, size = _gradient_receptive_field(trunk, image)
     stats = analyse(googlenet_features(), image).by_name(end)
     assert measured == stats.receptive_field
