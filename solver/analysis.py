@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from . import arithmetic as ar
@@ -79,12 +79,13 @@ class LayerStats:
 @dataclass(frozen=True)
 class Analysis:
     """The per-layer statistics of an architecture, in the order its layers were given; ``nodes`` are the
-    checked, named layers they were computed from (what a repair edits)."""
+    layers they were computed from (checked and named by `analyse`; as given by `analyse_chain`): what a
+    repair edits."""
 
     image_size: Pair
     in_channels: int
     layers: tuple[LayerStats, ...]
-    nodes: tuple[Layer, ...] = ()
+    nodes: tuple[Layer, ...] = field(default=(), compare=False)  # provenance, not part of the statistics
 
     @property
     def params(self) -> int:
@@ -143,7 +144,12 @@ def analyse(
     """Walk the graph in topological order, applying THEORY.md section 1 to every node, once per axis."""
     size = normalize_image_size(image_size)
     _check_in_channels(in_channels)
-    nodes = as_graph(architecture, field)
+    return analyse_checked(as_graph(architecture, field), size, in_channels, field)
+
+
+def analyse_checked(nodes: tuple[Layer, ...], size: Pair, in_channels: int, field: str = "layers") -> Analysis:
+    """`analyse` of nodes `as_graph` already checked and named (e.g. a repair's edits of them): the walk
+    without the parameter checks. Graph errors (misaligned merges, vanishing maps) still raise."""
     order = topological_order(nodes, field)
     states: dict[str, _State] = {INPUT: _State((1, 1), (1, 1), (0, 0), size, in_channels)}
     stats: list[LayerStats | None] = [None] * len(nodes)
@@ -173,7 +179,6 @@ def analyse_chain(
     state = _State((1, 1), (1, 1), (0, 0), size, in_channels)
     previous = INPUT
     stats: list[LayerStats] = []
-    named: list[Layer] = []
     for index, node in enumerate(layers):
         if node.kind in MERGE_KINDS:
             raise InvalidLayerError(f"{field}[{index}].type", "a chain cannot contain merges; use analyse()")
@@ -181,17 +186,9 @@ def analyse_chain(
         inputs = node.inputs if node.inputs is not None else (previous,)
         state, layer_stats = _single(node, index, f"{field}[{index}]", state, inputs, name)
         stats.append(layer_stats)
-        named.append(_with_name(node, name, inputs))
         previous = name
-    return Analysis(image_size=size, in_channels=in_channels, layers=tuple(stats), nodes=tuple(named))
-
-
-def _with_name(node: Layer, name: str, inputs: tuple[str, ...]) -> Layer:
-    if node.name == name and node.inputs == inputs:
-        return node
-    copy = object.__new__(Layer)
-    copy.__dict__.update(node.__dict__, name=name, inputs=tuple(inputs))
-    return copy
+    # the layers as given (`as_graph` names them the same way when a repair needs them)
+    return Analysis(image_size=size, in_channels=in_channels, layers=tuple(stats), nodes=tuple(layers))
 
 
 def _check_in_channels(in_channels: object) -> None:
@@ -309,7 +306,12 @@ def _single(
         params = weights + (out_channels if node.bias else 0)
         flops = 2 * weights * out_size[0] * out_size[1]
         real = (ar.real_filter_size(ke[0], j[0]), ar.real_filter_size(ke[1], j[1]))
-        c = (ar.c_value(ke[0], j[0], state.receptive_field[0]), ar.c_value(ke[1], j[1], state.receptive_field[1]))
+        r_out = state.receptive_field
+        if real[0] == real[1] and r_out[0] == r_out[1]:  # square: one exact c-value for both axes
+            c_both = ar.c_value(ke[0], j[0], r_out[0])
+            c = (c_both, c_both)
+        else:
+            c = (ar.c_value(ke[0], j[0], r_out[0]), ar.c_value(ke[1], j[1], r_out[1]))
         return state, _stats(
             node, name, inputs, index, source, state, kernel, stride, dilation, padding, real, c, params, flops
         )
@@ -398,4 +400,13 @@ def depth(analysis: Analysis) -> int:
     return sum(1 for layer in analysis.layers if is_feature_conv(layer))
 
 
-__all__ = ["Analysis", "LayerStats", "analyse", "analyse_chain", "depth", "is_feature_conv", "normalize_image_size"]
+__all__ = [
+    "Analysis",
+    "LayerStats",
+    "analyse",
+    "analyse_chain",
+    "analyse_checked",
+    "depth",
+    "is_feature_conv",
+    "normalize_image_size",
+]

@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 from . import arithmetic as ar
-from .analysis import Analysis, LayerStats, Pair, analyse, is_feature_conv
+from .analysis import Analysis, LayerStats, Pair, analyse_checked, is_feature_conv
 from .constraints import (
     C_VALUE,
     ValidationReport,
@@ -32,7 +32,7 @@ from .constraints import (
     constrained_axes,
 )
 from .errors import SolverError
-from .layers import ADD, ELEMENTWISE_KINDS, FEATURE, INPUT, Layer, topological_order
+from .layers import ADD, ELEMENTWISE_KINDS, FEATURE, INPUT, Layer, as_graph, topological_order
 from .limits import MAX_KERNEL_SIZE
 
 REMOVE = "remove_layers"
@@ -125,12 +125,21 @@ def blocks(analysis: Analysis) -> list[_Block]:
     return result
 
 
+def _named(report: ValidationReport) -> ValidationReport:
+    """`report` whose analysis holds checked, named nodes (`analyse_chain` keeps the layers as given)."""
+    nodes = report.analysis.nodes
+    if all(node.name is not None and node.inputs is not None for node in nodes):
+        return report
+    return replace(report, analysis=replace(report.analysis, nodes=as_graph(nodes)))
+
+
 def attach_fixes(report: ValidationReport, alternatives: bool = True) -> ValidationReport:
     """`report` with every violation's ``fix`` (None when no safe edit exists, and the message says so),
     its ``alternatives`` (when asked; each checked by re-analysis) and a message that states the fix in
     layers. Needs ``report.analysis.nodes``."""
     if report.valid or not report.analysis.nodes:
         return report
+    report = _named(report)
     analysis = report.analysis
     found = blocks(analysis)
     block_of = {name: index for index, block in enumerate(found) for name in block.names}
@@ -218,7 +227,7 @@ def _drop(exit_rf: Pair, entry_rf: Pair) -> Pair:
 def _analyses(report: ValidationReport, fix: dict[str, Any]) -> bool:
     """Whether the architecture with `fix` applied can still be analysed (no misaligned or vanished map)."""
     try:
-        analyse(apply_fix(report.analysis.nodes, fix), report.analysis.image_size, report.analysis.in_channels)
+        analyse_checked(apply_fix(report.analysis.nodes, fix), report.analysis.image_size, report.analysis.in_channels)
     except SolverError:
         return False
     return True
@@ -259,7 +268,7 @@ def _c_alternatives(report: ValidationReport, layer: LayerStats, axes: tuple[int
     for candidate in candidates:
         try:
             edited = apply_fix(nodes, candidate)
-            analysis = analyse(edited, report.analysis.image_size, report.analysis.in_channels)
+            analysis = analyse_checked(edited, report.analysis.image_size, report.analysis.in_channels)
         except SolverError:
             continue
         after = analysis.by_name(layer.name)
@@ -372,7 +381,7 @@ def apply_fix(nodes: tuple[Layer, ...], fix: dict[str, Any]) -> tuple[Layer, ...
 def repair(report: ValidationReport) -> Repair:
     """Apply the first violation's fix, re-validate, and repeat until valid or no violation has a safe fix
     (at most one edit per node, plus a few): the edits in order, and the violations left with why."""
-    raw = replace(report, violations=_plain(report.violations))
+    raw = _named(replace(report, violations=_plain(report.violations)))
     current = attach_fixes(raw, alternatives=False)
     edits: list[dict[str, Any]] = []
     limit = len(report.analysis.nodes) + 8
@@ -383,7 +392,7 @@ def repair(report: ValidationReport) -> Repair:
             break
         try:
             nodes = apply_fix(current.analysis.nodes, chosen.fix)  # type: ignore[arg-type]
-            analysis = analyse(nodes, current.analysis.image_size, current.analysis.in_channels)
+            analysis = analyse_checked(nodes, current.analysis.image_size, current.analysis.in_channels)
         except SolverError as error:
             stop_reason = f"its fix would make the architecture invalid ({error.field}: {error.reason})"
             break

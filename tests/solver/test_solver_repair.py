@@ -78,8 +78,8 @@ def test_a_stage_that_is_too_long_loses_exactly_the_layers_the_arithmetic_says()
 
 @st.composite
 def invalid_chains(draw):
-    """Chains of 3x3 / 5x5 / 1x7 / 7x1 'same' convs (+ReLU) with 2x2/2 pools and stride-2 convs, on an image
-    that the first conv fits, under a t that makes long stages fail."""
+    """Chains of 3x3 / 5x5 / 1x7 / 7x1 'same' convs (+ReLU) with 2x2/2 pools and stride-2 convs, under a t
+    that makes long stages fail."""
     layers = []
     for _ in range(draw(st.integers(3, 24))):
         choice = draw(st.sampled_from(["k3", "k3", "k5", "1x7", "7x1", "pool", "s2"]))
@@ -100,6 +100,14 @@ def test_drawn_invalid_chains_repair_to_valid_chains(layers, side, t) -> None:
     except VanishingFeatureMapError:
         return
     repaired = repair(report)
+    first_conv = next((s for s in report.analysis.layers if s.kind == "conv"), None)
+    if first_conv is not None and max(first_conv.receptive_field) > side:
+        # pools before the first conv already make it see more than the image: removing convolutions
+        # cannot help, and the answer says so instead of guessing
+        (left,) = repaired.unresolved
+        assert left[0].constraint == "receptive_field" and left[0].fix is None and left[1] == "no safe edit"
+        assert "No safe edit" in left[0].message
+        return
     assert repaired.report.valid, [v.message for v in repaired.report.violations]
     assert validate(repaired.nodes, side, t).valid
     for violation in report.violations:  # each of the original fixes, alone, removes its own violation
