@@ -396,3 +396,35 @@ def test_resnet_d_average_pool_shortcut_by_hand_and_by_gradient() -> None:
             parameter.copy_(parameter.abs() + 0.01)
     measured, size = _gradient_receptive_field(block, 7, channels=256)
     assert measured == stats.receptive_field and size == stats.output_size
+
+
+def test_inception_v3_mixed_6b_branch_against_gradients_through_torchvision() -> None:
+    """torchvision's Inception-v3 Mixed_6b, branch7x7dbl: 1x1, 7x1 (pad (3, 0)), 1x7 (pad (0, 3)), 7x1, 1x7 on
+    a 17x17 map. Measured by autograd after each conv, the field grows on one axis at a time: (7, 1),
+    (7, 7), (13, 7), (13, 13); the solver answers the same, and the map stays 17x17."""
+    torch = pytest.importorskip("torch")
+    from cnnplan.service.interop.torch_compat import import_torchvision
+
+    torchvision = import_torchvision()
+    model = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False).eval()
+    model.requires_grad_(False)
+    block = model.Mixed_6b
+    with torch.no_grad():
+        for parameter in block.parameters():
+            parameter.copy_(parameter.abs() + 0.01)
+    names = ["branch7x7dbl_1", "branch7x7dbl_2", "branch7x7dbl_3", "branch7x7dbl_4", "branch7x7dbl_5"]
+    layers = []
+    for name in names:
+        conv = getattr(block, name).conv
+        layers.append(Layer(kind="conv", kernel_size=tuple(conv.kernel_size), padding=tuple(conv.padding),
+                            out_channels=conv.out_channels, bias=False, name=name))  # fmt: skip
+    stats = analyse(layers, 25, in_channels=768)
+    expected = [(1, 1), (7, 1), (7, 7), (13, 7), (13, 13)]
+    assert [layer.receptive_field for layer in stats.layers] == expected
+    for count in range(2, len(names) + 1):
+        trunk = torch.nn.Sequential(*[getattr(block, name) for name in names[:count]])
+        measured, size = _gradient_receptive_field(trunk, 25, channels=768)
+        assert measured == stats.layers[count - 1].receptive_field and size == (25, 25)
+    first_7x1 = stats.layers[1]  # its width c-value (1 / 1) is exempt: kernel 1 on that axis
+    report = validate(layers, 25, in_channels=768)
+    assert first_7x1.c_value == (Fraction(7, 7), Fraction(1, 1)) and report.valid

@@ -21,7 +21,19 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Layer)}
 def node_dict(layer: Layer) -> dict[str, Any]:
     """A preset node in the request format of POST /validate (`graph.nodes`), defaults left out."""
     node: dict[str, Any] = {"name": layer.name, "type": layer.kind}
-    for field in ("kernel_size", "stride", "dilation", "padding", "groups", "out_channels", "level", "bias", "rate"):
+    fields = (
+        "kernel_size",
+        "stride",
+        "dilation",
+        "padding",
+        "ceil_mode",
+        "groups",
+        "out_channels",
+        "level",
+        "bias",
+        "rate",
+    )
+    for field in fields:
         value = getattr(layer, field)
         if value != _DEFAULTS[field]:
             node[field] = value
