@@ -38,6 +38,11 @@ from .limits import MAX_KERNEL_SIZE
 REMOVE = "remove_layers"
 INSERT = "insert_downsampling"
 CHANGE = "change_layer"
+MAX_FIXES = 100
+"""Most c-value violations of one report that get a fix (each names the nodes it removes, so a degenerate
+10,000-layer chain would otherwise answer millions of names); the receptive-field violation always does."""
+MAX_EDITS = 256
+"""Most edits one repair applies (each re-validates the whole architecture); beyond, it says so."""
 _VERIFY_BUDGET = 200_000
 """Most (nodes x violations) for which alternative fixes are checked by re-analysis (else left out)."""
 
@@ -147,8 +152,11 @@ def attach_fixes(report: ValidationReport, alternatives: bool = True) -> Validat
     stats = {layer.name: layer for layer in analysis.layers}
     verify = alternatives and len(analysis.nodes) * len(report.violations) <= _VERIFY_BUDGET
     fixed = []
-    for violation in report.violations:
-        if violation.constraint == C_VALUE:
+    for position, violation in enumerate(report.violations):
+        if position >= MAX_FIXES and violation.constraint == C_VALUE:
+            note = f" Fix: not computed (only the first {MAX_FIXES} violations get one; a repair finds the rest)."
+            fixed.append(replace(violation, message=violation.message + note))
+        elif violation.constraint == C_VALUE:
             fixed.append(_fix_c_value(report, violation, stats, found, block_of, run_start, verify))
         else:
             fixed.append(_fix_receptive_field(report, violation, stats, found))
@@ -294,6 +302,14 @@ def _fix_receptive_field(report: ValidationReport, violation: Violation, stats, 
     """Remove the fewest trailing conv blocks of the feature level that bring every axis within its limit."""
     limits = report.receptive_field_limit
     conv_blocks = [i for i, block in enumerate(found) if block.convs]
+    # before[i]: the largest receptive field (h, w) of the feature convs in blocks 0 .. i - 1
+    before: list[Pair | None] = [None]
+    for block in found:
+        top = before[-1]
+        for name in block.convs:
+            rf = stats[name].receptive_field
+            top = rf if top is None else (max(top[0], rf[0]), max(top[1], rf[1]))
+        before.append(top)
     fix = None
     removed: list[_Block] = []
     for count in range(1, len(conv_blocks) + 1):
@@ -301,13 +317,9 @@ def _fix_receptive_field(report: ValidationReport, violation: Violation, stats, 
         if not block.feature_only:
             break
         removed.append(block)
-        kept = [stats[name] for b in found[: conv_blocks[-count]] for name in b.convs]
-        kept += [
-            stats[name] for i in conv_blocks[: -count or None] if i > conv_blocks[-count] for name in found[i].convs
-        ]
-        if not kept:
+        top = before[conv_blocks[-count]]
+        if top is None:
             break
-        top = (max(s.receptive_field[0] for s in kept), max(s.receptive_field[1] for s in kept))
         if top[0] <= limits[0] and top[1] <= limits[1]:
             fix = _removal(violation.layer, removed)
             break
@@ -379,15 +391,19 @@ def apply_fix(nodes: tuple[Layer, ...], fix: dict[str, Any]) -> tuple[Layer, ...
 
 
 def repair(report: ValidationReport) -> Repair:
-    """Apply the first violation's fix, re-validate, and repeat until valid or no violation has a safe fix
-    (at most one edit per node, plus a few): the edits in order, and the violations left with why."""
+    """Apply one violation's fix (the receptive field's first, then the c-values' in order), re-validate, and
+    repeat until valid or no violation has a safe fix, at most `MAX_EDITS` times: the edits in order, and
+    the violations left with why."""
     raw = _named(replace(report, violations=_plain(report.violations)))
     current = attach_fixes(raw, alternatives=False)
     edits: list[dict[str, Any]] = []
-    limit = len(report.analysis.nodes) + 8
+    limit = min(len(report.analysis.nodes) + 8, MAX_EDITS)
     stop_reason = None
     while not current.valid and len(edits) < limit:
-        chosen = next((v for v in current.violations if v.fix is not None), None)
+        # the receptive-field fix first: it removes trailing blocks only (no new violation), often the very
+        # layers whose c-values are too small; then the c-value fixes in network order
+        fixable = [v for v in current.violations if v.fix is not None]
+        chosen = next((v for v in fixable if v.constraint != C_VALUE), fixable[0] if fixable else None)
         if chosen is None:
             break
         try:

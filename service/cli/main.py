@@ -344,7 +344,8 @@ def echo_repair(repaired: dict[str, Any]) -> None:
     result = repaired["result"]
     verdict = "VALID" if repaired["valid"] else f"STILL INVALID ({len(result['violations'])} violations)"
     click.echo()
-    click.echo(f"Repaired: {verdict} after {len(repaired['edits'])} edits, depth {result['depth']}")
+    count = len(repaired["edits"])
+    click.echo(f"Repaired: {verdict} after {count} edit{'' if count == 1 else 's'}, depth {result['depth']}")
     for edit in repaired["edits"]:
         click.echo(f"  - {json.dumps(edit)}")
     for left in repaired["unresolved"]:
