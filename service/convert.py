@@ -125,6 +125,15 @@ def layer_dict(layer: LayerStats, include_pointwise: bool = False) -> dict[str, 
     Per-axis values are [height, width]; every input field is stated, so the entry posts back as a layer.
     A dict literal: the cheapest way CPython builds it, and this runs for every layer of every plan."""
     c = layer.c_value
+    if c is None:
+        c_number = c_exact = c_axis = None
+    elif c[0] is c[1] and layer.kernel_size[0] == layer.kernel_size[1]:  # square: one Fraction (analysis._single)
+        number, exact = _number(c[0]), str(c[0])
+        c_number, c_exact = (number, number), (exact, exact)
+        c_axis = "both" if include_pointwise or layer.kernel_size[0] > 1 else None
+    else:
+        c_number, c_exact = (_number(c[0]), _number(c[1])), (str(c[0]), str(c[1]))
+        c_axis = _c_axis(layer, include_pointwise)
     return {
         "name": layer.name,
         "type": layer.kind,
@@ -145,9 +154,9 @@ def layer_dict(layer: LayerStats, include_pointwise: bool = False) -> dict[str, 
         "jump": layer.jump,
         "effective_padding": layer.effective_padding,
         "real_filter_size": layer.real_filter_size,
-        "c_value": None if c is None else (_number(c[0]), _number(c[1])),
-        "c_value_exact": None if c is None else (str(c[0]), str(c[1])),
-        "c_axis": None if c is None else _c_axis(layer, include_pointwise),
+        "c_value": c_number,
+        "c_value_exact": c_exact,
+        "c_axis": c_axis,
         "params": layer.params,
         "flops": layer.flops,
     }
