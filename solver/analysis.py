@@ -184,11 +184,52 @@ def analyse_chain(
             raise InvalidLayerError(f"{field}[{index}].type", "a chain cannot contain merges; use analyse()")
         name = node.name if node.name is not None else f"{node.kind}{index}"
         inputs = node.inputs if node.inputs is not None else (previous,)
-        state, layer_stats = _single(node, index, f"{field}[{index}]", state, inputs, name)
+        fast = _square_conv(node, index, state, inputs, name)
+        if fast is None:
+            state, layer_stats = _single(node, index, f"{field}[{index}]", state, inputs, name)
+        else:
+            state, layer_stats = fast
         stats.append(layer_stats)
         previous = name
     # the layers as given (`as_graph` names them the same way when a repair needs them)
     return Analysis(image_size=size, in_channels=in_channels, layers=tuple(stats), nodes=tuple(layers))
+
+
+def _square_conv(node: Layer, index: int, source: _State, inputs: tuple[str, ...], name: str):
+    """`_single` for the planner's common case, a square stride-1 'same' conv on a square state, computed once
+    for both axes (the plan's hot path); None for anything else, which `_single` handles."""
+    fields = node.__dict__
+    kernel = fields["kernel_size"]
+    r, j = source.receptive_field, source.jump
+    if (
+        fields["kind"] != CONV
+        or fields["padding"] != "same"
+        or fields["stride"] not in (1, None)
+        or fields["dilation"] != 1
+        or type(kernel) is not int
+        or r[0] != r[1]
+        or j[0] != j[1]
+    ):
+        return None
+    channels = source.channels
+    out_channels = fields["out_channels"] if fields["out_channels"] is not None else channels
+    groups = fields["groups"]
+    if channels % groups or out_channels % groups:
+        return None  # _single raises the error
+    left = (kernel - 1) // 2
+    r_out = r[0] + (kernel - 1) * j[0]
+    state = _State((r_out, r_out), j, (source.effective_padding[0] + left * j[0], source.effective_padding[1] + left * j[1]),
+                   source.size, out_channels)  # fmt: skip
+    weights = kernel * kernel * (channels // groups) * out_channels
+    params = weights + (out_channels if fields["bias"] else 0)
+    flops = 2 * weights * source.size[0] * source.size[1]
+    real = kernel * j[0]
+    c = Fraction(real, r_out)
+    padding = ((left, kernel - 1 - left), (left, kernel - 1 - left))
+    pair = (kernel, kernel)
+    return state, _stats(
+        node, name, inputs, index, source, state, pair, _ONES, _ONES, padding, (real, real), (c, c), params, flops
+    )
 
 
 def _check_in_channels(in_channels: object) -> None:

@@ -428,3 +428,13 @@ def test_inception_v3_mixed_6b_branch_against_gradients_through_torchvision() ->
     first_7x1 = stats.layers[1]  # its width c-value (1 / 1) is exempt: kernel 1 on that axis
     report = validate(layers, 25, in_channels=768)
     assert first_7x1.c_value == (Fraction(7, 7), Fraction(1, 1)) and report.valid
+
+
+@SETTINGS
+@given(nodes=chains(), height=st.integers(1, 40), width=st.integers(1, 40))
+def test_the_planners_chain_walk_equals_analyse_on_per_axis_chains(nodes, height, width) -> None:
+    from cnnplan.solver.analysis import analyse_chain
+    from cnnplan.solver.layers import as_graph
+
+    analysis = _analyse(nodes, (height, width))
+    assert analyse_chain(as_graph(nodes), (height, width), in_channels=4).layers == analysis.layers
