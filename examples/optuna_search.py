@@ -84,8 +84,9 @@ def constraint_values(item: dict[str, Any]) -> list[float]:
         if v["constraint"] == "c_value"
     ]
     deficit = float(max(deficits)) if deficits else 0.0
-    limit = report["receptive_field_limit"]
-    excess = (report["top_receptive_field"] - limit) / limit
+    excess = max(  # per axis: the top receptive field against that axis's limit
+        (r - limit) / limit for r, limit in zip(report["top_receptive_field"], report["receptive_field_limit"])
+    )
     return [deficit, float(excess), 0.0]
 
 
@@ -94,7 +95,7 @@ def proxy_objective(item: dict[str, Any]) -> float:
     if not item["ok"]:
         return 0.0
     report = item["result"]
-    return report["depth"] + report["top_receptive_field"] / report["receptive_field_limit"]
+    return report["depth"] + max(r / z for r, z in zip(report["top_receptive_field"], report["receptive_field_limit"]))
 
 
 def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:

@@ -86,7 +86,7 @@ def checked_report(name: str, layers, reference: nn.Module) -> ValidationReport:
 
 def row(name: str, report: ValidationReport, extra: str = "") -> dict:
     feature_convs = [layer for layer in report.analysis.layers if layer.kind == "conv" and layer.level == "feature"]
-    spatial = [layer for layer in feature_convs if layer.kernel_size > 1]
+    spatial = [layer for layer in feature_convs if max(layer.kernel_size) > 1]
     return {
         "network": name,
         "spatial_depth": len(spatial),

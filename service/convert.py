@@ -15,12 +15,14 @@ from cnnplan.service.plan_answer import chain_summary, plan_answer, plan_answer_
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.schemas import ChainModel, LayerModel, PlanRequestModel, ValidateRequestModel
 from cnnplan.solver import Layer, Plan, PlanRequest, ValidationReport, WidthRule, check_constraints, make_plan
-from cnnplan.solver.analysis import LayerStats, analyse, analyse_chain, analyse_checked
-from cnnplan.solver.constraints import Violation
+from cnnplan.solver.analysis import LayerStats, analyse, analyse_chain, analyse_checked, normalize_image_size
+from cnnplan.solver.constraints import AXIS_NAMES, Violation, constrained_axes
+from cnnplan.solver.layers import INPUT
 from cnnplan.solver.limits import MAX_LAYERS
 from cnnplan.solver.network import feature_layers
 from cnnplan.solver.presets import checked_preset, preset, preset_info
 from cnnplan.solver.rational import format_fraction
+from cnnplan.solver.repair import Repair, attach_fixes, repair
 
 C_VALUE_DIGITS = 6
 """Decimal places of the rounded ``c_value`` numbers (the exact value is in ``c_value_exact``)."""
@@ -48,15 +50,21 @@ def to_plan_request(body: PlanRequestModel) -> PlanRequest:
     )
 
 
+def _tuples(value: Any) -> Any:
+    """JSON arrays (lists, nested) as the tuples a Layer holds."""
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
 def to_layer(model: LayerModel) -> Layer:
-    """A solver Layer for one layer or graph node body."""
-    inputs = getattr(model, "inputs", None)
+    """A solver Layer for one layer or graph node body (the fields an answer computes are ignored)."""
+    inputs = model.inputs
     return Layer(
         kind=model.type,
-        kernel_size=model.kernel_size,
-        stride=model.stride,
-        dilation=model.dilation,
-        padding=model.padding,
+        kernel_size=_tuples(model.kernel_size),
+        stride=_tuples(model.stride),
+        dilation=_tuples(model.dilation),
+        padding=_tuples(model.padding),
+        ceil_mode=model.ceil_mode,
         groups=model.groups,
         out_channels=model.out_channels,
         name=model.name,
@@ -118,22 +126,27 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
 
 
 def validate_body(body: ValidateRequestModel) -> ValidationReport:
-    """Analyse and check the architecture of a validate body."""
+    """Analyse and check the architecture of a validate body; every violation carries its fix."""
     layers, image_size, field = architecture_of(body)
     if body.preset is not None:  # a constant graph, checked once per process
-        nodes, order = checked_preset(body.preset)
-        analysis = analyse_checked(nodes, order, image_size, body.in_channels, field)
+        nodes, _order = checked_preset(body.preset)
+        analysis = analyse_checked(nodes, normalize_image_size(image_size), body.in_channels, field)
     elif body.chain is not None:  # generated like the planner's layers: checked by construction
         analysis = analyse_chain(layers, image_size, body.in_channels, field)
     else:
         analysis = analyse(layers, image_size, body.in_channels, field)
-    return check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side)
+    return attach_fixes(check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side))
+
+
+_CLOSED_FORM_MATCHES_PER_AXIS_ANSWERS = False
+"""The closed form still renders the square answers of before per-axis geometry: off until it renders the
+per-axis layer shape (`layer_dict`) again, so every /plan answer comes from `make_plan` meanwhile."""
 
 
 def has_closed_form(request: PlanRequest) -> bool:
     """Whether `cnnplan.service.plan_answer` answers `request` stage-wise: a plain chain without a stem or a
     budget (the other styles, the stems and the budget search go through `make_plan`)."""
-    return (
+    return _CLOSED_FORM_MATCHES_PER_AXIS_ANSWERS and (
         request.block == "plain"
         and request.stem == "none"
         and request.expansion is None
@@ -164,7 +177,7 @@ def plan_summary_body(body: PlanRequestModel) -> dict[str, Any]:
     return {
         "depth": plan.depth,
         "stages": list(plan.stages),
-        "top_receptive_field": plan.top_receptive_field,
+        "top_receptive_field": list(plan.report.top_receptive_field or (0, 0)),
         "depth_headroom": plan.depth_headroom,
         "valid": plan.report.valid,
         "violations": [violation_summary(v) for v in plan.report.violations],
@@ -177,10 +190,30 @@ def _number(value: Fraction) -> float:
     return round(value.numerator / value.denominator, C_VALUE_DIGITS)
 
 
-def layer_dict(layer: LayerStats) -> dict[str, Any]:
+def _c_axis(layer: LayerStats, include_pointwise: bool) -> str | None:
+    """'height', 'width' or 'both': the constrained axes with the smallest c-value; None when exempt."""
+    axes = constrained_axes(layer, include_pointwise)
+    if not axes or layer.c_value is None:
+        return None
+    lowest = min(layer.c_value[axis] for axis in axes)
+    binding = [axis for axis in axes if layer.c_value[axis] == lowest]
+    return "both" if len(binding) == 2 else AXIS_NAMES[binding[0]]
+
+
+def layer_dict(layer: LayerStats, include_pointwise: bool = False) -> dict[str, Any]:
     """One layer's statistics as JSON-ready values (shape: `schemas.LayerResult`; tuples render as arrays).
+    Per-axis values are [height, width]; every input field is stated, so the entry posts back as a layer.
     A dict literal: the cheapest way CPython builds it, and this runs for every layer of every plan."""
     c = layer.c_value
+    if c is None:
+        c_number = c_exact = c_axis = None
+    elif c[0] is c[1] and layer.kernel_size[0] == layer.kernel_size[1]:  # square: one Fraction (analysis._single)
+        number, exact = _number(c[0]), str(c[0])
+        c_number, c_exact = (number, number), (exact, exact)
+        c_axis = "both" if include_pointwise or layer.kernel_size[0] > 1 else None
+    else:
+        c_number, c_exact = (_number(c[0]), _number(c[1])), (str(c[0]), str(c[1]))
+        c_axis = _c_axis(layer, include_pointwise)
     return {
         "name": layer.name,
         "type": layer.kind,
@@ -190,16 +223,20 @@ def layer_dict(layer: LayerStats) -> dict[str, Any]:
         "stride": layer.stride,
         "dilation": layer.dilation,
         "padding": layer.padding,
+        "ceil_mode": layer.ceil_mode,
         "groups": layer.groups,
-        "in_channels": layer.in_channels,
         "out_channels": layer.out_channels,
+        "bias": layer.bias,
+        "rate": layer.rate,
+        "in_channels": layer.in_channels,
         "output_size": layer.output_size,
         "receptive_field": layer.receptive_field,
         "jump": layer.jump,
         "effective_padding": layer.effective_padding,
         "real_filter_size": layer.real_filter_size,
-        "c_value": None if c is None else round(c.numerator / c.denominator, C_VALUE_DIGITS),
-        "c_value_exact": None if c is None else str(c),
+        "c_value": c_number,
+        "c_value_exact": c_exact,
+        "c_axis": c_axis,
         "params": layer.params,
         "flops": layer.flops,
     }
@@ -208,7 +245,8 @@ def layer_dict(layer: LayerStats) -> dict[str, Any]:
 _NODE_DEFAULTS = tuple(
     (f.name, f.default)
     for f in dataclasses.fields(Layer)
-    if f.name in ("kernel_size", "stride", "dilation", "padding", "groups", "out_channels", "level", "bias", "rate")
+    if f.name
+    in ("kernel_size", "stride", "dilation", "padding", "ceil_mode", "groups", "out_channels", "level", "bias", "rate")
 )
 """(field, default) of the layer fields a graph node carries when they differ from the default."""
 
@@ -239,7 +277,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
     return {
         "depth": plan.depth,
         "stages": list(plan.stages),
-        "top_receptive_field": plan.top_receptive_field,
+        "top_receptive_field": list(plan.report.top_receptive_field or (0, 0)),
         "depth_headroom": plan.depth_headroom,
         "relaxed": {
             "stages": [_number(a) for a in relaxed.stages],
@@ -323,6 +361,7 @@ def violation_summary(violation: Violation) -> dict[str, Any]:
     return {
         "constraint": violation.constraint,
         "layer": violation.layer,
+        "axis": violation.axis,
         "value": _number(value),
         "value_exact": format_fraction(value),
         "limit": _number(limit),
@@ -347,12 +386,29 @@ def summary_of_validate_body(body: ValidateRequestModel) -> dict[str, Any]:
 
 def _report_fields(report: ValidationReport) -> dict[str, Any]:
     analysis = report.analysis
+    pointwise = report.include_pointwise
     return {
         "valid": report.valid,
-        "violations": [],
+        "violations": [
+            {
+                "constraint": v.constraint,
+                "layer": v.layer,
+                "axis": v.axis,
+                "value": _number(Fraction(v.value)),
+                "value_exact": format_fraction(Fraction(v.value)),
+                "limit": _number(Fraction(v.limit)),
+                "limit_exact": format_fraction(Fraction(v.limit)),
+                "message": v.message,
+                "fix": v.fix,
+                "alternatives": list(v.alternatives),
+            }
+            for v in report.violations
+        ],
         "top_layer": report.top_layer,
         "top_receptive_field": report.top_receptive_field,
+        "top_axis": report.top_axis,
         "receptive_field_limit": report.receptive_field_limit,
+        "rf_side": report.rf_side,
         "depth": report.depth,
         "depth_headroom": report.depth_headroom,
         "min_c_value": _number(report.min_c_value),
@@ -360,7 +416,68 @@ def _report_fields(report: ValidationReport) -> dict[str, Any]:
         "image_size": list(analysis.image_size),
         "params": analysis.params,
         "flops": analysis.flops,
+        "layers": [layer_dict(layer, pointwise) for layer in analysis.layers],
+        "repair": None,
     }
+
+
+def validate_answer_dict(body: ValidateRequestModel, report: ValidationReport) -> dict[str, Any]:
+    """The JSON answer of POST /validate: the report, and with ``repair: true`` the repaired architecture
+    in the body's own format (a graph or preset answers ``graph.nodes``)."""
+    answer = report_dict(report)
+    if body.repair:
+        answer["repair"] = repair_dict(repair(report), graph_format=body.layers is None)
+    return answer
+
+
+_REQUEST_DEFAULTS = {"stride": None, "dilation": 1, "padding": 0, "ceil_mode": False, "groups": 1}
+_REQUEST_DEFAULTS.update(out_channels=None, level="feature", bias=True, rate=None, kernel_size=1)
+
+
+def _json_value(value: Any) -> Any:
+    return [_json_value(item) for item in value] if isinstance(value, tuple) else value
+
+
+def layer_request(layer: Layer, with_inputs: bool) -> dict[str, Any]:
+    """A layer in the request format of POST /validate (defaults left out; ``inputs`` when `with_inputs`)."""
+    entry: dict[str, Any] = {"type": layer.kind, "name": layer.name}
+    for field, default in _REQUEST_DEFAULTS.items():
+        value = getattr(layer, field)
+        if value != default:
+            entry[field] = _json_value(value)
+    if with_inputs:
+        entry["inputs"] = list(layer.inputs or ())
+    return entry
+
+
+def _is_chain(nodes: tuple[Layer, ...]) -> bool:
+    previous = INPUT
+    for node in nodes:
+        if tuple(node.inputs or ()) != (previous,):
+            return False
+        previous = node.name
+    return True
+
+
+def repair_dict(repaired: Repair, graph_format: bool) -> dict[str, Any]:
+    """A repair as JSON-ready values (shape: `schemas.RepairResult`): the repaired architecture as ``layers``
+    (inputs only where it is not a plain chain) or as ``graph.nodes``, the edits, what is left."""
+    nodes = repaired.nodes
+    answer: dict[str, Any] = {
+        "valid": repaired.report.valid,
+        "edits": list(repaired.edits),
+        "unresolved": [
+            {"constraint": violation.constraint, "layer": violation.layer, "reason": reason}
+            for violation, reason in repaired.unresolved
+        ],
+    }
+    if graph_format:
+        answer["graph"] = {"nodes": [layer_request(node, True) for node in nodes]}
+    else:
+        chain = _is_chain(nodes)
+        answer["layers"] = [layer_request(node, not chain) for node in nodes]
+    answer["result"] = report_dict(repaired.report)
+    return answer
 
 
 __all__ = [
@@ -368,9 +485,11 @@ __all__ = [
     "layer_dict",
     "node_dict",
     "plan_body",
+    "layer_request",
     "plan_dict",
     "plan_body_json",
     "plan_summary_body",
+    "repair_dict",
     "report_dict",
     "report_summary_dict",
     "summary_of_validate_body",
@@ -378,5 +497,6 @@ __all__ = [
     "chain_layers",
     "to_layer",
     "to_plan_request",
+    "validate_answer_dict",
     "validate_body",
 ]

@@ -1,4 +1,4 @@
-"""The /plan answer of a planned chain in closed form, stage by stage (THEORY.md sections 1, 6 and 7).
+"""The /plan answer of a planned chain in closed form, stage by stage (docs/theory.md#layer-arithmetic, #classifier-level, #widths).
 
 `plan_dict(make_plan(request))` builds the network as `Layer` objects, walks it layer by layer with
 the generic analysis (`LayerStats` per layer), checks the constraints and then renders every layer.

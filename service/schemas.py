@@ -1,8 +1,11 @@
 """Request and response bodies of the REST API (pydantic v2). Importing this module has no side effects.
 
 Conventions: a c-value is given twice, ``c_value`` (a JSON number rounded to 6 decimals) and
-``c_value_exact`` (the exact fraction as a ``"p/q"`` string); compare the exact one. Sizes are
-``[height, width]``. A layer's ``stride`` defaults to 1 for convolutions and to ``kernel_size`` for
+``c_value_exact`` (the exact fraction as a ``"p/q"`` string); compare the exact one. Sizes and every
+per-axis quantity of an answer (kernel, stride, dilation, receptive field, jump, effective padding,
+real filter size, c-value) are ``[height, width]`` pairs; a resolved padding is
+``[[top, bottom], [left, right]]`` (docs/geometry.md). An answer's layer is accepted unchanged as a
+request layer: the fields it computes are recognised and ignored. A layer's ``stride`` defaults to 1 for convolutions and to ``kernel_size`` for
 pools, as in PyTorch. Every field carries the limits of `cnnplan.solver.limits`.
 """
 
@@ -149,11 +152,32 @@ PlanMinCValue = Annotated[
 
 Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 LayerType = Literal[
-    "conv", "maxpool", "avgpool", "global_maxpool", "global_avgpool", "linear", "add", "concat", "relu", "bn", "dropout"
-]
+    "conv", "maxpool", "avgpool", "global_maxpool", "global_avgpool", "linear", "add", "concat", "relu", "bn", "dropout",
+    "upsample", "conv_transpose", "attention",
+]  # fmt: skip
+"""The last three are recognised and refused with a 422 naming the layer: the theory covers downsampling CNNs."""
 Level = Literal["feature", "classifier"]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
-Padding = Annotated[int, Field(ge=0, le=MAX_PADDING)] | Literal["same", "valid"]
+
+
+def _axis_value(low: int, high: int):
+    """An int in [low, high], or [height, width] of them."""
+    item = Annotated[int, Field(ge=low, le=high)]
+    return item | Annotated[list[item], Field(min_length=2, max_length=2)]
+
+
+KernelSize = _axis_value(1, MAX_KERNEL_SIZE)
+Stride = _axis_value(1, MAX_STRIDE)
+Dilation = _axis_value(1, MAX_DILATION)
+_Side = Annotated[int, Field(ge=0, le=MAX_PADDING)]
+Padding = (
+    _Side
+    | Literal["same", "valid", "same_upper", "same_lower"]
+    | Annotated[
+        list[_Side | Annotated[list[_Side], Field(min_length=2, max_length=2)]], Field(min_length=2, max_length=2)
+    ]
+)
+_COMPUTED = "Computed by answers; recognised and ignored on input (an answer's layer posts back unchanged)."
 
 
 class StrictRequest(BaseModel):
@@ -273,30 +297,47 @@ class PlanRequestModel(_Request):
 
 
 class LayerModel(_Request):
-    """One layer of a sequential architecture."""
+    """One layer of a sequential architecture (or graph node). Per-axis fields take an int or [h, w]."""
 
     type: LayerType
-    kernel_size: int = Field(1, ge=1, le=MAX_KERNEL_SIZE)
-    stride: int | None = Field(
-        None, ge=1, le=MAX_STRIDE, description="Default: 1 for convolutions, kernel_size for pools (PyTorch's rule)."
+    kernel_size: KernelSize = Field(1, description="An int or [height, width] (e.g. [1, 7]).")
+    stride: Stride | None = Field(
+        None, description="An int or [h, w]. Default: 1 for convolutions, kernel_size for pools (PyTorch's rule)."
     )
-    dilation: int = Field(1, ge=1, le=MAX_DILATION)
-    padding: Padding = Field(0, description="Pixels on each side, 'same' (left pad (ke-1)//2) or 'valid' (0).")
+    dilation: Dilation = 1
+    padding: Padding = Field(
+        0,
+        description="Pixels on every side, 'same' (left pad (ke-1)//2 per axis), 'valid' (0), 'same_upper' or "
+        "'same_lower' (TensorFlow's SAME / ONNX auto_pad, from the input size), [h, w] (symmetric per axis) or "
+        "[[top, bottom], [left, right]].",
+    )
+    ceil_mode: bool = Field(False, description="Pools only: round the output size up (PyTorch's rule).")
     groups: int = Field(1, ge=1, le=MAX_CHANNELS)
     out_channels: Channels | None = None
     name: Name | None = None
     level: Level = "feature"
     bias: bool = True
     rate: float | None = Field(None, ge=0, lt=1, description="Dropout probability (dropout layers only).")
+    inputs: list[Name] | None = Field(
+        None, min_length=1, max_length=MAX_FAN_IN, description="Default: the previous node (or the image)."
+    )
+    in_channels: Any = Field(None, exclude=True, description=_COMPUTED)
+    output_size: Any = Field(None, exclude=True, description=_COMPUTED)
+    receptive_field: Any = Field(None, exclude=True, description=_COMPUTED)
+    jump: Any = Field(None, exclude=True, description=_COMPUTED)
+    effective_padding: Any = Field(None, exclude=True, description=_COMPUTED)
+    real_filter_size: Any = Field(None, exclude=True, description=_COMPUTED)
+    c_value: Any = Field(None, exclude=True, description=_COMPUTED)
+    c_value_exact: Any = Field(None, exclude=True, description=_COMPUTED)
+    c_axis: Any = Field(None, exclude=True, description=_COMPUTED)
+    params: Any = Field(None, exclude=True, description=_COMPUTED)
+    flops: Any = Field(None, exclude=True, description=_COMPUTED)
 
 
 class GraphNodeModel(LayerModel):
     """A graph node: a layer with a name and the names of its inputs (``input`` is the image)."""
 
     name: Name
-    inputs: list[Name] | None = Field(
-        None, min_length=1, max_length=MAX_FAN_IN, description="Default: the previous node (or the image)."
-    )
 
 
 class GraphModel(_Request):
@@ -317,6 +358,8 @@ class ChainModel(_Request):
     width: Channels = 64
     batch_norm: bool = False
 
+
+Pair = tuple[int, int]
 
 ARCHITECTURE_FIELDS = ("layers", "graph", "chain", "preset")
 """A validate body gives exactly one of these."""
@@ -342,7 +385,14 @@ class ValidateRequestModel(_Request):
     )
     in_channels: Channels = 3
     include_pointwise: bool = Field(False, description="Also constrain 1x1 convolutions.")
-    rf_side: Literal["min", "max"] = "min"
+    rf_side: Literal["axis", "min", "max"] = Field(
+        "axis",
+        description="Constraint 2's limit: each axis against its own image side ('axis'), or both axes against "
+        "the smaller ('min') or larger ('max') side.",
+    )
+    repair: bool = Field(
+        False, description="Also answer the repaired architecture: every safe fix applied, re-validated."
+    )
 
     @model_validator(mode="after")
     def _one_architecture(self) -> ValidateRequestModel:
@@ -354,26 +404,35 @@ class ValidateRequestModel(_Request):
 
 
 class LayerResult(BaseModel):
-    """Exact statistics of one layer (receptive field, jump and effective padding are after the layer)."""
+    """Exact statistics of one layer, per axis as [height, width] (receptive field, jump and effective padding
+    are after the layer). The input fields come first and post back unchanged as a request layer."""
 
     name: str
     type: str
     level: Level
     inputs: list[str]
-    kernel_size: int
-    stride: int
-    dilation: int
-    padding: tuple[int, int] = Field(description="Resolved [left, right] padding.")
+    kernel_size: Pair
+    stride: Pair
+    dilation: Pair
+    padding: tuple[Pair, Pair] = Field(description="Resolved [[top, bottom], [left, right]] padding.")
+    ceil_mode: bool
     groups: int
-    in_channels: int
     out_channels: int
-    output_size: tuple[int, int]
-    receptive_field: int
-    jump: int
-    effective_padding: int
-    real_filter_size: int | None = Field(description="ke * jump before the layer (convolutions only).")
-    c_value: float | None = Field(description="real_filter_size / receptive_field to 6 decimals (convolutions only).")
-    c_value_exact: str | None = Field(description="The exact c-value as 'p/q'.")
+    bias: bool
+    rate: float | None
+    in_channels: int
+    output_size: Pair
+    receptive_field: Pair
+    jump: Pair
+    effective_padding: Pair
+    real_filter_size: Pair | None = Field(description="ke * jump before the layer, per axis (convolutions only).")
+    c_value: tuple[float, float] | None = Field(
+        description="real_filter_size / receptive_field per axis, to 6 decimals (convolutions only)."
+    )
+    c_value_exact: tuple[str, str] | None = Field(description="The exact c-values as 'p/q'.")
+    c_axis: Literal["height", "width", "both"] | None = Field(
+        description="The axis constraint 1 compares (smallest c among axes with kernel > 1); null when exempt."
+    )
     params: int
     flops: int
 
@@ -439,7 +498,7 @@ class PlanResponse(BaseModel):
 
     depth: int = Field(description="Spatial (k x k) feature-level convolutions, the stem's included.")
     stages: list[int] = Field(description="k x k convolutions per stage (the stem excluded).")
-    top_receptive_field: int
+    top_receptive_field: Pair
     depth_headroom: int
     relaxed: RelaxedResult
     params: int
@@ -454,16 +513,54 @@ class PlanResponse(BaseModel):
     layers: list[LayerResult]
 
 
+class FixResult(BaseModel):
+    """One edit (docs/geometry.md): ``remove_layers`` (the named nodes; ``convolutions`` counts the feature
+    convolutions among them), ``insert_downsampling`` (``insert`` before ``before``) or ``change_layer``
+    (``set`` on ``layer``)."""
+
+    action: Literal["remove_layers", "insert_downsampling", "change_layer"]
+    stage_end: str | None = None
+    convolutions: int | None = None
+    nodes: list[str] | None = None
+    before: str | None = None
+    insert: dict[str, Any] | None = None
+    layer: str | None = None
+    set: dict[str, Any] | None = None
+
+
 class ViolationResult(BaseModel):
-    """One broken constraint."""
+    """One broken constraint, on its binding axis, with its fix as an edit (null: no safe edit exists)."""
 
     constraint: Literal["c_value", "receptive_field"]
     layer: str
+    axis: Literal["height", "width"]
     value: float
     value_exact: str
     limit: float
     limit_exact: str
     message: str
+    fix: FixResult | None
+    alternatives: list[FixResult]
+
+
+class UnresolvedResult(BaseModel):
+    """A violation a repair could not remove, and why."""
+
+    constraint: Literal["c_value", "receptive_field"]
+    layer: str
+    reason: str
+
+
+class RepairResult(BaseModel):
+    """The repaired architecture in the input's format (``layers``, or ``graph`` for a graph or preset), the
+    edits applied in order, what is left, and its validation."""
+
+    valid: bool
+    edits: list[FixResult]
+    unresolved: list[UnresolvedResult]
+    layers: list[dict[str, Any]] | None = None
+    graph: dict[str, list[dict[str, Any]]] | None = None
+    result: ValidateResponse
 
 
 class ViolationSummary(BaseModel):
@@ -471,6 +568,7 @@ class ViolationSummary(BaseModel):
 
     constraint: Literal["c_value", "receptive_field"]
     layer: str
+    axis: Literal["height", "width"]
     value: float
     value_exact: str
     limit: float
@@ -484,8 +582,10 @@ class ValidateSummary(BaseModel):
     valid: bool
     violations: list[ViolationSummary]
     top_layer: str | None
-    top_receptive_field: int | None
-    receptive_field_limit: int
+    top_receptive_field: Pair | None
+    top_axis: Literal["height", "width"] | None = Field(description="The axis that binds constraint 2.")
+    receptive_field_limit: Pair
+    rf_side: Literal["axis", "min", "max"]
     depth: int
     depth_headroom: int
     min_c_value: float
@@ -500,6 +600,10 @@ class ValidateResponse(ValidateSummary):
 
     violations: list[ViolationResult]  # type: ignore[assignment]
     layers: list[LayerResult]
+    repair: RepairResult | None = None
+
+
+RepairResult.model_rebuild()
 
 
 class PlanSummary(BaseModel):
@@ -508,7 +612,7 @@ class PlanSummary(BaseModel):
 
     depth: int
     stages: list[int]
-    top_receptive_field: int
+    top_receptive_field: Pair
     depth_headroom: int
     valid: bool
     violations: list[ViolationSummary]

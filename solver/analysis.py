@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from . import arithmetic as ar
@@ -16,7 +16,6 @@ from .layers import (
     INPUT,
     LINEAR,
     MERGE_KINDS,
-    POOL_KINDS,
     WINDOWED_KINDS,
     Layer,
     as_graph,
@@ -27,45 +26,66 @@ from .limits import MAX_CHANNELS, MAX_IMAGE_SIDE, MAX_JUMP
 ImageSize = int | Sequence[int]
 
 
+Pair = tuple[int, int]
+"""(height, width) of a per-axis quantity."""
+
+
 @dataclass(frozen=True)
 class LayerStats:
     """What one layer does to the receptive-field state and to the tensor, per spatial axis.
 
-    ``receptive_field``, ``jump`` and ``effective_padding`` are after the layer; ``real_filter_size``
-    (ke * j_in) and ``c_value`` (ke * j_in / r_out) are set for convolutions only.
+    Every geometric quantity is a (height, width) pair: ``kernel_size``, ``stride``, ``dilation``;
+    ``padding`` is ((top, bottom), (left, right)) resolved. ``receptive_field``, ``jump`` and
+    ``effective_padding`` are after the layer; ``real_filter_size`` (ke * j_in) and ``c_value``
+    (ke * j_in / r_out) are set for convolutions only. ``bias``, ``rate`` and ``ceil_mode`` echo the
+    layer's own fields so that an answer states every input.
     """
 
     index: int
     name: str
     kind: str
     level: str
-    kernel_size: int
-    stride: int
-    dilation: int
-    padding: tuple[int, int]
+    kernel_size: Pair
+    stride: Pair
+    dilation: Pair
+    padding: tuple[Pair, Pair]
     groups: int
     inputs: tuple[str, ...]
     in_channels: int
     out_channels: int
-    input_size: tuple[int, int]
-    output_size: tuple[int, int]
-    receptive_field: int
-    jump: int
-    jump_in: int
-    effective_padding: int
-    real_filter_size: int | None
-    c_value: Fraction | None
+    input_size: Pair
+    output_size: Pair
+    receptive_field: Pair
+    jump: Pair
+    jump_in: Pair
+    effective_padding: Pair
+    real_filter_size: Pair | None
+    c_value: tuple[Fraction, Fraction] | None
     params: int
     flops: int
+    bias: bool = True
+    rate: float | None = None
+    ceil_mode: bool = False
+
+    @property
+    def kernel_effective(self) -> Pair:
+        """ke = d * (k - 1) + 1 on each axis."""
+        return (
+            ar.effective_kernel(self.kernel_size[0], self.dilation[0]),
+            ar.effective_kernel(self.kernel_size[1], self.dilation[1]),
+        )
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """The per-layer statistics of an architecture, in the order its layers were given."""
+    """The per-layer statistics of an architecture, in the order its layers were given; ``nodes`` are the
+    layers they were computed from (checked and named by `analyse`; as given by `analyse_chain`): what a
+    repair edits."""
 
-    image_size: tuple[int, int]
+    image_size: Pair
     in_channels: int
     layers: tuple[LayerStats, ...]
+    nodes: tuple[Layer, ...] = field(default=(), compare=False)  # provenance, not part of the statistics
 
     @property
     def params(self) -> int:
@@ -85,7 +105,7 @@ class Analysis:
         raise KeyError(name)
 
 
-def normalize_image_size(image_size: ImageSize, field: str = "image_size") -> tuple[int, int]:
+def normalize_image_size(image_size: ImageSize, field: str = "image_size") -> Pair:
     """(height, width) from an int or a pair; each side must be in [1, 2**20]."""
     if isinstance(image_size, bool):
         raise InvalidLayerError(field, "must be an integer or [height, width]")
@@ -108,10 +128,10 @@ def normalize_image_size(image_size: ImageSize, field: str = "image_size") -> tu
 
 @dataclass
 class _State:
-    receptive_field: int
-    jump: int
-    effective_padding: int
-    size: tuple[int, int]
+    receptive_field: Pair
+    jump: Pair
+    effective_padding: Pair
+    size: Pair
     channels: int
 
 
@@ -121,21 +141,17 @@ def analyse(
     in_channels: int = 3,
     field: str = "layers",
 ) -> Analysis:
-    """Walk the graph in topological order, applying docs/theory.md#layer-arithmetic to every node."""
+    """Walk the graph in topological order, applying docs/theory.md#layer-arithmetic to every node, once per axis."""
     size = normalize_image_size(image_size)
     _check_in_channels(in_channels)
-    nodes = as_graph(architecture, field)
-    return analyse_checked(nodes, topological_order(nodes, field), size, in_channels, field)
+    return analyse_checked(as_graph(architecture, field), size, in_channels, field)
 
 
-def analyse_checked(
-    nodes: Sequence[Layer], order: Sequence[int], image_size: ImageSize, in_channels: int = 3, field: str = "layers"
-) -> Analysis:
-    """`analyse` of nodes already checked by `as_graph`, in their `topological_order` (a preset's graph is
-    checked once: `presets.checked_preset`); the image size and channels are checked here as there."""
-    size = normalize_image_size(image_size)
-    _check_in_channels(in_channels)
-    states: dict[str, _State] = {INPUT: _State(1, 1, 0, size, in_channels)}
+def analyse_checked(nodes: tuple[Layer, ...], size: Pair, in_channels: int, field: str = "layers") -> Analysis:
+    """`analyse` of nodes `as_graph` already checked and named (e.g. a repair's edits of them): the walk
+    without the parameter checks. Graph errors (misaligned merges, vanishing maps) still raise."""
+    order = topological_order(nodes, field)
+    states: dict[str, _State] = {INPUT: _State((1, 1), (1, 1), (0, 0), size, in_channels)}
     stats: list[LayerStats | None] = [None] * len(nodes)
     for index in order:
         node = nodes[index]
@@ -149,109 +165,72 @@ def analyse_checked(
         assert node.name is not None  # as_graph names every node
         states[node.name] = state
         stats[index] = layer_stats
-    return Analysis(image_size=size, in_channels=in_channels, layers=tuple(s for s in stats if s is not None))
+    return Analysis(
+        image_size=size, in_channels=in_channels, layers=tuple(s for s in stats if s is not None), nodes=nodes
+    )
 
 
 def analyse_chain(
     layers: Sequence[Layer], image_size: ImageSize, in_channels: int = 3, field: str = "layers"
 ) -> Analysis:
     """`analyse` for a sequential chain of already checked, merge-free `Layer`s (e.g. generated by the
-    planner): the same statistics by the same formulas, without the parameter and graph checks."""
+    planner): the same statistics by the same formulas (`_single`), without the parameter and graph checks."""
     size = normalize_image_size(image_size)
     _check_in_channels(in_channels)
-    height, width = size
-    receptive_field, jump, effective_padding, channels = 1, 1, 0, in_channels
+    state = _State((1, 1), (1, 1), (0, 0), size, in_channels)
     previous = INPUT
     stats: list[LayerStats] = []
-    append, new_stats, padding_pair = stats.append, object.__new__, ar.padding_pair
     for index, node in enumerate(layers):
-        fields = node.__dict__  # the frozen Layer's fields, read without attribute lookups
-        kind = fields["kind"]
-        name = fields["name"]
-        if name is None:
-            name = f"{kind}{index}"
-        stride = fields["stride"]
-        if stride is None:  # Layer.effective_stride
-            stride = fields["kernel_size"] if kind in POOL_KINDS else 1
-        jump_in, in_size, in_channels_here = jump, (height, width), channels
-        padding, real, c, params, flops = _NO_PADDING, None, None, 0, 0
-        if kind in WINDOWED_KINDS:
-            kernel_effective = fields["dilation"] * (fields["kernel_size"] - 1) + 1
-            padding = padding_pair(fields["padding"], kernel_effective)
-            left = padding[0]
-            spare = left + padding[1] - kernel_effective
-            height, width = (height + spare) // stride + 1, (width + spare) // stride + 1
-            if height < 1 or width < 1:
-                source = _State(receptive_field, jump, effective_padding, in_size, channels)
-                _single(node, index, f"{field}[{index}]", source, (previous,), name)  # raises the same error
-            receptive_field += (kernel_effective - 1) * jump
-            effective_padding += left * jump
-            jump *= stride
-            if jump > MAX_JUMP:
-                source = _State(receptive_field, jump_in, effective_padding, in_size, channels)
-                _single(node, index, f"{field}[{index}]", source, (previous,), name)  # raises the same error
-            if kind == CONV:
-                out_channels = fields["out_channels"]
-                if out_channels is None:
-                    out_channels = channels
-                groups = fields["groups"]
-                if channels % groups or out_channels % groups:
-                    source = _State(receptive_field, jump_in, effective_padding, in_size, channels)
-                    _single(node, index, f"{field}[{index}]", source, (previous,), name)  # raises the same error
-                kernel_size = fields["kernel_size"]
-                weights = kernel_size * kernel_size * (channels // groups) * out_channels
-                params = weights + (out_channels if fields["bias"] else 0)
-                flops = 2 * weights * height * width
-                real = kernel_effective * jump_in
-                c = Fraction(real, receptive_field)
-                channels = out_channels
-        elif kind in GLOBAL_KINDS:
-            receptive_field += (max(height, width) - 1) * jump
-            if kind == LINEAR:
-                out_channels = fields["out_channels"]
-                if out_channels is None:
-                    out_channels = channels
-                in_features = channels * height * width
-                params = in_features * out_channels + (out_channels if fields["bias"] else 0)
-                flops = 2 * in_features * out_channels
-                channels = out_channels
-            height = width = 1
-        elif kind in MERGE_KINDS:
+        if node.kind in MERGE_KINDS:
             raise InvalidLayerError(f"{field}[{index}].type", "a chain cannot contain merges; use analyse()")
-        elif kind == "bn":
-            params = 2 * channels
-        inputs = fields["inputs"]
-        layer_stats = new_stats(LayerStats)  # see _stats
-        layer_stats.__dict__.update(
-            index=index,
-            name=name,
-            kind=kind,
-            level=fields["level"],
-            kernel_size=fields["kernel_size"],
-            stride=stride,
-            dilation=fields["dilation"],
-            padding=padding,
-            groups=fields["groups"],
-            inputs=inputs if inputs is not None else (previous,),
-            in_channels=in_channels_here,
-            out_channels=channels,
-            input_size=in_size,
-            output_size=(height, width),
-            receptive_field=receptive_field,
-            jump=jump,
-            jump_in=jump_in,
-            effective_padding=effective_padding,
-            real_filter_size=real,
-            c_value=c,
-            params=params,
-            flops=flops,
-        )
-        append(layer_stats)
+        name = node.name if node.name is not None else f"{node.kind}{index}"
+        inputs = node.inputs if node.inputs is not None else (previous,)
+        fast = _square_conv(node, index, state, inputs, name)
+        if fast is None:
+            state, layer_stats = _single(node, index, f"{field}[{index}]", state, inputs, name)
+        else:
+            state, layer_stats = fast
+        stats.append(layer_stats)
         previous = name
-    return Analysis(image_size=size, in_channels=in_channels, layers=tuple(stats))
+    # the layers as given (`as_graph` names them the same way when a repair needs them)
+    return Analysis(image_size=size, in_channels=in_channels, layers=tuple(stats), nodes=tuple(layers))
 
 
-_NO_PADDING = (0, 0)
+def _square_conv(node: Layer, index: int, source: _State, inputs: tuple[str, ...], name: str):
+    """`_single` for the planner's common case, a square stride-1 'same' conv on a square state, computed once
+    for both axes (the plan's hot path); None for anything else, which `_single` handles."""
+    fields = node.__dict__
+    kernel = fields["kernel_size"]
+    r, j = source.receptive_field, source.jump
+    if (
+        fields["kind"] != CONV
+        or fields["padding"] != "same"
+        or fields["stride"] not in (1, None)
+        or fields["dilation"] != 1
+        or type(kernel) is not int
+        or r[0] != r[1]
+        or j[0] != j[1]
+    ):
+        return None
+    channels = source.channels
+    out_channels = fields["out_channels"] if fields["out_channels"] is not None else channels
+    groups = fields["groups"]
+    if channels % groups or out_channels % groups:
+        return None  # _single raises the error
+    left = (kernel - 1) // 2
+    r_out = r[0] + (kernel - 1) * j[0]
+    state = _State((r_out, r_out), j, (source.effective_padding[0] + left * j[0], source.effective_padding[1] + left * j[1]),
+                   source.size, out_channels)  # fmt: skip
+    weights = kernel * kernel * (channels // groups) * out_channels
+    params = weights + (out_channels if fields["bias"] else 0)
+    flops = 2 * weights * source.size[0] * source.size[1]
+    real = kernel * j[0]
+    c = Fraction(real, r_out)
+    padding = ((left, kernel - 1 - left), (left, kernel - 1 - left))
+    pair = (kernel, kernel)
+    return state, _stats(
+        node, name, inputs, index, source, state, pair, _ONES, _ONES, padding, (real, real), (c, c), params, flops
+    )
 
 
 def _check_in_channels(in_channels: object) -> None:
@@ -262,15 +241,17 @@ def _check_in_channels(in_channels: object) -> None:
 def _merge(node: Layer, index: int, where: str, sources: list[_State]) -> tuple[_State, LayerStats]:
     jumps = {s.jump for s in sources}
     if len(jumps) != 1:
+        square = all(h == w for h, w in jumps)
+        flat = [h for h, _ in sorted(jumps)] if square else [list(j) for j in sorted(jumps)]
         raise MisalignedMergeError(
             f"{where}.inputs",
-            f"merge {node.name!r} joins inputs with different jumps {sorted(jumps)}; all inputs need the same jump",
+            f"merge {node.name!r} joins inputs with different jumps {flat}; all inputs need the same jump",
         )
     sizes = {s.size for s in sources}
     if len(sizes) != 1:
-        shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes))
+        shown_sizes = ", ".join(f"{h}x{w}" for h, w in sorted(sizes))
         raise MisalignedMergeError(
-            f"{where}.inputs", f"merge {node.name!r} joins feature maps of different sizes ({shown})"
+            f"{where}.inputs", f"merge {node.name!r} joins feature maps of different sizes ({shown_sizes})"
         )
     if node.kind == ADD:
         channels = {s.channels for s in sources}
@@ -285,52 +266,77 @@ def _merge(node: Layer, index: int, where: str, sources: list[_State]) -> tuple[
             raise LimitExceededError(
                 f"{where}.inputs", f"concat {node.name!r} would have more than {MAX_CHANNELS} channels"
             )
-    paddings = [s.effective_padding for s in sources]
-    receptive_field = ar.merge_receptive_field([s.receptive_field for s in sources], paddings)
+    receptive_field = []
+    effective_padding = []
+    for axis in (0, 1):
+        paddings = [s.effective_padding[axis] for s in sources]
+        receptive_field.append(ar.merge_receptive_field([s.receptive_field[axis] for s in sources], paddings))
+        effective_padding.append(ar.merge_effective_padding(paddings))
     state = _State(
-        receptive_field, sources[0].jump, ar.merge_effective_padding(paddings), sources[0].size, out_channels
+        (receptive_field[0], receptive_field[1]),
+        sources[0].jump,
+        (effective_padding[0], effective_padding[1]),
+        sources[0].size,
+        out_channels,
     )
     return state, _stats(
-        node, node.name, node.inputs or (), index, sources[0], state, (0, 0), None, None, 0, 0, sources[0].channels
-    )
+        node, node.name, node.inputs or (), index, sources[0], state, _ONES, _ONES, _ONES, _NO_PADDING,
+        None, None, 0, 0, sources[0].channels,
+    )  # fmt: skip
+
+
+_ONES = (1, 1)
+_NO_PADDING = ((0, 0), (0, 0))
+
+
+def _shape(pair: Pair) -> str:
+    return f"{pair[0]}x{pair[1]}"
 
 
 def _single(
     node: Layer, index: int, where: str, source: _State, inputs: tuple[str, ...], name: str | None = None
 ) -> tuple[_State, LayerStats]:
     name = node.name if name is None else name
-    height, width = source.size
     channels = source.channels
     kind = node.kind
     if kind in WINDOWED_KINDS:
-        kernel_effective = ar.effective_kernel(node.kernel_size, node.dilation)
-        stride = node.effective_stride
-        left, right = ar.padding_pair(node.padding, kernel_effective)
+        kernel = ar.axis_pair(node.kernel_size)
+        stride = ar.axis_pair(node.effective_stride)
+        dilation = ar.axis_pair(node.dilation)
+        ke = (ar.effective_kernel(kernel[0], dilation[0]), ar.effective_kernel(kernel[1], dilation[1]))
+        padding = ar.axis_paddings(node.padding, ke, source.size, stride)
+        ceil_mode = node.ceil_mode
         out_size = (
-            ar.output_size(height, kernel_effective, stride, left, right),
-            ar.output_size(width, kernel_effective, stride, left, right),
+            ar.pooled_output_size(source.size[0], ke[0], stride[0], padding[0][0], padding[0][1], ceil_mode),
+            ar.pooled_output_size(source.size[1], ke[1], stride[1], padding[1][0], padding[1][1], ceil_mode),
         )
         if out_size[0] < 1 or out_size[1] < 1:
             raise VanishingFeatureMapError(
                 where,
-                f"layer {name!r} ({kind} {node.kernel_size}x{node.kernel_size}, stride {stride}) "
-                f"gets a {height}x{width} map and would produce {out_size[0]}x{out_size[1]}",
+                f"layer {name!r} ({kind} {_shape(kernel)}, stride {_shape(stride)}) "
+                f"gets a {_shape(source.size)} map and would produce {_shape(out_size)}",
             )
-        receptive_field = ar.next_receptive_field(source.receptive_field, kernel_effective, source.jump)
+        r, j, p = source.receptive_field, source.jump, source.effective_padding
         state = _State(
-            receptive_field,
-            ar.next_jump(source.jump, stride),
-            ar.next_effective_padding(source.effective_padding, left, source.jump),
+            (ar.next_receptive_field(r[0], ke[0], j[0]), ar.next_receptive_field(r[1], ke[1], j[1])),
+            (ar.next_jump(j[0], stride[0]), ar.next_jump(j[1], stride[1])),
+            (
+                ar.next_effective_padding(p[0], padding[0][0], j[0]),
+                ar.next_effective_padding(p[1], padding[1][0], j[1]),
+            ),
             out_size,
             channels,
         )
-        if state.jump > MAX_JUMP:
+        if state.jump[0] > MAX_JUMP or state.jump[1] > MAX_JUMP:
             raise LimitExceededError(
                 f"{where}.stride",
-                f"layer {name!r} would make the jump (product of strides) {state.jump}; at most 2^64 = {MAX_JUMP} is accepted",
+                f"layer {name!r} would make the jump (product of strides) {max(state.jump)}; "
+                f"at most 2^64 = {MAX_JUMP} is accepted",
             )
         if kind != CONV:
-            return state, _stats(node, name, inputs, index, source, state, (left, right), None, None, 0, 0)
+            return state, _stats(
+                node, name, inputs, index, source, state, kernel, stride, dilation, padding, None, None, 0, 0
+            )
         out_channels = node.out_channels if node.out_channels is not None else channels
         if channels % node.groups or out_channels % node.groups:
             raise InvalidLayerError(
@@ -338,27 +344,42 @@ def _single(
                 f"groups={node.groups} must divide both in_channels={channels} and out_channels={out_channels}",
             )
         state.channels = out_channels
-        weights = node.kernel_size * node.kernel_size * (channels // node.groups) * out_channels
+        weights = kernel[0] * kernel[1] * (channels // node.groups) * out_channels
         params = weights + (out_channels if node.bias else 0)
         flops = 2 * weights * out_size[0] * out_size[1]
-        real = ar.real_filter_size(kernel_effective, source.jump)
-        c = ar.c_value(kernel_effective, source.jump, receptive_field)
-        return state, _stats(node, name, inputs, index, source, state, (left, right), real, c, params, flops)
+        real = (ar.real_filter_size(ke[0], j[0]), ar.real_filter_size(ke[1], j[1]))
+        r_out = state.receptive_field
+        if real[0] == real[1] and r_out[0] == r_out[1]:  # square: one exact c-value for both axes
+            c_both = ar.c_value(ke[0], j[0], r_out[0])
+            c = (c_both, c_both)
+        else:
+            c = (ar.c_value(ke[0], j[0], r_out[0]), ar.c_value(ke[1], j[1], r_out[1]))
+        return state, _stats(
+            node, name, inputs, index, source, state, kernel, stride, dilation, padding, real, c, params, flops
+        )
     if kind in GLOBAL_KINDS:
-        receptive_field = ar.next_receptive_field(source.receptive_field, max(height, width), source.jump)
+        r, j = source.receptive_field, source.jump
+        receptive_field = (
+            ar.next_receptive_field(r[0], source.size[0], j[0]),
+            ar.next_receptive_field(r[1], source.size[1], j[1]),
+        )
         out_channels = channels
         params = flops = 0
         if kind == LINEAR:
             out_channels = node.out_channels if node.out_channels is not None else channels
-            in_features = channels * height * width
+            in_features = channels * source.size[0] * source.size[1]
             params = in_features * out_channels + (out_channels if node.bias else 0)
             flops = 2 * in_features * out_channels
         state = _State(receptive_field, source.jump, source.effective_padding, (1, 1), out_channels)
-        return state, _stats(node, name, inputs, index, source, state, (0, 0), None, None, params, flops)
+        return state, _stats(
+            node, name, inputs, index, source, state, _ONES, _ONES, _ONES, _NO_PADDING, None, None, params, flops
+        )
     # element-wise: relu, bn, dropout
     state = _State(source.receptive_field, source.jump, source.effective_padding, source.size, channels)
     params = 2 * channels if kind == "bn" else 0
-    return state, _stats(node, name, inputs, index, source, state, (0, 0), None, None, params, 0)
+    return state, _stats(
+        node, name, inputs, index, source, state, _ONES, _ONES, _ONES, _NO_PADDING, None, None, params, 0
+    )
 
 
 def _stats(
@@ -368,25 +389,29 @@ def _stats(
     index: int,
     source: _State,
     state: _State,
-    padding: tuple[int, int],
-    real: int | None,
-    c: Fraction | None,
+    kernel: Pair,
+    stride: Pair,
+    dilation: Pair,
+    padding: tuple[Pair, Pair],
+    real: Pair | None,
+    c: tuple[Fraction, Fraction] | None,
     params: int,
     flops: int,
     in_channels: int | None = None,
 ) -> LayerStats:
-    # Frozen-dataclass __init__ sets each of the 22 fields through object.__setattr__; filling the
-    # instance dict directly builds the identical object several times faster (this is the hot path).
+    # Frozen-dataclass __init__ sets each field through object.__setattr__; filling the instance dict
+    # directly builds the identical object several times faster (this is the hot path).
     stats = object.__new__(LayerStats)
     stats.__dict__.update(
         index=index,
         name=name or "",
         kind=node.kind,
         level=node.level,
-        kernel_size=node.kernel_size,
-        stride=node.effective_stride,
-        dilation=node.dilation,
+        kernel_size=kernel,
+        stride=stride,
+        dilation=dilation,
         padding=padding,
+        ceil_mode=node.ceil_mode,
         groups=node.groups,
         inputs=tuple(inputs),
         in_channels=source.channels if in_channels is None else in_channels,
@@ -401,6 +426,8 @@ def _stats(
         c_value=c,
         params=params,
         flops=flops,
+        bias=node.bias,
+        rate=node.rate,
     )
     return stats
 

@@ -1,6 +1,8 @@
 """Receptive-field arithmetic of docs/theory.md#layer-arithmetic: one small pure function per quantity.
 
-All quantities are per spatial axis and exact integers (c-values are Fractions).
+All quantities are per spatial axis and exact integers (c-values are Fractions). A layer whose
+kernel, stride, dilation or padding differs between height and width is walked once per axis
+(`axis_pair`, `axis_paddings`); docs/geometry.md states the rules.
 """
 
 from __future__ import annotations
@@ -27,6 +29,63 @@ def padding_pair(padding: int | str, kernel_effective: int) -> tuple[int, int]:
     if padding == "valid":
         return 0, 0
     return int(padding), int(padding)
+
+
+def axis_pair(value: int | Sequence[int]) -> tuple[int, int]:
+    """(height, width) of a per-axis quantity given as an int (both axes) or a pair [h, w]."""
+    if isinstance(value, int):
+        return value, value
+    return int(value[0]), int(value[1])
+
+
+def tf_same_padding(size: int, kernel_effective: int, stride: int, upper: bool = True) -> tuple[int, int]:
+    """TensorFlow's SAME (ONNX SAME_UPPER; SAME_LOWER with `upper` False): output ceil(size / stride), total
+    padding max((ceil(size / stride) - 1) * stride + ke - size, 0), the smaller half first (last for LOWER).
+    It depends on the input size: a stride-2 layer on an even map pads (ke - 2) // 2 first, not (ke - 1) // 2."""
+    total = max((-(-size // stride) - 1) * stride + kernel_effective - size, 0)
+    small = total // 2
+    return (small, total - small) if upper else (total - small, small)
+
+
+def axis_paddings(
+    padding: object,
+    kernel_effective: tuple[int, int],
+    size: tuple[int, int] = (0, 0),
+    stride: tuple[int, int] = (1, 1),
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) from any padding spelling: an int (every side), 'same', 'valid',
+    'same_upper' / 'same_lower' (`tf_same_padding` of the input `size` and `stride`), [h, w] (symmetric
+    per axis) or [[top, bottom], [left, right]]; 'same' splits each axis by `same_padding`."""
+    if padding in ("same_upper", "same_lower"):
+        upper = padding == "same_upper"
+        return (
+            tf_same_padding(size[0], kernel_effective[0], stride[0], upper),
+            tf_same_padding(size[1], kernel_effective[1], stride[1], upper),
+        )
+    if isinstance(padding, (int, str)):
+        return padding_pair(padding, kernel_effective[0]), padding_pair(padding, kernel_effective[1])
+    height, width = padding  # type: ignore[misc]
+    return _side_pair(height), _side_pair(width)
+
+
+def _side_pair(value: object) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    return int(value[0]), int(value[1])  # type: ignore[index]
+
+
+def pooled_output_size(
+    size: int, kernel_effective: int, stride: int, left_padding: int, right_padding: int, ceil_mode: bool
+) -> int:
+    """`output_size`, or with ceil_mode PyTorch's rule: ceil((s + p_l + p_r - ke) / stride) + 1, less one
+    when the last window would start past the input and its left padding ((out - 1) * stride >= s + p_l)."""
+    if not ceil_mode:
+        return output_size(size, kernel_effective, stride, left_padding, right_padding)
+    span = size + left_padding + right_padding - kernel_effective
+    out = -(-span // stride) + 1
+    if out > 1 and (out - 1) * stride >= size + left_padding:
+        out -= 1
+    return out
 
 
 def next_receptive_field(receptive_field: int, kernel_effective: int, jump: int) -> int:

@@ -40,27 +40,38 @@ GLOBAL_KINDS = frozenset({GLOBAL_MAXPOOL, GLOBAL_AVGPOOL, LINEAR})
 MERGE_KINDS = frozenset({ADD, CONCAT})
 WINDOWED_KINDS = frozenset({CONV}) | POOL_KINDS
 LAYER_KINDS = frozenset({CONV}) | POOL_KINDS | GLOBAL_KINDS | MERGE_KINDS | ELEMENTWISE_KINDS
+REFUSED_KINDS = frozenset({"upsample", "conv_transpose", "attention"})
+"""Layer types that are recognised and refused: the theory covers downsampling CNNs only."""
+OUT_OF_SCOPE = "the theory covers downsampling CNNs only (no upsampling, transposed convolutions or attention)"
 
 FEATURE = "feature"
 CLASSIFIER = "classifier"
 LEVELS = frozenset({FEATURE, CLASSIFIER})
 
-Padding = int | str
+PADDING_WORDS = ("same", "valid", "same_upper", "same_lower")
+"""'same': (ke-1)//2 first; 'valid': none; 'same_upper'/'same_lower': TensorFlow's SAME / ONNX's auto_pad."""
+AxisValue = int | tuple[int, int]
+"""An int (both axes) or (height, width)."""
+Padding = int | str | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
+"""An int (every side), 'same', 'valid', (h, w) symmetric per axis, or ((top, bottom), (left, right))."""
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer or graph node. Kernels, strides and paddings are square.
+    """One layer or graph node. ``kernel_size``, ``stride`` and ``dilation`` are an int or (height, width).
 
     ``stride`` defaults to 1 for convolutions and to ``kernel_size`` for pooling (PyTorch's rule);
-    ``rate`` is a dropout probability in [0, 1). ``padding`` is an int (both sides), ``"same"`` (output = ceil(size / stride); left pad
-    (ke - 1) // 2) or ``"valid"`` (0). ``out_channels`` is conv filters or linear outputs.
+    ``rate`` is a dropout probability in [0, 1). ``padding`` is an int (every side), ``"same"`` (output =
+    ceil(size / stride); left pad (ke - 1) // 2 per axis), ``"valid"`` (0), ``"same_upper"`` /
+    ``"same_lower"`` (TensorFlow's SAME, ONNX's auto_pad: depends on the input size), (h, w) symmetric
+    per axis or ((top, bottom), (left, right)). ``ceil_mode`` (pools only) rounds the output size up, PyTorch's rule.
+    ``out_channels`` is conv filters or linear outputs.
     """
 
     kind: str
-    kernel_size: int = 1
-    stride: int | None = None
-    dilation: int = 1
+    kernel_size: AxisValue = 1
+    stride: AxisValue | None = None
+    dilation: AxisValue = 1
     padding: Padding = 0
     groups: int = 1
     out_channels: int | None = None
@@ -69,9 +80,10 @@ class Layer:
     inputs: tuple[str, ...] | None = None
     bias: bool = True
     rate: float | None = None
+    ceil_mode: bool = False
 
     @property
-    def effective_stride(self) -> int:
+    def effective_stride(self) -> AxisValue:
         """The stride in use: the given one, else 1 for convolutions and kernel_size for pools."""
         if self.stride is not None:
             return self.stride
@@ -93,19 +105,35 @@ ArchitectureInput = Sequence[Layer] | Sequence[Mapping[str, object]]
 
 _LAYER_FIELDS = set(Layer.__dataclass_fields__)
 _ALIASES = {"type": "kind"}
+COMPUTED_FIELDS = frozenset(
+    ["in_channels", "output_size", "receptive_field", "jump", "effective_padding", "real_filter_size", "c_value",
+     "c_value_exact", "c_axis", "params", "flops"]
+)  # fmt: skip
+"""Fields an answer's layer computes: recognised and ignored on input, so that answers post back unchanged."""
+_AXIS_FIELDS = ("kernel_size", "stride", "dilation", "padding")
+
+
+def _as_tuples(value: object) -> object:
+    """Lists (JSON arrays) as tuples, nested: a Layer's per-axis fields are immutable."""
+    if isinstance(value, list):
+        return tuple(_as_tuples(item) for item in value)
+    return value
 
 
 def layer_from_mapping(data: Mapping[str, object], where: str) -> Layer:
-    """Build a `Layer` from a plain dict (``type`` is accepted for ``kind``); unknown keys are errors."""
+    """Build a `Layer` from a plain dict (``type`` is accepted for ``kind``; `COMPUTED_FIELDS` are ignored);
+    unknown keys are errors."""
     if not isinstance(data, Mapping):
         raise InvalidLayerError(where, "must be an object")
     values: dict[str, object] = {}
     for key, value in data.items():
         name = _ALIASES.get(key, key)
+        if name in COMPUTED_FIELDS:
+            continue
         if name not in _LAYER_FIELDS:
             raise InvalidLayerError(f"{where}.{key}", "is not a layer field")
         if value is not None:
-            values[name] = value
+            values[name] = _as_tuples(value) if name in _AXIS_FIELDS else value
     if "kind" not in values:
         raise InvalidLayerError(f"{where}.type", "is required")
     if "inputs" in values:
@@ -127,25 +155,61 @@ def _check_int(value: object, where: str, low: int, high: int) -> None:
         raise LimitExceededError(where, f"must be at most {high}, got {value}")
 
 
+def _check_axis_value(value: object, where: str, low: int, high: int) -> None:
+    """An int in [low, high] or a pair [h, w] of them."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise InvalidLayerError(where, f"must be an integer or [height, width], got {len(value)} values")
+        for axis, item in enumerate(value):
+            _check_int(item, f"{where}[{axis}]", low, high)
+        return
+    _check_int(value, where, low, high)
+
+
+def _check_padding(padding: object, where: str) -> None:
+    """An int, 'same', 'valid', [h, w] or [[top, bottom], [left, right]], every side in [0, MAX_PADDING]."""
+    if isinstance(padding, str):
+        if padding not in PADDING_WORDS:
+            raise InvalidLayerError(
+                where, f"must be an integer, 'same', 'valid', 'same_upper' or 'same_lower', got {padding!r}"
+            )
+        return
+    if not isinstance(padding, (list, tuple)):
+        _check_int(padding, where, 0, MAX_PADDING)
+        return
+    if len(padding) != 2:
+        raise InvalidLayerError(where, "must be [h, w] or [[top, bottom], [left, right]]")
+    for axis, sides in enumerate(padding):
+        _check_axis_value(sides, f"{where}[{axis}]", 0, MAX_PADDING)
+
+
+def _is_one(value: object) -> bool:
+    return value == 1 or (isinstance(value, (list, tuple)) and all(item == 1 for item in value))
+
+
 def check_layer(layer: Layer, where: str) -> None:
-    """Raise a typed error naming ``where.<field>`` if any parameter of `layer` is out of range."""
+    """Raise a typed error naming ``where.<field>`` if any parameter of `layer` is out of range; upsampling,
+    transposed convolutions and attention are refused by name (`OUT_OF_SCOPE`)."""
+    if isinstance(layer.kind, str) and layer.kind in REFUSED_KINDS:
+        shown = f"layer {layer.name!r}" if isinstance(layer.name, str) else "this layer"
+        raise InvalidLayerError(f"{where}.type", f"{shown} is a {layer.kind!r}: {OUT_OF_SCOPE}")
     if not isinstance(layer.kind, str) or layer.kind not in LAYER_KINDS:
         kinds = ", ".join(sorted(LAYER_KINDS))
         raise InvalidLayerError(f"{where}.type", f"unknown layer type {layer.kind!r}; expected one of {kinds}")
     if not isinstance(layer.level, str) or layer.level not in LEVELS:
         raise InvalidLayerError(f"{where}.level", f"must be 'feature' or 'classifier', got {layer.level!r}")
-    _check_int(layer.kernel_size, f"{where}.kernel_size", 1, MAX_KERNEL_SIZE)
+    _check_axis_value(layer.kernel_size, f"{where}.kernel_size", 1, MAX_KERNEL_SIZE)
     if layer.stride is not None:
-        _check_int(layer.stride, f"{where}.stride", 1, MAX_STRIDE)
-    _check_int(layer.dilation, f"{where}.dilation", 1, MAX_DILATION)
+        _check_axis_value(layer.stride, f"{where}.stride", 1, MAX_STRIDE)
+    _check_axis_value(layer.dilation, f"{where}.dilation", 1, MAX_DILATION)
     _check_int(layer.groups, f"{where}.groups", 1, MAX_CHANNELS)
     if layer.out_channels is not None:
         _check_int(layer.out_channels, f"{where}.out_channels", 1, MAX_CHANNELS)
-    if isinstance(layer.padding, str):
-        if layer.padding not in ("same", "valid"):
-            raise InvalidLayerError(f"{where}.padding", f"must be an integer, 'same' or 'valid', got {layer.padding!r}")
-    else:
-        _check_int(layer.padding, f"{where}.padding", 0, MAX_PADDING)
+    _check_padding(layer.padding, f"{where}.padding")
+    if not isinstance(layer.ceil_mode, bool):
+        raise InvalidLayerError(f"{where}.ceil_mode", "must be a boolean")
+    if layer.ceil_mode and layer.kind not in POOL_KINDS:
+        raise InvalidLayerError(f"{where}.ceil_mode", f"only pools take ceil_mode, not {layer.kind!r}")
     if layer.rate is not None:
         if layer.kind != "dropout":
             raise InvalidLayerError(f"{where}.rate", f"only dropout layers take a rate, not {layer.kind!r}")
@@ -160,7 +224,7 @@ def check_layer(layer: Layer, where: str) -> None:
             raise LimitExceededError(f"{where}.name", f"must be at most {MAX_NAME_LENGTH} characters")
         if layer.name == INPUT:
             raise GraphStructureError(f"{where}.name", f"'{INPUT}' is reserved for the image")
-    if layer.kind != CONV and layer.dilation != 1 and layer.kind not in POOL_KINDS:
+    if layer.kind != CONV and not _is_one(layer.dilation) and layer.kind not in POOL_KINDS:
         raise InvalidLayerError(f"{where}.dilation", f"only convolutions and pools take a dilation, not {layer.kind!r}")
     if layer.kind != CONV and layer.groups != 1:
         raise InvalidLayerError(f"{where}.groups", f"only convolutions take groups, not {layer.kind!r}")
@@ -268,6 +332,8 @@ __all__ = [
     "FEATURE",
     "INPUT",
     "LAYER_KINDS",
+    "OUT_OF_SCOPE",
+    "REFUSED_KINDS",
     "Layer",
     "as_graph",
     "check_layer",

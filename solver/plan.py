@@ -85,9 +85,10 @@ class Plan:
 
     @property
     def top_receptive_field(self) -> int:
-        """Receptive field of the topmost feature-level conv, by the exact arithmetic."""
+        """Receptive field of the topmost feature-level conv, by the exact arithmetic (the planner's square
+        family has the same value on both axes; `report.top_receptive_field` holds the (h, w) pair)."""
         assert self.report.top_receptive_field is not None
-        return self.report.top_receptive_field
+        return max(self.report.top_receptive_field)
 
     @property
     def depth_headroom(self) -> int:

@@ -16,7 +16,14 @@ import click
 from pydantic import ValidationError
 
 from cnnplan.service.api.formats import report_title
-from cnnplan.service.convert import plan_dict, report_dict, to_plan_request, validate_body
+from cnnplan.service.convert import (
+    plan_dict,
+    repair_dict,
+    report_dict,
+    to_plan_request,
+    validate_answer_dict,
+    validate_body,
+)
 from cnnplan.service.interop.pytorch_export import plan_source
 from cnnplan.service.problems import ProblemError, invalid_field, problem_for_exception
 from cnnplan.service.schemas import (
@@ -28,6 +35,7 @@ from cnnplan.service.schemas import (
 from cnnplan.service.settings import get_settings
 from cnnplan.solver import make_plan
 from cnnplan.solver.errors import SolverError
+from cnnplan.solver.repair import repair as repair_architecture
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -102,23 +110,38 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 LAYER_COLUMNS = ("name", "type", "level", "k", "s", "pad", "out", "output", "rf", "jump", "P", "real", "c")
 
 
+def axes_cell(pair: Sequence[Any] | None) -> Any:
+    """One value when both axes agree, else ``h x w`` (a table cell of a per-axis quantity)."""
+    if pair is None:
+        return None
+    return pair[0] if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+
+
+def padding_cell(padding: Sequence[Sequence[int]]) -> str:
+    """``p/p`` for equal sides on both axes, else ``top/bottom,left/right``."""
+    (top, bottom), (left, right) = padding
+    if (top, bottom) == (left, right):
+        return f"{top}/{bottom}"
+    return f"{top}/{bottom},{left}/{right}"
+
+
 def layer_rows(layers: Iterable[dict[str, Any]]) -> list[list[Any]]:
-    """Table rows of the per-layer statistics (c shown as the exact fraction)."""
+    """Table rows of the per-layer statistics (c shown as the exact fraction, per axis where they differ)."""
     return [
         [
             layer["name"],
             layer["type"],
             layer["level"],
-            layer["kernel_size"],
-            layer["stride"],
-            "{}/{}".format(*layer["padding"]),
+            axes_cell(layer["kernel_size"]),
+            axes_cell(layer["stride"]),
+            padding_cell(layer["padding"]),
             layer["out_channels"],
             "{}x{}".format(*layer["output_size"]),
-            layer["receptive_field"],
-            layer["jump"],
-            layer["effective_padding"],
-            layer["real_filter_size"],
-            layer["c_value_exact"],
+            axes_cell(layer["receptive_field"]),
+            axes_cell(layer["jump"]),
+            axes_cell(layer["effective_padding"]),
+            axes_cell(layer["real_filter_size"]),
+            axes_cell(layer["c_value_exact"]),
         ]
         for layer in layers
     ]
@@ -239,7 +262,7 @@ def plan(
         f"block {inputs['block']}, stem {inputs['stem']}"
     )
     click.echo(
-        f"depth {result['depth']}  stages {result['stages']}  top receptive field {result['top_receptive_field']}"
+        f"depth {result['depth']}  stages {result['stages']}  top receptive field {axes_cell(result['top_receptive_field'])}"
     )
     if result["stem"] is not None:
         stem_effect = result["stem"]
@@ -287,6 +310,7 @@ def read_architecture(path: str) -> dict[str, Any]:
     "--plot", type=click.Path(dir_okay=False, writable=True), help="Write the diagram (SVG, or PNG by suffix)."
 )
 @click.option("--classifier-from", help="ONNX only: node name where the unconstrained classifier level starts.")
+@click.option("--repair", is_flag=True, help="Also print the repaired architecture (every safe fix applied).")
 def validate(
     architecture: str | None,
     preset: str | None,
@@ -296,6 +320,7 @@ def validate(
     as_json: bool,
     plot: str | None,
     classifier_from: str | None,
+    repair: bool,
 ) -> None:
     """Check an architecture (JSON file, ONNX model or --preset) against both constraints; exit 1 on a violation."""
     try:
@@ -308,20 +333,24 @@ def validate(
                 reason = "reading .onnx files needs the onnx package: pip install 'cnnplan[onnx]'"
                 raise invalid_field("architecture", reason, code="onnx_unavailable") from None
 
-            checked = validate_onnx_file(
-                architecture, image_size, min_c_value, bool(include_pointwise), classifier_from
-            )
+            size = tuple(image_size) if isinstance(image_size, list) else image_size
+            checked = validate_onnx_file(architecture, size, min_c_value, bool(include_pointwise), classifier_from)
+            report = report_dict(checked)
+            if repair:
+                report["repair"] = repair_dict(repair_architecture(checked), graph_format=True)
         else:
             data: dict[str, Any] = read_architecture(architecture) if architecture is not None else {"preset": preset}
             for key, value in (
                 ("image_size", image_size),
                 ("min_c_value", min_c_value),
                 ("include_pointwise", include_pointwise),
+                ("repair", repair or None),
             ):
                 if value is not None:
                     data[key] = value
-            checked = validate_body(ValidateRequestModel.model_validate(data))
-        report = report_dict(checked)
+            body = ValidateRequestModel.model_validate(data)
+            checked = validate_body(body)
+            report = validate_answer_dict(body, checked)
         if plot is not None:
             write_plot(checked, report_title(checked), plot)
     except (SolverError, ValidationError, ProblemError) as error:
@@ -332,15 +361,33 @@ def validate(
     else:
         verdict = "VALID" if report["valid"] else f"INVALID ({len(report['violations'])} violations)"
         click.echo(
-            f"{verdict}: depth {report['depth']}, top receptive field {report['top_receptive_field']} "
-            f"({report['top_layer']}, limit {report['receptive_field_limit']}), t = {report['min_c_value_exact']}, "
+            f"{verdict}: depth {report['depth']}, top receptive field {axes_cell(report['top_receptive_field'])} "
+            f"({report['top_layer']}, limit {axes_cell(report['receptive_field_limit'])}), "
+            f"t = {report['min_c_value_exact']}, "
             f"depth headroom {report['depth_headroom']}"
         )
         for violation in report["violations"]:
             click.echo(f"  - [{violation['constraint']}] {violation['message']}")
         click.echo()
         click.echo(format_table(LAYER_COLUMNS, layer_rows(report["layers"])))
+        if report.get("repair"):
+            echo_repair(report["repair"])
     sys.exit(EXIT_OK if report["valid"] else EXIT_VIOLATION)
+
+
+def echo_repair(repaired: dict[str, Any]) -> None:
+    """The repair as text: verdict, each edit, what is left, and the repaired layer table."""
+    result = repaired["result"]
+    verdict = "VALID" if repaired["valid"] else f"STILL INVALID ({len(result['violations'])} violations)"
+    click.echo()
+    count = len(repaired["edits"])
+    click.echo(f"Repaired: {verdict} after {count} edit{'' if count == 1 else 's'}, depth {result['depth']}")
+    for edit in repaired["edits"]:
+        click.echo(f"  - {json.dumps(edit)}")
+    for left in repaired["unresolved"]:
+        click.echo(f"  ! [{left['constraint']}] {left['layer']}: {left['reason']}")
+    click.echo()
+    click.echo(format_table(LAYER_COLUMNS, layer_rows(result["layers"])))
 
 
 def write_plot(report: Any, title: str, path: str, spatial_only: bool = False) -> None:

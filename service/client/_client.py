@@ -133,9 +133,21 @@ def _body(model: type[BaseModel], body: Body | None, fields: Mapping[str, Any]) 
         data = body.model_dump(mode="json", exclude_unset=True, warnings=False)
     else:
         data = dict(body or {})
-    data.update(fields)
+    data.update({key: _jsonable(value) for key, value in fields.items()})
     model.model_validate(data)
     return data
+
+
+def _jsonable(value: Any) -> Any:
+    """Answer models given as request fields (e.g. a plan's `LayerResult`s as ``layers``) as their JSON
+    values: an answer's layer is a valid request layer."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    return value
 
 
 def _batch(items: Sequence[Body]) -> dict[str, Any]:

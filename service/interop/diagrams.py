@@ -13,9 +13,16 @@ from matplotlib.figure import Figure
 
 from cnnplan.solver import ValidationReport, format_fraction
 from cnnplan.solver.analysis import is_feature_conv
+from cnnplan.solver.constraints import binding_axis
 
 _OK, _BAD, _EXEMPT, _LIMIT = "#1f77b4", "#d62728", "#9e9e9e", "#2ca02c"
 _STAGE_SHADES = ("#f2f2f2", "#ffffff")
+
+
+def _compared_c(layer, include_pointwise: bool) -> float:
+    """The c-value constraint 1 compares (its binding axis); the smaller axis for an exempt 1x1 conv."""
+    axis = binding_axis(layer, include_pointwise)
+    return float(layer.c_value[axis] if axis is not None else min(layer.c_value))
 
 
 def report_figure(report: ValidationReport, title: str, spatial_only: bool = False) -> Figure:
@@ -25,7 +32,7 @@ def report_figure(report: ValidationReport, title: str, spatial_only: bool = Fal
     convs = [
         layer
         for layer in report.analysis.layers
-        if is_feature_conv(layer) and (not spatial_only or layer.kernel_size > 1)
+        if is_feature_conv(layer) and (not spatial_only or max(layer.kernel_size) > 1)
     ]
     rf_violating = {v.layer for v in report.violations if v.constraint == "receptive_field"}
     violating = {v.layer for v in report.violations if v.constraint == "c_value"}
@@ -41,8 +48,9 @@ def report_figure(report: ValidationReport, title: str, spatial_only: bool = Fal
                 axes.axvline(first - 0.5, color="#777777", linewidth=0.8, linestyle=":", zorder=1)
         axes.grid(axis="y", color="#dddddd", linewidth=0.6)
         axes.set_axisbelow(True)
-    limit = report.receptive_field_limit
-    rf_values = [layer.receptive_field for layer in convs]
+    axis = 1 if report.top_axis == "width" else 0  # the axis that binds constraint 2
+    limit = report.receptive_field_limit[axis]
+    rf_values = [layer.receptive_field[axis] for layer in convs]
     rf_axes.plot(depth, rf_values, color="#555555", linewidth=1, zorder=2)
     rf_axes.scatter(
         depth, rf_values, c=[_BAD if layer.name in rf_violating else _OK for layer in convs], s=22, zorder=3
@@ -69,7 +77,7 @@ def report_figure(report: ValidationReport, title: str, spatial_only: bool = Fal
         )
     rf_axes.legend(loc="center left", fontsize=8, frameon=False)
     t = report.min_c_value
-    c_values = [float(layer.c_value) for layer in convs if layer.c_value is not None]  # every feature conv has one
+    c_values = [_compared_c(layer, report.include_pointwise) for layer in convs]
     colours = [
         _BAD if layer.name in violating else (_OK if report.is_constrained(layer) else _EXEMPT) for layer in convs
     ]

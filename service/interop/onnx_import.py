@@ -20,9 +20,9 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from cnnplan.solver import Layer, SolverError, ValidationReport, analyse, check_constraints, parse_min_c_value
-from cnnplan.solver.arithmetic import effective_kernel, same_padding
-from cnnplan.solver.layers import INPUT
+from cnnplan.solver.layers import INPUT, OUT_OF_SCOPE
 from cnnplan.solver.limits import MAX_LAYERS, MAX_NAME_LENGTH
+from cnnplan.solver.repair import attach_fixes
 
 MAX_FOLDED_ELEMENTS = 4096
 """Largest constant (elements) that shape arithmetic is folded for; larger ones keep only their dims."""
@@ -87,6 +87,11 @@ LAYER_OPS = frozenset(
         "Size",
     ]
 )
+REFUSED_OPS = frozenset(
+    ["ConvTranspose", "Upsample", "Resize", "DepthToSpace", "Attention", "MultiHeadAttention", "SelfAttention"]
+)
+"""Operators refused by name: the theory covers downsampling CNNs only (no upsampling, transposed
+convolutions or attention)."""
 CLASSIFIER_START_OPS = frozenset({"GlobalMaxPool", "GlobalAveragePool", "Gemm", "MatMul", "Flatten", "Reshape"})
 _FOLDABLE = frozenset(
     [
@@ -179,6 +184,8 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
         if any(name in pending_pad for name in features) and op not in ("Conv", "MaxPool", "AveragePool"):
             unsupported.append(f"{op} after Pad (node {_shown(node, index)})")
             continue
+        if op in REFUSED_OPS:
+            raise OnnxImportError(where, f"node {_shown(node, index)} is a {op}: {OUT_OF_SCOPE}")
         if node.domain not in ("", "ai.onnx") or (op not in LAYER_OPS and op not in PASS_THROUGH_OPS):
             unsupported.append(f"{op} (node {_shown(node, index)})")
             continue
@@ -246,7 +253,7 @@ def validate_onnx(
     image_size: int | tuple[int, int] | None = None,
     min_c_value: object = None,
     include_pointwise: bool = False,
-    rf_side: str = "min",
+    rf_side: str = "axis",
     classifier_from: str | None = None,
 ) -> tuple[ValidationReport, OnnxImport]:
     """Parse, import and validate an ONNX model; solver errors name the ONNX node (``model.graph.node[i]``)."""
@@ -266,7 +273,7 @@ def validate_onnx(
                 f"model.graph.node[{node_index}].input[1]",
                 f"the weight expects {expected} input features but the graph delivers {found}",
             )
-    return check_constraints(analysis, t, include_pointwise, rf_side), imported  # type: ignore[arg-type]
+    return attach_fixes(check_constraints(analysis, t, include_pointwise, rf_side)), imported  # type: ignore[arg-type]
 
 
 def validate_onnx_file(
@@ -282,7 +289,7 @@ def validate_onnx_file(
             data = handle.read()
     except OSError as error:
         raise OnnxImportError("file", f"cannot read {path}: {error.strerror}") from None
-    return validate_onnx(data, image_size, min_c_value, include_pointwise, "min", classifier_from)[0]
+    return validate_onnx(data, image_size, min_c_value, include_pointwise, "axis", classifier_from)[0]
 
 
 def _onnx_field(field: str, imported: OnnxImport) -> str:
@@ -317,24 +324,22 @@ def _layer(node, op, attrs, inputs, features, constant_inputs, dims, values, pen
             raise OnnxImportError(f"{where}.input[1]", "convolution weight must be a constant 4-d tensor")
         kernel = _square(attrs.get("kernel_shape", weight[2:]), f"{where}.kernel_shape")
         dilation = _square(attrs.get("dilations", (1, 1)), f"{where}.dilations")
-        padding = _padding(node, attrs, features[0], pending_pad, effective_kernel(kernel, dilation), where)
+        padding = _padding(node, attrs, features[0], pending_pad, where)
         return Layer(
             kind="conv", kernel_size=kernel, stride=_square(attrs.get("strides", (1, 1)), f"{where}.strides"),
             dilation=dilation, padding=padding, groups=int(attrs.get("group", 1)), out_channels=int(weight[0]),
             bias=len(node.input) > 2 and bool(node.input[2]), name=name, level=level, inputs=inputs,
         )  # fmt: skip
     if op in ("MaxPool", "AveragePool"):
-        if attrs.get("ceil_mode", 0):
-            raise OnnxImportError(f"{where}.ceil_mode", "ceil_mode=1 is not supported (the arithmetic floors)")
         if "kernel_shape" not in attrs:
             raise OnnxImportError(f"{where}.kernel_shape", "is required")
         kernel = _square(attrs["kernel_shape"], f"{where}.kernel_shape")
         dilation = _square(attrs.get("dilations", (1, 1)), f"{where}.dilations")
-        padding = _padding(node, attrs, features[0], pending_pad, effective_kernel(kernel, dilation), where)
+        padding = _padding(node, attrs, features[0], pending_pad, where)
         return Layer(
             kind="maxpool" if op == "MaxPool" else "avgpool", kernel_size=kernel,
             stride=_square(attrs.get("strides", (1, 1)), f"{where}.strides"), dilation=dilation, padding=padding,
-            name=name, level=level, inputs=inputs,
+            ceil_mode=bool(attrs.get("ceil_mode", 0)), name=name, level=level, inputs=inputs,
         )  # fmt: skip
     if op in ("GlobalMaxPool", "GlobalAveragePool"):
         kind = "global_maxpool" if op == "GlobalMaxPool" else "global_avgpool"
@@ -373,35 +378,38 @@ def _weight_inputs(layer: Layer, node, attrs: dict, dims: dict) -> int | None:
     return None
 
 
-def _square(values: Iterable[int], where: str) -> int:
+def _square(values: Iterable[int], where: str) -> int | tuple[int, int]:
+    """A 2-d window attribute (kernel_shape, strides, dilations) as an int when both axes agree, else (h, w)."""
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, int) for v in values):
         raise OnnxImportError(where, "must be a list of integers")
     items = [int(v) for v in values]
-    if len(items) != 2 or items[0] != items[1]:
-        raise OnnxImportError(where, f"only square 2-d windows are supported, got {items}")
-    return items[0]
+    if len(items) != 2:
+        raise OnnxImportError(where, f"only 2-d windows are supported, got {len(items)} values")
+    return items[0] if items[0] == items[1] else (items[0], items[1])
 
 
-def _padding(node, attrs, feature, pending_pad, kernel_effective, where) -> int | str:
-    """Padding as the solver takes it: an int (both sides), or 'same' for the (ke-1)//2 left split."""
+def _padding(node, attrs, feature, pending_pad, where) -> int | str | tuple[tuple[int, int], tuple[int, int]]:
+    """Padding as the solver takes it: auto_pad SAME_UPPER / SAME_LOWER as 'same_upper' / 'same_lower' (resolved
+    from the input size, TensorFlow's rule), VALID as 0, explicit ``pads`` [top, left, bottom, right] (plus any
+    preceding Pad node) as an int when every side agrees, else ((top, bottom), (left, right))."""
     auto_pad = attrs.get("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     extra = pending_pad.get(feature, (0, 0, 0, 0))
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER") and extra == (0, 0, 0, 0):
-        return "same"
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        if extra != (0, 0, 0, 0):
+            raise OnnxImportError(f"{where}.auto_pad", f"{auto_pad} after a Pad node is not supported")
+        return auto_pad.lower()
     if auto_pad not in ("NOTSET", "VALID"):
         raise OnnxImportError(f"{where}.auto_pad", f"unsupported auto_pad {auto_pad!r}")
     pads = [int(p) for p in attrs.get("pads", (0, 0, 0, 0))] if auto_pad == "NOTSET" else [0, 0, 0, 0]
     if len(pads) != 4:
         raise OnnxImportError(f"{where}.pads", f"needs 4 values for a 2-d window, got {len(pads)}")
-    top, left, bottom, right = _add_pads(extra, tuple(pads))
-    if (top, bottom) != (left, right):
-        raise OnnxImportError(f"{where}.pads", f"height and width padding differ ({top},{bottom}) vs ({left},{right})")
-    if left == right:
-        return left
-    if (left, right) == same_padding(kernel_effective):
-        return "same"
-    raise OnnxImportError(f"{where}.pads", f"asymmetric padding ({left}, {right}) is not the 'same' split")
+    if any(p < 0 for p in pads):
+        raise OnnxImportError(f"{where}.pads", f"negative padding (cropping) is not supported, got {pads}")
+    top, left, bottom, right = _add_pads(extra, tuple(pads))  # type: ignore[arg-type]
+    if top == bottom == left == right:
+        return top
+    return (top, bottom), (left, right)
 
 
 def _add_pads(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int, int]:

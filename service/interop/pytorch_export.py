@@ -142,29 +142,33 @@ def _identifiers(layers: tuple[LayerStats, ...]) -> dict[str, str]:
 def _module_expr(layer: LayerStats, rate: float) -> str | None:
     """The `nn` constructor for one layer (None for merges, written inline in forward)."""
     kind = layer.kind
-    left, right = layer.padding
+    (top, bottom), (left, right) = layer.padding
+    symmetric = top == bottom and left == right
+    kernel, stride = _shown(layer.kernel_size), _shown(layer.stride)
     if kind == "conv":
-        bias = layer.params > layer.kernel_size**2 * (layer.in_channels // layer.groups) * layer.out_channels
+        weights = layer.kernel_size[0] * layer.kernel_size[1] * (layer.in_channels // layer.groups)
+        bias = layer.params > weights * layer.out_channels
         conv = (
-            f"nn.Conv2d({layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, "
-            f"stride={layer.stride}, padding={left if left == right else 0}"
-            + (f", dilation={layer.dilation}" if layer.dilation != 1 else "")
+            f"nn.Conv2d({layer.in_channels}, {layer.out_channels}, kernel_size={kernel}, "
+            f"stride={stride}, padding={_shown((top, left)) if symmetric else 0}"
+            + (f", dilation={_shown(layer.dilation)}" if layer.dilation != (1, 1) else "")
             + (f", groups={layer.groups}" if layer.groups != 1 else "")
             + f", bias={bias})"
         )
-        return _padded(conv, left, right)
+        return conv if symmetric else _padded(conv, layer.padding)
     if kind in ("maxpool", "avgpool"):
-        native = left == right and 2 * left <= layer.kernel_size
-        pad = left if native else 0
+        native = symmetric and 2 * top <= layer.kernel_size[0] and 2 * left <= layer.kernel_size[1]
+        pad = _shown((top, left)) if native else 0
+        ceil = ", ceil_mode=True" if layer.ceil_mode else ""
         if kind == "maxpool":
-            pool = f"nn.MaxPool2d({layer.kernel_size}, stride={layer.stride}, padding={pad}" + (
-                f", dilation={layer.dilation})" if layer.dilation != 1 else ")"
+            pool = f"nn.MaxPool2d({kernel}, stride={stride}, padding={pad}" + (
+                f", dilation={_shown(layer.dilation)}{ceil})" if layer.dilation != (1, 1) else f"{ceil})"
             )
         else:
-            if layer.dilation != 1:
+            if layer.dilation != (1, 1):
                 raise ValueError("PyTorch's AvgPool2d has no dilation")
-            pool = f"nn.AvgPool2d({layer.kernel_size}, stride={layer.stride}, padding={pad}, count_include_pad=True)"
-        return pool if native else _padded(pool, left, right)
+            pool = f"nn.AvgPool2d({kernel}, stride={stride}, padding={pad}, count_include_pad=True{ceil})"
+        return pool if native else _padded(pool, layer.padding)
     if kind == "global_maxpool":
         return "nn.AdaptiveMaxPool2d(1)"
     if kind == "global_avgpool":
@@ -182,18 +186,24 @@ def _module_expr(layer: LayerStats, rate: float) -> str | None:
     return None
 
 
-def _padded(module: str, left: int, right: int) -> str:
-    """Wrap `module` after an explicit zero pad when the padding is asymmetric."""
-    if left == right:
-        return module
-    return f"nn.Sequential(nn.ZeroPad2d(({left}, {right}, {left}, {right})), {module})"
+def _shown(pair: tuple[int, int]) -> str:
+    """An int when both axes agree (PyTorch takes either), else the (h, w) tuple."""
+    return str(pair[0]) if pair[0] == pair[1] else f"({pair[0]}, {pair[1]})"
+
+
+def _padded(module: str, padding: tuple[tuple[int, int], tuple[int, int]]) -> str:
+    """Wrap `module` after an explicit zero pad ((top, bottom), (left, right)) when it is not native."""
+    (top, bottom), (left, right) = padding
+    return f"nn.Sequential(nn.ZeroPad2d(({left}, {right}, {top}, {bottom})), {module})"
 
 
 def _note(layer: LayerStats) -> str:
-    """Numbers only: output size, receptive field, jump and c-value of the layer."""
-    note = f"{layer.output_size[0]}x{layer.output_size[1]}, r={layer.receptive_field}, j={layer.jump}"
+    """Numbers only: output size, receptive field, jump and c-value of the layer (one value when square)."""
+    note = f"{layer.output_size[0]}x{layer.output_size[1]}, r={_shown(layer.receptive_field)}, j={_shown(layer.jump)}"
     if layer.c_value is not None:
-        note += f", c={format_fraction(layer.c_value)}"
+        c = layer.c_value
+        shown = format_fraction(c[0]) if c[0] == c[1] else f"({format_fraction(c[0])}, {format_fraction(c[1])})"
+        note += f", c={shown}"
     return note
 
 

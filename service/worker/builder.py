@@ -19,11 +19,13 @@ from cnnplan.solver.layers import INPUT, Layer, as_graph, topological_order
 
 
 class Pad(nn.Module):
-    """Constant padding of (left, right) on both spatial axes (asymmetric for even kernels)."""
+    """Constant padding ((top, bottom), (left, right)) of the spatial axes (asymmetric for even kernels and
+    TensorFlow's SAME)."""
 
-    def __init__(self, left: int, right: int, value: float = 0.0) -> None:
+    def __init__(self, padding: tuple[tuple[int, int], tuple[int, int]], value: float = 0.0) -> None:
         super().__init__()
-        self.pads = (left, right, left, right)
+        (top, bottom), (left, right) = padding
+        self.pads = (left, right, top, bottom)
         self.value = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -31,24 +33,23 @@ class Pad(nn.Module):
 
 
 class DilatedAvgPool(nn.Module):
-    """Average of the k x k taps spaced `dilation` apart (nn.AvgPool2d has no dilation)."""
+    """Average of the kh x kw taps spaced `dilation` apart per axis (nn.AvgPool2d has no dilation)."""
 
-    def __init__(self, kernel_size: int, stride: int, dilation: int) -> None:
+    def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, s, d = self.kernel_size, self.stride, self.dilation
-        span = d * (k - 1) + 1
-        out_h = (x.shape[-2] - span) // s + 1
-        out_w = (x.shape[-1] - span) // s + 1
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        out_h = (x.shape[-2] - (dh * (kh - 1) + 1)) // sh + 1
+        out_w = (x.shape[-1] - (dw * (kw - 1) + 1)) // sw + 1
         total: torch.Tensor | None = None
-        for i in range(k):
-            for j in range(k):
-                tap = x[..., i * d : i * d + s * (out_h - 1) + 1 : s, j * d : j * d + s * (out_w - 1) + 1 : s]
+        for i in range(kh):
+            for j in range(kw):
+                tap = x[..., i * dh : i * dh + sh * (out_h - 1) + 1 : sh, j * dw : j * dw + sw * (out_w - 1) + 1 : sw]
                 total = tap if total is None else total + tap
-        assert total is not None  # k >= 1 taps
-        return total / (k * k)
+        assert total is not None  # kh, kw >= 1 taps
+        return total / (kh * kw)
 
 
 class Linear4d(nn.Module):
@@ -62,11 +63,20 @@ class Linear4d(nn.Module):
         return self.linear(torch.flatten(x, 1))[:, :, None, None]
 
 
-def _padded(padding: tuple[int, int], module: nn.Module, value: float = 0.0) -> nn.Module:
-    left, right = padding
-    if left == 0 and right == 0:
+def _padded(padding: tuple[tuple[int, int], tuple[int, int]], module: nn.Module, value: float = 0.0) -> nn.Module:
+    if padding == ((0, 0), (0, 0)):
         return module
-    return nn.Sequential(Pad(left, right, value), module)
+    return nn.Sequential(Pad(padding, value), module)
+
+
+def _native_pool_padding(stats: LayerStats) -> tuple[int, int] | None:
+    """(h, w) padding PyTorch's pools take natively (symmetric per axis, at most half the kernel), else None.
+    ceil_mode needs it: PyTorch's rule counts only the left padding, which an outer pad would not be."""
+    (top, bottom), (left, right) = stats.padding
+    kh, kw = stats.kernel_size
+    if top == bottom and left == right and 2 * top <= kh and 2 * left <= kw and stats.dilation == (1, 1):
+        return top, left
+    return None
 
 
 def layer_module(stats: LayerStats, node: Layer) -> nn.Module | None:
@@ -83,13 +93,18 @@ def layer_module(stats: LayerStats, node: Layer) -> nn.Module | None:
             bias=node.bias,
         )
         return _padded(stats.padding, conv)
+    native = _native_pool_padding(stats)
     if kind == "maxpool":
-        pool: nn.Module = nn.MaxPool2d(stats.kernel_size, stats.stride, dilation=stats.dilation)
+        if native is not None:
+            return nn.MaxPool2d(stats.kernel_size, stats.stride, padding=native, ceil_mode=stats.ceil_mode)
+        pool = nn.MaxPool2d(stats.kernel_size, stats.stride, dilation=stats.dilation, ceil_mode=stats.ceil_mode)
         return _padded(stats.padding, pool, float("-inf"))
     if kind == "avgpool":
+        if native is not None:
+            return nn.AvgPool2d(stats.kernel_size, stats.stride, padding=native, ceil_mode=stats.ceil_mode)
         pool = (
-            nn.AvgPool2d(stats.kernel_size, stats.stride)
-            if stats.dilation == 1
+            nn.AvgPool2d(stats.kernel_size, stats.stride, ceil_mode=stats.ceil_mode)
+            if stats.dilation == (1, 1)
             else DilatedAvgPool(stats.kernel_size, stats.stride, stats.dilation)
         )
         return _padded(stats.padding, pool)

@@ -22,7 +22,9 @@ async def client(app):
 @pytest.mark.anyio
 async def test_async_plan_matches_the_solver_and_worked_example(client):
     plan = await client.plan(image_size=36)
-    assert plan.stages == [7, 5] and plan.depth == 12 and plan.top_receptive_field == 36  # docs/theory.md#exact-model
+    assert (
+        plan.stages == [7, 5] and plan.depth == 12 and plan.top_receptive_field == (36, 36)
+    )  # docs/theory.md#exact-model
     model_plan = await client.plan(PlanRequestModel.model_validate({"image_size": 224, "kernel_size": 5}))
     expected = make_plan(PlanRequest(224, kernel_size=5))
     assert tuple(model_plan.stages) == expected.stages and model_plan.params == expected.params
@@ -74,7 +76,7 @@ def test_sync_client_over_a_real_socket(live_server):
     with PlannerClient(live_server, timeout=30) as planner:
         assert planner.health().status == "ok"
         plan = planner.plan(image_size=18)
-        assert plan.stages == [8] and plan.top_receptive_field == 17
+        assert plan.stages == [8] and plan.top_receptive_field == (17, 17)
         assert planner.validate(preset="vgg16").valid
         with pytest.raises(PlannerError) as caught:
             planner.plan(image_size=2)  # well-formed, but no network of the family fits a 2x2 image
@@ -170,3 +172,26 @@ async def test_api_key_is_sent_as_a_bearer_token(tmp_path):
         assert caught.value.status == 401
     async with AsyncPlannerClient("http://t", transport=transport, api_key="s3cret") as keyed:
         assert (await keyed.benchmarks())["items"] == []
+
+
+@pytest.mark.anyio
+async def test_the_clients_answer_models_post_back_unchanged(client):
+    """A plan's `LayerResult`s are valid `ValidateRequestModel` layers and validate to the plan's numbers;
+    a repair's layers validate to its result."""
+    from cnnplan.service.schemas import RepairResult, ValidateRequestModel
+
+    plan = await client.plan(image_size=[64, 48], downsample="conv")
+    body = ValidateRequestModel.model_validate(
+        {"image_size": [64, 48], "layers": [layer.model_dump(mode="json") for layer in plan.layers]}
+    )
+    assert [layer.type for layer in body.layers] == [layer.type for layer in plan.layers]
+    report = await client.validate(image_size=[64, 48], layers=plan.layers)
+    assert (report.depth, report.top_receptive_field, report.params, report.flops) == (
+        plan.depth, plan.top_receptive_field, plan.params, plan.flops,
+    )  # fmt: skip
+    assert report.layers == plan.layers
+    repaired = await client.validate(image_size=18, layers=[{"type": "conv", "kernel_size": 3, "padding": 1}] * 9,
+                                     repair=True)  # fmt: skip
+    assert isinstance(repaired.repair, RepairResult) and repaired.repair.valid
+    again = await client.validate(image_size=18, layers=repaired.repair.layers)
+    assert again.valid and again.layers == repaired.repair.result.layers

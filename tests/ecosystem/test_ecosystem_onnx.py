@@ -113,20 +113,22 @@ def test_hand_built_graph_matches_the_solver_and_known_answers():
             layer.level,
         ), layer.name
     # by hand (docs/theory.md#layer-arithmetic): merge r = max(r_i - P_i) + max P_i
-    assert (got["add1"].receptive_field, got["add1"].effective_padding) == (8, 3)
-    assert (got["cat"].receptive_field, got["conv5"].receptive_field) == (12, 22)
-    assert got["conv5"].c_value == Fraction(6, 11) and got["conv5"].padding == (1, 1)  # the Pad node, folded
-    assert report.valid and report.depth == 5 and report.top_receptive_field == 22
+    assert (got["add1"].receptive_field, got["add1"].effective_padding) == ((8, 8), (3, 3))
+    assert (got["cat"].receptive_field, got["conv5"].receptive_field) == ((12, 12), (22, 22))
+    assert got["conv5"].c_value == (Fraction(6, 11),) * 2
+    assert got["conv5"].padding == ((1, 1), (1, 1))  # the Pad node, folded
+    assert report.valid and report.depth == 5 and report.top_receptive_field == (22, 22)
 
 
-def test_unsupported_operator_is_reported_by_name():
+def test_upsampling_is_refused_by_name():
     resize = helper.make_node("Resize", ["logits", "", "scales"], ["up"], name="upsample9")
     scales = helper.make_node("Constant", [], ["scales"], name="k",
                               value=numpy_helper.from_array(np.ones(2, dtype=np.float32)))  # fmt: skip
     with pytest.raises(OnnxImportError) as caught:
         validate_onnx(hand_built([scales, resize]))
-    assert caught.value.field == "model.graph.node"
-    assert "Resize (node 'upsample9')" in caught.value.reason
+    assert caught.value.field == "model.graph.node[17]"
+    assert "node 'upsample9' is a Resize" in caught.value.reason
+    assert "downsampling CNNs only" in caught.value.reason
 
 
 def test_builder_export_reproduces_the_plan(tmp_path):
@@ -146,7 +148,7 @@ def test_builder_export_reproduces_the_plan(tmp_path):
         if s.kind == "conv"
     ]
     assert imported == planned
-    assert report.valid and report.depth == plan.depth and report.top_receptive_field == plan.top_receptive_field
+    assert report.valid and report.depth == plan.depth and report.top_receptive_field == plan.report.top_receptive_field
     default_report, _ = validate_onnx(data)  # default: the classifier starts at the global pool
     assert not default_report.valid and default_report.depth == plan.depth + 2
 

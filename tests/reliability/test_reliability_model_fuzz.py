@@ -74,9 +74,10 @@ def assert_names_a_field(error: SolverError) -> None:
 def check_analysis(report) -> None:
     """What any successful analysis must satisfy, whatever the input was."""
     for layer in report.analysis.layers:
-        assert min(layer.output_size) >= 1 and layer.receptive_field >= 1 and 1 <= layer.jump <= MAX_JUMP, layer
+        assert min(layer.output_size) >= 1 and min(layer.receptive_field) >= 1, layer
+        assert all(1 <= jump <= MAX_JUMP for jump in layer.jump), layer
         if layer.c_value is not None:
-            assert 0 < layer.c_value <= 1, layer
+            assert all(0 < c <= 1 for c in layer.c_value), layer
 
 
 @FUZZ

@@ -118,3 +118,15 @@ def test_openapi_command_prints_the_spec(runner):
         "/readyz",
         "/metrics",
     } <= set(spec["paths"])
+
+
+def test_validate_repair_prints_the_repaired_network(runner):
+    result = runner.invoke(main, ["validate", "--preset", "resnet50", "--image-size", "224", "--repair"])
+    assert result.exit_code == 1, result.output  # the input violates
+    assert "remove the last 16 convolutions of the feature level" in result.output
+    # the receptive-field fix goes first: it also removes layer4.0.conv2, whose c-value was too small
+    assert "Repaired: VALID after 1 edit, depth 37" in result.output
+    answer = runner.invoke(main, ["validate", "--preset", "resnet50", "--image-size", "224", "--repair", "--json"])
+    body = json.loads(answer.output)
+    assert body["repair"]["valid"] and body["repair"]["result"]["depth"] == 37
+    assert [edit["convolutions"] for edit in body["repair"]["edits"]] == [16]

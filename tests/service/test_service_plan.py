@@ -17,14 +17,14 @@ async def test_worked_example_18_is_one_stage_of_8(client):
     plan = response.json()
     assert plan["stages"] == [8]
     assert plan["depth"] == 8
-    assert plan["top_receptive_field"] == 17
+    assert plan["top_receptive_field"] == [17, 17]
 
 
 async def test_worked_example_36_prefers_larger_receptive_field(client):
     plan = (await client.post("/plan", json={"image_size": 36, "kernel_size": 3, "min_c_value": "1/6"})).json()
     assert plan["stages"] == [7, 5]
     assert plan["depth"] == 12
-    assert plan["top_receptive_field"] == 36
+    assert plan["top_receptive_field"] == [36, 36]
 
 
 async def test_relaxed_optimum_at_z_equal_2_pow_n_minus_1_k_over_t(client):
@@ -39,9 +39,11 @@ async def test_layers_carry_exact_c_values_and_levels(client):
     plan = (await client.post("/plan", json={"image_size": 18})).json()
     layers = {layer["name"]: layer for layer in plan["layers"]}
     second = layers["s1.conv2"]
-    assert (second["receptive_field"], second["jump"], second["effective_padding"]) == (5, 1, 2)
-    assert (second["real_filter_size"], second["c_value_exact"], second["c_value"]) == (3, "3/5", 0.6)
-    assert layers["s1.conv8"]["c_value_exact"] == "3/17"
+    assert (second["receptive_field"], second["jump"], second["effective_padding"]) == ([5, 5], [1, 1], [2, 2])
+    assert (second["real_filter_size"], second["c_value_exact"], second["c_value"]) == (
+        [3, 3], ["3/5", "3/5"], [0.6, 0.6],
+    )  # fmt: skip
+    assert layers["s1.conv8"]["c_value_exact"] == ["3/17", "3/17"] and layers["s1.conv8"]["c_axis"] == "both"
     assert layers["s1.relu1"]["c_value"] is None and layers["s1.relu1"]["c_value_exact"] is None
     assert {layer["level"] for layer in plan["layers"] if layer["name"].startswith("cls.")} == {"classifier"}
     assert plan["layers"][-1]["type"] == "linear" and plan["layers"][-1]["out_channels"] == 1000
@@ -58,8 +60,8 @@ async def test_every_feature_conv_meets_t_exactly(client, downsample, min_c_valu
     assert t == Fraction(str(min_c_value))
     feature_convs = [layer for layer in plan["layers"] if layer["type"] == "conv" and layer["level"] == "feature"]
     assert len(feature_convs) == plan["depth"] == sum(plan["stages"])
-    assert all(Fraction(layer["c_value_exact"]) >= t for layer in feature_convs)
-    assert plan["top_receptive_field"] <= 200  # the smaller side
+    assert all(Fraction(c) >= t for layer in feature_convs for c in layer["c_value_exact"])
+    assert max(plan["top_receptive_field"]) <= 200  # the smaller side
     assert plan["inputs"]["image_size"] == [300, 200] and plan["inputs"]["downsample"] == downsample
 
 

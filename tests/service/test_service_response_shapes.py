@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from cnnplan.service.schemas import LayerResult, PlanBatchItem, PlanResponse, ValidateResponse, ViolationResult
+from cnnplan.service.schemas import (
+    FixResult,
+    LayerResult,
+    PlanBatchItem,
+    PlanResponse,
+    RepairResult,
+    ValidateResponse,
+    ViolationResult,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -29,6 +37,15 @@ async def test_validate_response_shape(client):
     assert len(report["violations"]) == 2
     for violation in report["violations"]:
         assert_shape(violation, ViolationResult)
+        FixResult.model_validate(violation["fix"])
+
+
+async def test_repair_shape(client):
+    report = (await client.post("/validate", json={"preset": "resnet50", "repair": True})).json()
+    assert_shape(report, ValidateResponse)
+    RepairResult.model_validate(report["repair"])
+    assert set(report["repair"]) == {"valid", "edits", "unresolved", "graph", "result"}
+    assert_shape(report["repair"]["result"], ValidateResponse)
 
 
 async def test_batch_item_shape(client):

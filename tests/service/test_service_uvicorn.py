@@ -36,7 +36,7 @@ def test_health_and_plan_over_http(server):
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json()["ready"] is True
         plan = client.post("/plan", json={"image_size": 36}).json()
-        assert (plan["stages"], plan["top_receptive_field"]) == ([7, 5], 36)
+        assert (plan["stages"], plan["top_receptive_field"]) == ([7, 5], [36, 36])
         assert client.get("/plan", params={"image_size": "36"}).json() == plan
 
 

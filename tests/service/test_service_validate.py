@@ -16,12 +16,14 @@ async def test_ninth_3x3_conv_breaks_the_c_value(client):
     # r after m stride-1 3x3 convs is 2m + 1; c = 3 / r >= 1/6 holds up to m = 8, the 9th has c = 3/19
     report = (await client.post("/validate", json={"image_size": 19, "layers": convs(9)})).json()
     assert report["valid"] is False
-    assert report["depth"] == 9 and report["top_receptive_field"] == 19
+    assert report["depth"] == 9 and report["top_receptive_field"] == [19, 19]
     [violation] = report["violations"]
     assert violation["constraint"] == "c_value"
     assert violation["layer"] == "conv8"
     assert (violation["value_exact"], violation["limit_exact"]) == ("3/19", "1/6")
-    assert "remove at least 1" in violation["message"]
+    assert "remove 1 convolution from the stage that ends at 'conv8'" in violation["message"]
+    assert violation["fix"] == {"action": "remove_layers", "stage_end": "conv8", "convolutions": 1,
+                                "nodes": ["conv7"]}  # fmt: skip
 
 
 async def test_receptive_field_beyond_the_image_is_a_violation(client):
@@ -43,7 +45,7 @@ async def test_valid_architecture_reports_depth_headroom(client):
 async def test_stride_defaults_follow_pytorch(client):
     layers = [{"type": "conv", "kernel_size": 3}, {"type": "maxpool", "kernel_size": 2}]
     stats = (await client.post("/validate", json={"image_size": 32, "layers": layers})).json()["layers"]
-    assert [layer["stride"] for layer in stats] == [1, 2]
+    assert [layer["stride"] for layer in stats] == [[1, 1], [2, 2]]
     assert [layer["output_size"] for layer in stats] == [[30, 30], [15, 15]]
 
 
@@ -51,16 +53,9 @@ async def test_vgg16_preset_reproduces_published_receptive_fields(client):
     report = (await client.post("/validate", json={"preset": "vgg16"})).json()
     layers = {layer["name"]: layer for layer in report["layers"]}
     assert report["image_size"] == [224, 224]
-    assert (layers["pool1"]["receptive_field"], layers["pool1"]["jump"], layers["pool1"]["effective_padding"]) == (
-        6,
-        2,
-        2,
-    )
-    assert (layers["pool5"]["receptive_field"], layers["pool5"]["jump"], layers["pool5"]["effective_padding"]) == (
-        212,
-        32,
-        90,
-    )
+    for name, expected in (("pool1", (6, 2, 2)), ("pool5", (212, 32, 90))):
+        got = (layers[name]["receptive_field"], layers[name]["jump"], layers[name]["effective_padding"])
+        assert got == tuple([value, value] for value in expected)  # [h, w], the same on both axes
     assert report["depth"] == 13
 
 
@@ -74,7 +69,7 @@ async def test_residual_graph_merges_receptive_fields(client):
     report = (await client.post("/validate", json={"image_size": 32, "graph": {"nodes": nodes}})).json()
     merged = report["layers"][-1]
     # P = max(0, 2) = 2, r = max(1 - 0, 5 - 2) + 2 = 5 (docs/theory.md#layer-arithmetic)
-    assert (merged["name"], merged["receptive_field"], merged["effective_padding"]) == ("sum", 5, 2)
+    assert (merged["name"], merged["receptive_field"], merged["effective_padding"]) == ("sum", [5, 5], [2, 2])
     assert merged["inputs"] == ["proj", "b"]
 
 

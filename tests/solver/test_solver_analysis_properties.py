@@ -66,12 +66,16 @@ def test_chain_invariants(layers, side) -> None:
                    for v in report.violations)  # fmt: skip
     previous = (1, 1, 0)
     for layer in analysis.layers:
-        assert layer.receptive_field >= layer.jump >= 1
+        # square layers: both axes agree, and each obeys the scalar invariants
+        for field in ("receptive_field", "jump", "effective_padding", "jump_in", "kernel_size", "dilation"):
+            assert getattr(layer, field)[0] == getattr(layer, field)[1]
+        r, j, p = layer.receptive_field[0], layer.jump[0], layer.effective_padding[0]
+        assert r >= j >= 1
         if layer.kind == "conv":
-            assert 0 < layer.c_value <= 1
-            real_filter_size = effective_kernel(layer.kernel_size, layer.dilation) * layer.jump_in
-            assert layer.c_value == Fraction(real_filter_size, layer.receptive_field)
-        current = (layer.receptive_field, layer.jump, layer.effective_padding)
+            assert 0 < layer.c_value[0] <= 1 and layer.c_value[0] == layer.c_value[1]
+            real_filter_size = effective_kernel(layer.kernel_size[0], layer.dilation[0]) * layer.jump_in[0]
+            assert layer.c_value[0] == Fraction(real_filter_size, r)
+        current = (r, j, p)
         assert all(now >= before for now, before in zip(current, previous))
         previous = current
 
@@ -79,7 +83,7 @@ def test_chain_invariants(layers, side) -> None:
 def test_a_pointwise_stride_two_conv_is_the_reason_for_stride_at_most_kernel() -> None:
     """With stride > effective kernel pixels are skipped and r < jump is real (r=1, j=2 for 1x1/2)."""
     layer = analyse([Layer(kind="conv", kernel_size=1, stride=2)], 8).layers[0]
-    assert (layer.receptive_field, layer.jump) == (1, 2)
+    assert (layer.receptive_field, layer.jump) == ((1, 1), (2, 2))
 
 
 @PROPERTY_SETTINGS
@@ -101,7 +105,9 @@ def test_rectangular_images_have_the_square_receptive_fields(layers, height, wid
 @given(layers=chains, side=st.integers(min_value=1, max_value=300))
 def test_analyse_chain_is_analyse_without_the_checks(layers, side) -> None:
     analysis = _analyse_or_reject(layers, side)
-    assert analyse_chain(layers, side, in_channels=4) == analysis
+    chain = analyse_chain(layers, side, in_channels=4)
+    assert (chain.layers, chain.image_size, chain.in_channels) == (analysis.layers, analysis.image_size, 4)
+    assert as_graph(chain.nodes) == analysis.nodes  # the layers as given, named the same way
 
 
 @st.composite
@@ -177,8 +183,8 @@ def test_merge_rule_is_the_union_of_pixel_ranges(layers, side) -> None:
     nodes = as_graph(layers)
     for stats in analysis.layers:
         first, last = _pixel_span(nodes, stats.name, 0)
-        assert (-first, last - first + 1) == (stats.effective_padding, stats.receptive_field), stats.name
-        assert _pixel_span(nodes, stats.name, 1)[0] - first == stats.jump, stats.name
+        assert ((-first,) * 2, (last - first + 1,) * 2) == (stats.effective_padding, stats.receptive_field), stats.name
+        assert (_pixel_span(nodes, stats.name, 1)[0] - first,) * 2 == stats.jump, stats.name
 
 
 # ---- bad input never escapes as anything but SolverError --------------------------------------------

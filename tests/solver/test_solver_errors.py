@@ -211,4 +211,4 @@ def test_jump_limit_keeps_integers_small() -> None:
     strided = [{"type": "conv", "kernel_size": 1, "stride": 1024}] * 7  # 1024^7 = 2^70
     error = _raises(LimitExceededError, "layers[6].stride", validate, strided, 1)
     assert "2^64" in error.reason
-    assert validate(strided[:6], 1).analysis.layers[-1].jump == 2**60
+    assert validate(strided[:6], 1).analysis.layers[-1].jump == (2**60, 2**60)

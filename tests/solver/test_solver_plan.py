@@ -61,7 +61,7 @@ def test_classifier_level(z) -> None:
     else:
         assert kinds == ["maxpool"] + tail
         assert 6 <= head[0].output_size[0] <= 8
-    assert [layer.kernel_size for layer in head if layer.kind == "conv"] == [5, 5]
+    assert [layer.kernel_size for layer in head if layer.kind == "conv"] == [(5, 5), (5, 5)]
     assert head[-1].out_channels == 10 and head[-1].output_size == (1, 1)
 
 

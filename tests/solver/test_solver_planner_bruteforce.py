@@ -70,7 +70,7 @@ def test_simulator_agrees_with_analyse(stages, z, k, t, downsample) -> None:
             validate(layers, z, t)
         return
     report = validate(layers, z, t)
-    assert (report.valid, report.top_receptive_field, report.depth) == (valid, top, sum(stages))
+    assert (report.valid, report.top_receptive_field, report.depth) == (valid, (top, top), sum(stages))
 
 
 def _validate_stages(stages, z, k, t, downsample):

@@ -90,7 +90,7 @@ def test_mobilenet_v1_depthwise_convolutions_use_groups() -> None:
     depthwise = [layer for layer in stats if layer.name.endswith("_depthwise")]
     assert len(depthwise) == 13
     assert all(layer.groups == layer.in_channels == layer.out_channels for layer in depthwise)
-    assert [layer.stride for layer in depthwise].count(2) == 4
+    assert [layer.stride for layer in depthwise].count((2, 2)) == 4
     assert stats[-1].out_channels == 1000
 
 
@@ -116,8 +116,8 @@ def test_vgg16_against_the_theory_at_224() -> None:
     would keep c = 48/228 >= 1/6 but reach r = 196 + 32 = 228 > 224: no headroom."""
     report = validate(preset("vgg16"), 224)
     assert report.valid
-    assert report.top_layer == "conv5_3" and report.top_receptive_field == 196
-    assert report.analysis.by_name("conv5_3").c_value == Fraction(48, 196)
+    assert report.top_layer == "conv5_3" and report.top_receptive_field == (196, 196)
+    assert report.analysis.by_name("conv5_3").c_value == (Fraction(48, 196), Fraction(48, 196))
     assert report.depth == 13 and report.depth_headroom == 0
     assert validate(preset("vgg16"), 228).depth_headroom == 1
 

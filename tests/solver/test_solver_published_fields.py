@@ -16,6 +16,9 @@ sees an odd map and TF's SAME pads (ke - 1) // 2 on the left exactly like ours.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import SimpleNamespace
+
 import pytest
 
 from cnnplan.solver import Layer, analyse, preset
@@ -83,8 +86,26 @@ MOBILENET_V1_P_224_TF = [0, 2, 2, 6, 6, 14, 14, 30, 46, 62, 78, 94, 94, 126]
 RESNET_V1_50_224 = {"block1": (35, 8, 15), "block2": (99, 16, 47), "block3": (291, 32, 143), "block4": (483, 32, 239)}
 
 
+_PER_AXIS = ("kernel_size", "stride", "dilation", "receptive_field", "jump", "jump_in", "effective_padding")
+
+
+def _square(layer):
+    """The layer's statistics with each per-axis pair read as one number, after checking that the square
+    network gives the same value on both axes."""
+    values = dict(layer.__dict__)
+    for field in _PER_AXIS:
+        height, width = values[field]
+        assert height == width, (layer.name, field, values[field])
+        values[field] = height
+    return SimpleNamespace(**values)
+
+
+def _square_layers(architecture, image_size):
+    return [_square(layer) for layer in analyse(architecture, image_size).layers]
+
+
 def _by_name(architecture, image_size):
-    return {layer.name: layer for layer in analyse(architecture, image_size).layers}
+    return {layer.name: layer for layer in _square_layers(architecture, image_size)}
 
 
 def test_theory_section_1_facts() -> None:
@@ -129,7 +150,7 @@ def test_mobilenet_v1_padding_where_same_conventions_agree() -> None:
 def test_mobilenet_v1_padding_differs_from_tf_same_only_by_stride_two_left_pads_at_224() -> None:
     """At 224 TF's SAME pads 0 on the left of each stride-2 layer (even maps) where ours pads 1: each of
     the 5 stride-2 layers before an end point adds (1 - 0) * j_in to our P."""
-    stats = analyse(preset("mobilenet_v1"), 224).layers
+    stats = _square_layers(preset("mobilenet_v1"), 224)
     ours = {layer.name: layer.effective_padding for layer in stats}
     extra = 0
     expected = []
@@ -140,6 +161,22 @@ def test_mobilenet_v1_padding_differs_from_tf_same_only_by_stride_two_left_pads_
             expected.append(extra)
     got = [ours[name] for name, _, _ in MOBILENET_V1_R_J]
     assert [g - e for g, e in zip(got, expected)] == MOBILENET_V1_P_224_TF
+
+
+def test_mobilenet_v1_with_tf_same_padding_matches_the_224_table() -> None:
+    """TF's SAME ('same_upper': total max((ceil(s/st) - 1) st + k - s, 0), the smaller half first) on every
+    3x3 conv reproduces the table's effective padding at 224, where each stride-2 layer on an even map pads
+    (0, 1): asymmetric, and different from 'same' (1, 1); r and jump are unchanged."""
+    layers = [
+        replace(node, padding="same_upper") if node.kind == "conv" and node.kernel_size == 3 else node
+        for node in preset("mobilenet_v1")
+    ]
+    stats = _by_name(layers, 224)
+    assert [stats[name].effective_padding for name, _, _ in MOBILENET_V1_R_J] == MOBILENET_V1_P_224_TF
+    for end_point, receptive_field, jump in MOBILENET_V1_R_J:
+        assert (stats[end_point].receptive_field, stats[end_point].jump) == (receptive_field, jump), end_point
+    assert stats["Conv2d_0"].padding == ((0, 1), (0, 1))  # 224 is even: the extra pixel goes last
+    assert _by_name(layers, 321)["Conv2d_0"].padding == ((1, 1), (1, 1))  # odd map: symmetric, like 'same'
 
 
 def _tf_slim_resnet_v1_50() -> list[Layer]:

@@ -26,8 +26,8 @@ def test_worked_example_z36_and_its_tie_break() -> None:
     rival = validate(feature_layers((8, 4), 3, "maxpool", WidthRule(), True), 36)
     chosen = validate(feature_layers((7, 5), 3, "maxpool", WidthRule(), True), 36)
     assert rival.valid and chosen.valid
-    assert (rival.depth, rival.top_receptive_field) == (12, 34)
-    assert (chosen.depth, chosen.top_receptive_field) == (12, 36)
+    assert (rival.depth, rival.top_receptive_field) == (12, (34, 34))  # the same on both axes
+    assert (chosen.depth, chosen.top_receptive_field) == (12, (36, 36))
     full = make_plan(PlanRequest(36))
     assert full.stages == (7, 5) and full.top_receptive_field == 36 and full.report.valid
 
@@ -41,7 +41,7 @@ def test_c_value_is_compared_exactly() -> None:
     layers += [Layer(kind="conv", kernel_size=3, padding=1) for _ in range(5)]
     report = validate(layers, 64, min_c_value="1/6")
     c_values = [layer.c_value for layer in report.analysis.layers if layer.kind == "conv"]
-    assert c_values[-1] == Fraction(6, 36) and report.valid
+    assert c_values[-1] == (Fraction(6, 36), Fraction(6, 36)) and report.valid
     assert not validate(layers, 64, min_c_value=Fraction(6, 35)).valid
     assert validate(layers, 64, min_c_value=0.1).min_c_value == Fraction(1, 10)
     assert check_constraints(report.analysis, "1/6") == check_constraints(report.analysis, Fraction(1, 6)) == report
@@ -102,4 +102,12 @@ def test_pointwise_convolutions_are_exempt_unless_requested() -> None:
         Fraction(1, 11),
         Fraction(1, 6),
     )
-    assert "at most 6" in violation.message and "would become 1/6)" in violation.message
+    # it adds no receptive field: the stage before it is too long. Its r = 11 must come down to 1 / t = 6:
+    # each earlier 3x3 conv adds 2, so 3 of them go (r 5; 2 would leave r 7 > 6), the nearest first
+    nodes = ["conv2", "conv3", "conv4"]
+    assert violation.fix == {"action": "remove_layers", "stage_end": "conv5", "convolutions": 3, "nodes": nodes}
+    assert "remove 3 convolutions from the stage that ends at 'conv5'" in violation.message
+    # a 2x2 stride-2 pool before it gives c = 2 / 12 = 1/6 (r 11 + 1 = 12, real filter size 1 * 2): it restores c
+    insert = {"action": "insert_downsampling", "before": "conv5",
+              "insert": {"type": "maxpool", "kernel_size": 2, "stride": 2, "name": "conv5.pool"}}  # fmt: skip
+    assert insert in violation.alternatives

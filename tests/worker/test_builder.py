@@ -127,3 +127,25 @@ def test_every_accepted_plan_gives_batch_by_classes_and_exact_counts() -> None:
         assert (params, flops, tuple(shape)) == (plan.params, plan.flops, (2, classes))
 
     check()
+
+
+def test_per_axis_layers_build_with_the_analysed_sizes_and_counts() -> None:
+    """1x7 / 7x1 kernels, per-axis strides and dilations, asymmetric and TF SAME pads, ceil_mode pools (with
+    and without native padding): every module's output has the analysed size; parameters and FLOPs match."""
+    graph = [
+        {"type": "conv", "kernel_size": [1, 7], "stride": [1, 2], "padding": [[0, 1], [2, 3]], "out_channels": 4},
+        {"type": "conv", "kernel_size": [7, 1], "padding": "same_upper", "stride": 2, "out_channels": 4},
+        {"type": "maxpool", "kernel_size": [3, 2], "stride": 2, "ceil_mode": True},
+        {"type": "avgpool", "kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True},
+        {"type": "maxpool", "kernel_size": 3, "stride": 2, "padding": [[0, 1], [1, 0]]},
+        {"type": "conv", "kernel_size": 3, "dilation": [1, 2], "padding": [1, 2], "out_channels": 5},
+    ]
+    module, analysis = build_model(graph, [61, 50])
+    x = torch.zeros(2, 3, 61, 50)
+    for stats, layer in zip(analysis.layers, module.nodes):
+        x = layer(x)
+        assert tuple(x.shape[-2:]) == stats.output_size, stats.name
+    assert sum(p.numel() for p in module.parameters()) == analysis.params
+    with FlopCounterMode(display=False) as counter:
+        module(torch.zeros(1, 3, 61, 50))
+    assert counter.get_total_flops() == analysis.flops

@@ -16,7 +16,7 @@ from starlette.types import Scope
 
 from cnnplan.service.api._responses import FastJSONResponse
 from cnnplan.service.api.formats import ReportFormat, report_response, report_title
-from cnnplan.service.convert import report_dict
+from cnnplan.service.convert import repair_dict, report_dict
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.schemas import (
     DEFAULT_MIN_C_VALUE_TEXT,
@@ -27,6 +27,7 @@ from cnnplan.service.schemas import (
     parse_min_c_value_text,
 )
 from cnnplan.solver.limits import MAX_NAME_LENGTH
+from cnnplan.solver.repair import repair as repair_architecture
 
 
 class MultipartOnlyRoute(APIRoute):
@@ -73,7 +74,8 @@ ONNX_UPLOAD_OPENAPI: dict[str, Any] = {
                             "description": "A decimal or 'p/q' in (0, 1], denominator at most 10^6.",
                         },
                         "include_pointwise": {"type": "boolean", "default": False},
-                        "rf_side": {"type": "string", "enum": ["min", "max"], "default": "min"},
+                        "rf_side": {"type": "string", "enum": ["axis", "min", "max"], "default": "axis"},
+                        "repair": {"type": "boolean", "default": False},
                         "classifier_from": {
                             "type": "string",
                             "maxLength": MAX_NAME_LENGTH * 4,
@@ -95,7 +97,8 @@ async def post_validate_onnx(
     image_size: str | None = Form(None, min_length=1, max_length=IMAGE_SIZE_TEXT_MAX_LENGTH),
     min_c_value: str = Form(DEFAULT_MIN_C_VALUE_TEXT, min_length=1, max_length=64),
     include_pointwise: bool = Form(False),
-    rf_side: Literal["min", "max"] = Form("min"),
+    rf_side: Literal["axis", "min", "max"] = Form("axis"),
+    repair: bool = Form(False),
     classifier_from: str | None = Form(None, max_length=MAX_NAME_LENGTH * 4),
     format: Annotated[ReportFormat, Query(description="json or svg.")] = "json",
 ):
@@ -114,6 +117,8 @@ async def post_validate_onnx(
     if format == "svg":
         return report_response(report, report_title(report, "ONNX model"))
     body = report_dict(report)
+    if repair:
+        body["repair"] = repair_dict(repair_architecture(report), graph_format=True)
     body["onnx"] = {"layers": len(imported.layers), "passed_through": list(imported.passed_through)}
     return FastJSONResponse(body)
 

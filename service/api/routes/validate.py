@@ -11,7 +11,7 @@ from cnnplan.service.api.batches import answer_within_budget, check_batch_size
 from cnnplan.service.api.deps import AppSettings
 from cnnplan.service.api.formats import REPORT_FORMAT_RESPONSES, ReportFormat, report_response, report_title
 from cnnplan.service.api.routes.onnx_upload import ONNX_UPLOAD_OPENAPI
-from cnnplan.service.convert import report_dict, summary_of_validate_body, validate_body
+from cnnplan.service.convert import summary_of_validate_body, validate_answer_dict, validate_body
 from cnnplan.service.problems import problem_responses
 from cnnplan.service.schemas import (
     VIEW_DESCRIPTION,
@@ -67,12 +67,13 @@ def post_validate(
     report = validate_body(body)
     if format == "svg":
         return report_response(report, report_title(report))
-    return FastJSONResponse(report_dict(report))
+    return FastJSONResponse(validate_answer_dict(body, report))
 
 
 def validate_answer(item: dict[str, Any]) -> dict[str, Any]:
     """The answer of one /validate/batch item: the same as POST /validate with that body."""
-    return report_dict(validate_body(ValidateRequestModel.model_validate(item)))
+    body = ValidateRequestModel.model_validate(item)
+    return validate_answer_dict(body, validate_body(body))
 
 
 def validate_summary_answer(item: dict[str, Any]) -> dict[str, Any]:
