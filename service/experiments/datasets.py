@@ -66,7 +66,7 @@ def glyphs(count: int, size: int, pixels: int, min_distance: int = 4) -> np.ndar
 def relation_class(dy: int, dx: int, directions: int, near: float, far: float) -> int | None:
     """The class of a displacement (rows `dy` down, columns `dx` right) of B's centre from A's:
     ``direction * 2 + band``; direction = the sector of ``atan2(dy, dx)`` (sector 0 centred on "right",
-    counter-clockwise on screen... i.e. increasing angle), band 0 = near (distance <= `near`), 1 = far
+    sector 1 on "down" with 4 sectors: rows grow downwards), band 0 = near (distance <= `near`), 1 = far
     (distance >= `far`); None in the gap between the bands or within 7.5 degrees of a sector edge."""
     distance = math.hypot(dy, dx)
     if near < distance < far:
@@ -98,10 +98,10 @@ def relations(
     image_size: int = 32,
     seed: int = 0,
     split: int = TRAIN,
-    noise: float = 0.6,
+    noise: float = 0.3,
     glyph_size: int = 5,
     glyph_pixels: int = 11,
-    distractors: int = 4,
+    distractors: int = 2,
     directions: int = 4,
 ) -> Dataset:
     """The relation of two patterns, A and B, among `distractors` look-alike patterns on Gaussian noise
@@ -164,7 +164,7 @@ def multiscale(
     image_size: int = 32,
     seed: int = 0,
     split: int = TRAIN,
-    noise: float = 0.6,
+    noise: float = 0.3,
     parts: int = 2,
     layouts: int = 4,
     glyph_size: int = 3,
@@ -173,8 +173,8 @@ def multiscale(
     """Parts composed at two scales. Fine scale: each of three clusters is two copies of one part glyph
     (`parts` kinds of `glyph_size`^2, same ink) side by side; coarse scale: the clusters sit on one of
     `layouts` arrangements (line across, line down, diagonal, triangle) of random radius, centre and
-    mirror. Class = layout x part (``layout * parts + part``, uniform); a cluster made of a different
-    part is added as a distractor. Raises ValueError on sizes that leave no room."""
+    mirror. Class = layout x part (``layout * parts + part``, uniform); one glyph of a further part is
+    added, clear of the clusters, as a distractor. Raises ValueError on sizes that leave no room."""
     if not 1 <= layouts <= len(_LAYOUTS):
         raise ValueError(f"layouts must be in [1, {len(_LAYOUTS)}], got {layouts}")
     if image_size < 8 * glyph_size:
@@ -203,8 +203,12 @@ def multiscale(
             for copy in range(2):
                 left = col + copy * (glyph_size + 1)
                 images[index, 0, row : row + glyph_size, left : left + glyph_size] += shapes[part]
-        row, col = (int(v) for v in rng.integers(0, (image_size - cluster[0], image_size - cluster[1])))
-        other = parts  # the distractor part, never a class's part
+        for _attempt in range(50):  # the distractor part (never a class's part), clear of the clusters
+            row, col = (int(v) for v in rng.integers(0, image_size - glyph_size + 1, 2))
+            if all(row > r + cluster[0] or row + glyph_size < r or col > c + cluster[1] or col + glyph_size < c
+                   for r, c in corners):  # fmt: skip
+                break
+        other = parts
         images[index, 0, row : row + glyph_size, col : col + glyph_size] += shapes[other]
     names = tuple(
         f"{name}-part{p}" for name in ("row", "column", "diagonal", "triangle")[:layouts] for p in range(parts)

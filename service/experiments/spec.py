@@ -8,6 +8,7 @@ their order; a run names its architecture by index into that list.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -89,9 +90,10 @@ def _dataset_options(request: ExperimentRequest) -> dict[str, Any]:
     for name in given:
         if name not in allowed:
             raise ExperimentInputError(f"dataset_options.{name}", f"is not an option of the {request.dataset} dataset")
-    if request.dataset == "relations":
-        given = {"noise": 0.3, "distractors": 2, **given}
-    return given
+    if request.dataset == "image_folder":
+        return given
+    defaults = inspect.signature(getattr(datasets, request.dataset)).parameters
+    return {name: given.get(name, defaults[name].default) for name in allowed}
 
 
 def _user_layers(index: int, body: UserArchitecture, request: ExperimentRequest, classes: int):
