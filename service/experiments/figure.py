@@ -93,7 +93,8 @@ def _t_panel(axes: Any, result: dict[str, Any]) -> None:
     axes.set_xticks(range(len(points)), [f"t = {t.numerator}/{t.denominator}" for t, _ in points], fontsize=8)
     axes.set_xlim(-0.6, max(len(points) - 0.4, 0.6))
     axes.set_ylim(0, 1.02)
-    axes.set_title("t-sweep: the plan for each t (markers judged against the experiment's t)", fontsize=9)
+    axes.set_title("t-sweep: the planner's network for each t", fontsize=9)
+    axes.set_xlabel("minimum c-value t of the plan (marker: its verdict at the experiment's t)", fontsize=8)
     axes.grid(axis="y", color="#e5e5e5", linewidth=0.6)
     axes.set_axisbelow(True)
 

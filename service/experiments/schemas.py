@@ -79,7 +79,9 @@ class VariantsModel(_Strict):
         default_factory=lambda: [Fraction(1, 4), Fraction(1, 2), Fraction(3, 2), Fraction(2)], max_length=12, description="Every stage scaled (rounded, >= 1 layer): 'p/q' or numbers."
     )  # fmt: skip
     too_deep: list[int] = Field([1, 2, 4], max_length=12, description="Layers added past the plan (constraint 2).")
-    too_long: bool = Field(True, description="The plan's depth with stage 1 made too long (constraint 1).")
+    too_long: list[int] = Field(
+        [2, 3], max_length=12, description="The plan's depth with this many layers moved into stage 1 (constraint 1)."
+    )
     t_sweep: list[MinCValue] = Field(
         ["1/4", "1/5", "1/6", "1/7", "1/8"], max_length=12, description="Also train the plan for each t."
     )

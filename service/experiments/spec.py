@@ -125,13 +125,16 @@ def experiment_spec(request: ExperimentRequest | Mapping[str, Any], data_root: s
     variant_options = VariantOptions(
         stage_scales=tuple(_fraction(s) for s in variants.stage_scales),
         too_deep=tuple(variants.too_deep),
-        too_long=variants.too_long,
+        too_long=tuple(variants.too_long),
         baseline=variants.baseline,
         t_sweep=tuple(_fraction(t) for t in variants.t_sweep),
     )
     for index, extra in enumerate(variants.too_deep):
         if not 1 <= extra <= 64:
             raise ExperimentInputError(f"variants.too_deep[{index}]", f"must be in [1, 64], got {extra}")
+    for index, moved in enumerate(variants.too_long):
+        if not 1 <= moved <= 256:
+            raise ExperimentInputError(f"variants.too_long[{index}]", f"must be in [1, 256], got {moved}")
     for index, scale in enumerate(variant_options.stage_scales):
         if not Fraction(1, 16) <= scale <= 8:
             raise ExperimentInputError(f"variants.stage_scales[{index}]", f"must be in [1/16, 8], got {scale}")

@@ -11,8 +11,9 @@ classifier level), so they differ from the plan only in their stage lengths:
 - ``too deep +m`` (constraint 2): m layers past the plan, each added to the last stage while its
   c-value stays >= t, else opening a new stage (so the variant breaks the receptive-field bound, and
   constraint 1 only where it must).
-- ``too long sS`` (constraint 1): the plan's depth with s layers moved from the last stage into stage 1
-  (and the one-stage network of the same depth); only the moves that break constraint 1 are kept.
+- ``too_long s`` (constraint 1): the plan's depth with s layers moved from the last stages into stage 1
+  (a stage emptied is dropped: s >= the later stages' total gives the one-stage network); only the
+  moves that break constraint 1 are kept.
 - ``t=p/q``: the plan for each t of the sweep.
 
 Identical layer lists are trained once: an architecture lists every group it belongs to.
@@ -41,7 +42,7 @@ class VariantOptions:
 
     stage_scales: tuple[Fraction, ...] = (Fraction(1, 4), Fraction(1, 2), Fraction(3, 2), Fraction(2))
     too_deep: tuple[int, ...] = (1, 2, 4)
-    too_long: bool = True
+    too_long: tuple[int, ...] = (2, 3)
     baseline: bool = True
     t_sweep: tuple[Fraction, ...] = (Fraction(1, 4), Fraction(1, 5), Fraction(1, 6), Fraction(1, 7), Fraction(1, 8))
 
@@ -113,12 +114,16 @@ def too_deep_stages(request: PlanRequest, stages: tuple[int, ...], extra: int, t
     return tuple(current)
 
 
-def too_long_stages(stages: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """The plan's depth with s = 1.. layers moved from the last stage into stage 1 (last stage >= 1 left),
-    then the one-stage network of the same depth."""
-    depth = sum(stages)
-    moved = [(stages[0] + s, *stages[1:-1], stages[-1] - s) for s in range(1, stages[-1])] if len(stages) > 1 else []
-    return [*moved, (depth,)]
+def too_long_stages(stages: tuple[int, ...], moved: int) -> tuple[int, ...]:
+    """The plan's depth with `moved` layers taken from the last stages (the last first; a stage emptied
+    is dropped) and added to stage 1."""
+    later = list(stages[1:])
+    left = moved
+    for position in range(len(later) - 1, -1, -1):
+        taken = min(left, later[position])
+        later[position] -= taken
+        left -= taken
+    return (stages[0] + moved - left, *(count for count in later if count > 0))
 
 
 def _label(stages: tuple[int, ...]) -> str:
@@ -174,11 +179,11 @@ def experiment_architectures(
     for group, stages in candidates:
         layers, report = _report(request, stages, t)
         collect.add(group, layers, stages, report, _label(stages))
-    if options.too_long:
-        for stages in too_long_stages(plan.stages):
-            layers, report = _report(request, stages, t)
-            if _breaks(report, C_VALUE):
-                collect.add(TOO_LONG, layers, stages, report, _label(stages))
+    for moved in options.too_long:
+        stages = too_long_stages(plan.stages, moved)
+        layers, report = _report(request, stages, t)
+        if _breaks(report, C_VALUE):
+            collect.add(f"{TOO_LONG} {moved}", layers, stages, report, _label(stages))
     for sweep_t in options.t_sweep:
         swept = make_plan(PlanRequest(**{**request.__dict__, "min_c_value": sweep_t}))
         report = check_constraints(swept.report.analysis, t)

@@ -12,7 +12,12 @@ import pytest
 from cnnplan.service.experiments import datasets
 from cnnplan.service.experiments.datasets import TEST, TRAIN, relation_class, relations
 from cnnplan.service.experiments.spec import ExperimentInputError, experiment_data, experiment_spec
-from cnnplan.service.experiments.variants import VariantOptions, experiment_architectures, scaled_stages
+from cnnplan.service.experiments.variants import (
+    VariantOptions,
+    experiment_architectures,
+    scaled_stages,
+    too_long_stages,
+)
 from cnnplan.solver import WidthRule, make_plan
 from cnnplan.solver.plan import PlanRequest
 
@@ -122,7 +127,7 @@ def test_variants_around_the_plan_have_the_expected_verdicts() -> None:
     for name, summary in by_name.items():
         if any(group.startswith("too_deep") for group in summary["groups"]):
             assert summary["breaks"] == ["receptive_field"] and summary["depth"] > 11, name
-        if "too_long" in summary["groups"]:
+        if any(group.startswith("too_long") for group in summary["groups"]):
             assert summary["breaks"] == ["c_value"] and summary["depth"] == 11, name
     swept = [a for a in architectures if a.t_values]
     for architecture in swept:
@@ -130,6 +135,8 @@ def test_variants_around_the_plan_have_the_expected_verdicts() -> None:
             assert architecture.stages == make_plan(PlanRequest(image_size=32, min_c_value=t)).stages
     assert sorted(t for a in swept for t in a.t_values) == sorted(Fraction(1, n) for n in (4, 5, 6, 7, 8))
     assert len({a.layers for a in architectures}) == len(architectures)  # t = 1/6 is the plan, trained once
+    assert too_long_stages((7, 4), 3) == (10, 1) and too_long_stages((7, 4), 4) == (11,)
+    assert too_long_stages((4, 3, 1), 2) == (6, 2)
     assert scaled_stages((7, 4), Fraction(1, 4)) == (2, 1) and scaled_stages((7, 4), Fraction(3, 2)) == (11, 6)
 
 
