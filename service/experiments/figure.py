@@ -52,19 +52,24 @@ def _depth_panel(axes: Any, result: dict[str, Any], kernel_size: int = 3) -> Non
                  label=f"planner's depth D = {plan_depth}")  # fmt: skip
     axes.axhline(result["chance_accuracy"], color="#888888", linewidth=1, linestyle=":", label="chance")
     shown: set[str] = set()
+    same_depth: dict[int, list[str]] = {}
     for entry in entries:
+        same_depth.setdefault(entry["depth"], []).append(entry["name"])
+    for entry in entries:
+        peers = same_depth[entry["depth"]]
+        x = entry["depth"] + 0.22 * (peers.index(entry["name"]) - (len(peers) - 1) / 2)  # side by side at one depth
         verdict = _verdict(entry)
         colour, marker, label = _STYLE[verdict]
         test = entry["test_accuracy"]
         is_plan = "planned" in entry["groups"]
         axes.errorbar(
-            entry["depth"], test["mean"], yerr=test["std"], fmt=marker, color=colour, ecolor=colour,
+            x, test["mean"], yerr=test["std"], fmt=marker, color=colour, ecolor=colour,
             markersize=11 if is_plan else 7, markeredgecolor="black" if is_plan else colour, capsize=3, zorder=3,
             label=None if verdict in shown else label,
         )  # fmt: skip
         shown.add(verdict)
         text = entry["name"] + (" baseline" if "baseline" in entry["groups"] else "")
-        axes.annotate(text, (entry["depth"], test["mean"]), textcoords="offset points", xytext=(6, -3),
+        axes.annotate(text, (x, test["mean"]), textcoords="offset points", xytext=(6, -3),
                       fontsize=7, color="#333333", zorder=4)  # fmt: skip
     axes.set_xlim(0.5, top + 0.5)
     axes.set_ylim(0, 1.02)
@@ -72,7 +77,7 @@ def _depth_panel(axes: Any, result: dict[str, Any], kernel_size: int = 3) -> Non
     axes.set_ylabel("test accuracy (mean ± std over seeds)")
     axes.grid(color="#e5e5e5", linewidth=0.6)
     axes.set_axisbelow(True)
-    axes.legend(fontsize=7, loc="lower right", framealpha=0.9)
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=3, frameon=False)
 
 
 def _t_panel(axes: Any, result: dict[str, Any]) -> None:

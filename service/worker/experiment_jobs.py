@@ -12,6 +12,7 @@ no "last run finishes the experiment" step that a dying worker could skip.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ def open_experiment_stores(data_dir: Path, redis_url: str | None) -> tuple[JobSt
 
 _stores: dict[int, tuple[Settings, tuple[JobStore, JobStore]]] = {}
 _stores_lock = threading.Lock()
-_specs: dict[str, Any] = {}
+_specs: OrderedDict[str, Any] = OrderedDict()
+_SPEC_CACHE_SIZE = 256
+"""Experiments whose architecture lists are kept in memory (rebuilt from the stored request otherwise)."""
 
 
 def experiment_stores(settings: Settings) -> tuple[JobStore, JobStore]:
@@ -67,6 +70,7 @@ def _spec(request: dict[str, Any], settings: Settings, key: str | None = None):
     from cnnplan.service.experiments.spec import ExperimentInputError, experiment_spec
 
     if key is not None and key in _specs:
+        _specs.move_to_end(key)
         return _specs[key]
     try:
         spec = experiment_spec(request, settings.experiment_data_root)
@@ -74,6 +78,8 @@ def _spec(request: dict[str, Any], settings: Settings, key: str | None = None):
         raise invalid(error.field, error.reason) from None
     if key is not None:
         _specs[key] = spec
+        while len(_specs) > _SPEC_CACHE_SIZE:
+            _specs.popitem(last=False)
     return spec
 
 
