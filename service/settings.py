@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     max_experiment_samples: int = Field(
         100_000, ge=32, le=1_000_000, description="Most train + test samples of an experiment (held in memory)."
     )
+    max_experiment_dataset_bytes: int = Field(
+        2**30,
+        ge=2**16,
+        le=2**40,
+        description="Most bytes of an experiment's images in memory ((train + test) x z^2 x 4).",
+    )
     max_experiment_sample_epochs: int = Field(
         10_000_000, ge=1, le=10**10, description="Most train_samples x epochs (images trained on) per run."
     )

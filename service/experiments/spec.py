@@ -150,7 +150,7 @@ def experiment_spec(request: ExperimentRequest | Mapping[str, Any], data_root: s
     return ExperimentSpec(request, classes, options, architectures)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _cached_dataset(key: str, data_root: str | None) -> tuple[datasets.Dataset, datasets.Dataset]:
     values = json.loads(key)
     name, size, seed = values["dataset"], values["image_size"], values["data_seed"]

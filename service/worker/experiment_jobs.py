@@ -93,6 +93,10 @@ def check_experiment_limits(body: ExperimentRequest, settings: Settings, run_cou
         raise invalid(
             "train_samples", f"train_samples + test_samples must be at most {settings.max_experiment_samples}"
         )
+    pixels = (body.train_samples + body.test_samples) * body.image_size**2
+    if pixels * 4 > settings.max_experiment_dataset_bytes:
+        raise invalid("train_samples", f"the dataset would take {pixels * 4:,} bytes in memory; the limit is "
+                                       f"{settings.max_experiment_dataset_bytes:,} ((train + test) x z^2 x 4)")  # fmt: skip
     if body.train_samples * body.epochs > settings.max_experiment_sample_epochs:
         raise invalid("epochs", f"train_samples x epochs must be at most {settings.max_experiment_sample_epochs}")
     if len(set(body.seeds)) != len(body.seeds):
