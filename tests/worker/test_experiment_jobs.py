@@ -123,14 +123,15 @@ def test_sigkilled_worker_run_is_rerun_under_redis(tmp_path: Path, processes: Pr
 
 
 def test_bad_requests_name_the_field_and_cancel_works(tmp_path: Path) -> None:
-    client = api(tmp_path, max_experiment_runs=3, max_experiment_image_size=64)
+    client = api(tmp_path, max_experiment_runs=3, max_experiment_image_size=64, max_experiment_dataset_bytes=2**20)
     cases = [
         ({"dataset": "cifar10"}, "dataset"),
         ({"epochs": 10**6}, "epochs"),
         ({"image_size": 128}, "image_size"),
         ({"image_size": 4}, "image_size"),
         ({"train_samples": 10**7}, "train_samples"),
-        ({}, "seeds"),  # the default experiment is 21+ runs > 3
+        ({**TINY, "train_samples": 5000}, "train_samples"),  # 5100 x 16^2 x 4 bytes > 1 MiB
+        ({**TINY, "variants": {}, "seeds": [0, 1]}, "seeds"),  # the default variants x 2 seeds > 3 runs
         ({"seeds": [0, 0]}, "seeds"),
         ({**TINY, "dataset_options": {"parts": 3}}, "dataset_options.parts"),
         ({**TINY, "variants": {**NO_VARIANTS, "stage_scales": ["0"]}}, "variants.stage_scales[0]"),
