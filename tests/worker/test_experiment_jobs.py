@@ -132,7 +132,7 @@ def test_bad_requests_name_the_field_and_cancel_works(tmp_path: Path) -> None:
         ({"train_samples": 10**7}, "train_samples"),
         ({**TINY, "train_samples": 5000}, "train_samples"),  # 5100 x 16^2 x 4 bytes > 1 MiB
         ({**TINY, "variants": {}, "seeds": [0, 1]}, "seeds"),  # the default variants x 2 seeds > 3 runs
-        ({"seeds": [0, 0]}, "seeds"),
+        ({**TINY, "seeds": [0, 0]}, "seeds"),
         ({**TINY, "dataset_options": {"parts": 3}}, "dataset_options.parts"),
         ({**TINY, "variants": {**NO_VARIANTS, "stage_scales": ["0"]}}, "variants.stage_scales[0]"),
         ({**TINY, "architectures": [{"name": "mine", "layers": FIVE_SCORES}]}, "architectures[0]"),  # 8 classes
