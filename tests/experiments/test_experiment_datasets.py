@@ -150,3 +150,24 @@ def test_bad_experiment_inputs_name_the_field() -> None:
     with pytest.raises(ExperimentInputError) as error:
         experiment_spec({"dataset": "image_folder", "dataset_options": {"folder": "../etc"}}, data_root="/tmp")
     assert error.value.field == "dataset_options.folder"
+
+
+def test_aggregate_takes_mean_and_sample_std_over_succeeded_seeds() -> None:
+    from cnnplan.service.experiments.figure import experiment_image
+    from cnnplan.service.experiments.results import aggregate, format_table, run_record
+
+    spec = experiment_spec({"variants": {"stage_scales": [], "too_deep": [], "too_long": [], "t_sweep": []}})
+    runs = [run_record(spec, index, seed) for seed in (0, 1, 2) for index in range(len(spec.architectures))]
+    for run, accuracy in zip(runs, (0.5, 0.2, 0.7, 0.3, 0.9, 0.4)):
+        run.update(status="succeeded", test_accuracy=accuracy, train_accuracy=accuracy, test_loss=1.0,
+                   train_loss=1.0, wall_seconds=2.0)  # fmt: skip
+    runs[-1].update(status="failed", test_accuracy=None)  # a failed run is left out of the statistics
+    result = aggregate(spec, runs, {"cpus": 2})
+    plan, baseline = result["architectures"]
+    assert plan["test_accuracy"]["n"] == 3 and plan["test_accuracy"]["mean"] == pytest.approx(0.7)
+    assert plan["test_accuracy"]["std"] == pytest.approx(0.2)  # sample std of 0.5, 0.7, 0.9
+    assert baseline["test_accuracy"]["n"] == 2 and baseline["test_accuracy"]["std"] == pytest.approx(0.0707107)
+    assert result["plan"]["depth"] == 11 and result["chance_accuracy"] == 1 / 8
+    assert "| plan (7,4) | planned | 11 | valid | 32 | 3/16 |" in format_table(result)
+    svg = experiment_image(result).decode()
+    assert "planner's depth D = 11" in svg and "(1,1) baseline" in svg
