@@ -82,7 +82,7 @@ def test_embedded_serve_experiment_cli_and_api_restart(tmp_path: Path, processes
     assert "training" in cli.stderr and "2 runs" in cli.stderr  # the progress bar, one task per run
     assert "| plan (" in cli.stdout  # the table
     written = json.loads(output.read_text())
-    assert [run["architecture"] for run in written["runs"]][1] == "(1)" or len(written["runs"]) == 2
+    assert [run["architecture"] for run in written["runs"]] == ["plan (7)", "(1)"]  # z = 16: the plan is one stage
     svg = figure.read_text()
     assert svg.lstrip().startswith("<?xml") and "planner's depth D" in svg
     listing = http.get("/experiments").json()
