@@ -38,6 +38,12 @@ def _measured(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [entry for entry in result["architectures"] if entry["test_accuracy"]["mean"] is not None]
 
 
+def _seed_values(result: dict[str, Any], name: str) -> list[float]:
+    """The test accuracy of every succeeded run of architecture `name`."""
+    return [run["test_accuracy"] for run in result["runs"]
+            if run["architecture"] == name and run["status"] == "succeeded"]  # fmt: skip
+
+
 def _depth_panel(axes: Any, result: dict[str, Any], kernel_size: int = 3) -> None:
     entries = _measured(result)
     plan_depth, side = result["plan"]["depth"], result["image_size"]
@@ -68,13 +74,17 @@ def _depth_panel(axes: Any, result: dict[str, Any], kernel_size: int = 3) -> Non
             label=None if verdict in shown else label,
         )  # fmt: skip
         shown.add(verdict)
+        seeds = _seed_values(result, entry["name"])
+        axes.scatter([x] * len(seeds), seeds, s=9, facecolors="none", edgecolors=colour, linewidths=0.7, zorder=2,
+                     label=None if "seeds" in shown else "one seed")  # fmt: skip
+        shown.add("seeds")
         text = entry["name"] + (" baseline" if "baseline" in entry["groups"] else "")
         axes.annotate(text, (x, test["mean"]), textcoords="offset points", xytext=(6, -3),
                       fontsize=7, color="#333333", zorder=4)  # fmt: skip
     axes.set_xlim(0.5, top + 0.5)
-    axes.set_ylim(0, 1.02)
+    axes.set_ylim(0, 1.05)
     axes.set_xlabel("depth (feature-level convolutions)")
-    axes.set_ylabel("test accuracy (mean ± std over seeds)")
+    axes.set_ylabel("test accuracy (mean ± std over seeds; circles: each seed)")
     axes.grid(color="#e5e5e5", linewidth=0.6)
     axes.set_axisbelow(True)
     axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=3, frameon=False)
@@ -92,12 +102,14 @@ def _t_panel(axes: Any, result: dict[str, Any]) -> None:
         is_default = "planned" in entry["groups"]
         axes.errorbar(position, test["mean"], yerr=test["std"], fmt=marker, color=colour, capsize=3,
                       markersize=11 if is_default else 7, markeredgecolor="black" if is_default else colour)  # fmt: skip
+        seeds = _seed_values(result, entry["name"])
+        axes.scatter([position] * len(seeds), seeds, s=9, facecolors="none", edgecolors=colour, linewidths=0.7)
         axes.annotate(f"{entry['name']}\nD={entry['depth']}", (position, test["mean"]), textcoords="offset points",
                       xytext=(0, -26), ha="center", fontsize=7)  # fmt: skip
     axes.axhline(result["chance_accuracy"], color="#888888", linewidth=1, linestyle=":")
     axes.set_xticks(range(len(points)), [f"t = {t.numerator}/{t.denominator}" for t, _ in points], fontsize=8)
     axes.set_xlim(-0.6, max(len(points) - 0.4, 0.6))
-    axes.set_ylim(0, 1.02)
+    axes.set_ylim(0, 1.05)
     axes.set_title("t-sweep: the planner's network for each t", fontsize=9)
     axes.set_xlabel("minimum c-value t of the plan (marker: its verdict at the experiment's t)", fontsize=8)
     axes.grid(axis="y", color="#e5e5e5", linewidth=0.6)
