@@ -121,22 +121,6 @@ class ExperimentRequest(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-class ArchitectureSummary(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    groups: list[str]
-    stages: list[int] | None
-    depth: int
-    valid: bool
-    breaks: list[str]
-    c_values: list[str]
-    top_receptive_field: int | None
-    receptive_field_limit: int
-    params: int
-    flops: int
-
-
 class ExperimentRun(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -186,6 +170,6 @@ class ExperimentJobList(BaseModel):
 
 
 __all__ = [
-    "DATASETS", "ArchitectureSummary", "DatasetOptions", "ExperimentJob", "ExperimentJobList", "ExperimentRequest",
+    "DATASETS", "DatasetOptions", "ExperimentJob", "ExperimentJobList", "ExperimentRequest",
     "ExperimentResult", "ExperimentRun", "UserArchitecture", "VariantsModel",
 ]  # fmt: skip
