@@ -161,6 +161,23 @@ def figure_command(result: Path, figure: Path) -> None:
     click.echo(f"wrote {figure}", err=True)
 
 
+@experiment.command("merge")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def merge(results: tuple[Path, ...], output: Path) -> None:
+    """Merge RESULTS of the same task (e.g. a supplementary t-sweep) into OUTPUT; prints the table."""
+    from cnnplan.service.experiments.local import write_json
+    from cnnplan.service.experiments.results import format_table, merge_results
+
+    try:
+        merged = merge_results([json.loads(path.read_text(encoding="utf-8")) for path in results])
+    except ValueError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    write_json(output, merged)
+    click.echo(format_table(merged))
+
+
 @experiment.command("samples")
 @click.argument("figure", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--image-size", type=int, default=32, show_default=True)

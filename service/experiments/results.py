@@ -111,4 +111,33 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MEASURES", "aggregate", "environment", "format_table", "run_record"]
+_SAME = ("dataset", "dataset_options", "image_size", "num_classes", "min_c_value", "plan")
+
+
+def merge_results(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several of the same task (dataset, options, z, t, plan): architectures by name
+    and runs by (architecture, seed), the first occurrence kept; ``merged_from`` counts the inputs.
+    Raises ValueError when two results are not of the same task."""
+    first = results[0]
+    for other in results[1:]:
+        for name in _SAME:
+            if other.get(name) != first.get(name):
+                raise ValueError(
+                    f"cannot merge results that differ in {name}: {first.get(name)!r} vs {other.get(name)!r}"
+                )
+    merged = {**first, "architectures": [], "runs": [], "merged_from": len(results)}
+    names: set[str] = set()
+    keys: set[tuple[str, int]] = set()
+    for result in results:
+        for entry in result["architectures"]:
+            if entry["name"] not in names:
+                names.add(entry["name"])
+                merged["architectures"].append(entry)
+        for run in result["runs"]:
+            if (run["architecture"], run["seed"]) not in keys:
+                keys.add((run["architecture"], run["seed"]))
+                merged["runs"].append(run)
+    return merged
+
+
+__all__ = ["MEASURES", "aggregate", "environment", "format_table", "merge_results", "run_record"]

@@ -171,3 +171,25 @@ def test_aggregate_takes_mean_and_sample_std_over_succeeded_seeds() -> None:
     assert "| plan (7,4) | planned | 11 | valid | 32 | 3/16 |" in format_table(result)
     svg = experiment_image(result).decode()
     assert "planner's depth D = 11" in svg and "(1,1) baseline" in svg
+
+
+def test_merge_keeps_first_of_each_architecture_and_refuses_other_tasks() -> None:
+    from cnnplan.service.experiments.results import aggregate, merge_results, run_record
+
+    base = {"variants": {"stage_scales": [], "too_deep": [], "too_long": [], "t_sweep": []}}
+    first = experiment_spec(base)
+    sweep = experiment_spec({**base, "variants": {**base["variants"], "baseline": False, "t_sweep": ["1/5"]}})
+
+    def finished(spec, accuracy):
+        runs = [run_record(spec, index, 0) for index in range(len(spec.architectures))]
+        for run in runs:
+            run.update(status="succeeded", test_accuracy=accuracy, train_accuracy=accuracy, test_loss=1.0,
+                       train_loss=1.0, wall_seconds=1.0)  # fmt: skip
+        return aggregate(spec, runs, {})
+
+    merged = merge_results([finished(first, 0.5), finished(sweep, 0.9)])
+    assert [a["name"] for a in merged["architectures"]] == ["plan (7,4)", "(1,1)", "(6,4)"]
+    assert [r["test_accuracy"] for r in merged["runs"]] == [0.5, 0.5, 0.9]  # the plan's first result is kept
+    other = finished(experiment_spec({**base, "image_size": 64}), 0.5)
+    with pytest.raises(ValueError, match="image_size"):
+        merge_results([finished(first, 0.5), other])
