@@ -147,12 +147,11 @@ def _time(value: float | None) -> str | None:
     return None if value is None else datetime.fromtimestamp(value, UTC).isoformat()
 
 
-def _status(record: Job, runs: list[Job]) -> str:
+def _status(record: Job, statuses: list[str]) -> str:
     """cancelled (the experiment was), queued (no run started), running (some run unfinished), failed
-    (every run failed), else succeeded."""
+    (every run failed; a run whose record is gone counts as failed), else succeeded."""
     if record.status == CANCELLED:
         return CANCELLED
-    statuses = [run.status for run in runs]
     if all(status == QUEUED for status in statuses):
         return QUEUED
     if any(status in (QUEUED, RUNNING) for status in statuses):
@@ -203,7 +202,7 @@ def experiment_result(job: Job, settings: Settings) -> dict[str, Any]:
 def experiment_dict(job: Job, settings: Settings) -> dict[str, Any]:
     """An experiment as JSON-ready values (shape: `ExperimentJob`); the result once every run has ended."""
     body, views, jobs = experiment_state(job, settings)
-    status = _status(job, jobs) if len(jobs) == len(views) else RUNNING
+    status = _status(job, [view["status"] for view in views])
     progress = sum(view["progress"] for view in views) / max(len(views), 1)
     started = [run.started_at for run in jobs if run.started_at is not None]
     finished = [run.finished_at for run in jobs if run.finished_at is not None]
