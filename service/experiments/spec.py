@@ -109,7 +109,7 @@ def _user_layers(index: int, body: UserArchitecture, request: ExperimentRequest,
     except SolverError as error:
         raise ExperimentInputError(f"{field}.{error.field}", error.reason) from None
     except ProblemError as error:
-        raise ExperimentInputError(f"{field}.{error.extra.get('field', 'layers')}", str(error.detail)) from None
+        raise ExperimentInputError(f"{field}.{error.field or 'layers'}", error.reason or error.detail) from None
     if outputs != classes:
         raise ExperimentInputError(field, f"its last layer outputs {outputs} values; the dataset has {classes} classes")
     return body.name, layers

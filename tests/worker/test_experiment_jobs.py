@@ -137,6 +137,10 @@ def test_bad_requests_name_the_field_and_cancel_works(tmp_path: Path) -> None:
         ({**TINY, "variants": {**NO_VARIANTS, "stage_scales": ["0"]}}, "variants.stage_scales[0]"),
         ({**TINY, "architectures": [{"name": "mine", "layers": FIVE_SCORES}]}, "architectures[0]"),  # 8 classes
         ({**TINY, "architectures": [{"name": "vgg", "preset": "vgg16"}]}, "architectures[0].layers[30]"),  # 16 px
+        (
+            {**TINY, "architectures": [{"name": "two", "layers": FIVE_SCORES, "preset": "vgg16"}]},
+            "architectures[0].layers",
+        ),
         ({**TINY, "dataset": "image_folder"}, "dataset"),  # no CNNPLAN_EXPERIMENT_DATA_ROOT configured
     ]
     for body, field in cases:
