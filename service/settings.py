@@ -119,6 +119,27 @@ class Settings(BaseSettings):
     max_benchmark_batch_sizes: int = Field(8, ge=1, le=64, description="Most batch sizes in one benchmark job.")
     max_benchmark_iterations: int = Field(1000, ge=1, le=100000, description="Most timed iterations per batch size.")
     max_benchmark_warmup: int = Field(100, ge=0, le=10000, description="Most warm-up iterations per batch size.")
+    # Training experiments (service/experiments; docs/experiments.md):
+    max_experiment_runs: int = Field(
+        200, ge=1, le=10000, description="Most runs (architectures x seeds) in one experiment."
+    )
+    max_experiment_image_size: int = Field(128, ge=16, le=256, description="Largest image side of an experiment.")
+    max_experiment_epochs: int = Field(200, ge=1, le=1000, description="Most training epochs of an experiment.")
+    max_experiment_samples: int = Field(
+        100_000, ge=32, le=1_000_000, description="Most train + test samples of an experiment (held in memory)."
+    )
+    max_experiment_dataset_bytes: int = Field(
+        2**30,
+        ge=2**16,
+        le=2**40,
+        description="Most bytes of an experiment's images in memory ((train + test) x z^2 x 4).",
+    )
+    max_experiment_sample_epochs: int = Field(
+        10_000_000, ge=1, le=10**10, description="Most train_samples x epochs (images trained on) per run."
+    )
+    experiment_data_root: str | None = Field(
+        None, description="Folder under which image_folder experiments may read images (unset: none allowed)."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -73,13 +73,13 @@ def end_reason(job: dict[str, Any]) -> str:
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True, help="Jobs run at once.")
 @click.option("--loglevel", default="info", show_default=True)
 def worker(concurrency: int, loglevel: str) -> None:
-    """Run a benchmark worker on the configured broker (embedded SQLite files, or CNNPLAN_REDIS_URL)."""
+    """Run a benchmark and experiment worker on the configured broker (embedded SQLite files, or CNNPLAN_REDIS_URL)."""
     from cnnplan.service.worker import benchmark  # noqa: F401  torch loads once here, before the pool forks, not inside a job's lease
-    from cnnplan.service.worker.celery_app import BENCHMARK_QUEUE, app
+    from cnnplan.service.worker.celery_app import BENCHMARK_QUEUE, EXPERIMENT_QUEUE, app
 
     app.worker_main(
         [
-            "worker", "--queues", BENCHMARK_QUEUE, "--concurrency", str(concurrency), "--pool", "prefork",
+            "worker", "--queues", f"{BENCHMARK_QUEUE},{EXPERIMENT_QUEUE}", "--concurrency", str(concurrency), "--pool", "prefork",
             "--loglevel", loglevel, "--hostname", f"cnnplan-{os.getpid()}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]

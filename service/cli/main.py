@@ -419,5 +419,9 @@ from cnnplan.service.cli.jobs import bench, worker  # noqa: E402  benchmark job 
 main.add_command(worker)
 main.add_command(bench)
 
+from cnnplan.service.cli.experiments import experiment  # noqa: E402  training experiments (docs/experiments.md)
+
+main.add_command(experiment)
+
 if __name__ == "__main__":
     main()

@@ -16,6 +16,8 @@ from cnnplan.service.settings import Settings, get_settings
 
 BENCHMARK_TASK = "cnnplan.benchmark"
 BENCHMARK_QUEUE = "benchmarks"
+EXPERIMENT_TASK = "cnnplan.experiment_run"
+EXPERIMENT_QUEUE = "experiments"
 
 
 def broker_and_backend(settings: Settings) -> tuple[str, str]:
@@ -41,7 +43,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
         "cnnplan",
         broker=broker,
         backend=backend,
-        include=["cnnplan.service.worker.tasks", "cnnplan.service.worker.recovery"],
+        include=[
+            "cnnplan.service.worker.tasks",
+            "cnnplan.service.worker.recovery",
+            "cnnplan.service.worker.experiment_tasks",
+        ],  # fmt: skip
     )
     # kombu's SQLAlchemy transport hands its options to create_engine: wait on a locked SQLite file.
     transport_options: dict[str, object] = {"connect_args": {"timeout": 30}}
@@ -63,7 +69,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=settings.job_time_limit,
         task_soft_time_limit=soft_time_limit(settings),
-        task_routes={BENCHMARK_TASK: {"queue": BENCHMARK_QUEUE}},
+        task_routes={BENCHMARK_TASK: {"queue": BENCHMARK_QUEUE}, EXPERIMENT_TASK: {"queue": EXPERIMENT_QUEUE}},
         task_default_queue=BENCHMARK_QUEUE,
         broker_transport_options=transport_options,
         result_backend_transport_options=transport_options if settings.redis_url else {},
@@ -87,4 +93,13 @@ def check_broker(app: Celery) -> str:
 app = make_celery()
 """The environment's app, for ``celery -A service.worker.celery_app`` and the worker command."""
 
-__all__ = ["BENCHMARK_QUEUE", "BENCHMARK_TASK", "app", "broker_and_backend", "check_broker", "make_celery"]
+__all__ = [
+    "BENCHMARK_QUEUE",
+    "BENCHMARK_TASK",
+    "EXPERIMENT_QUEUE",
+    "EXPERIMENT_TASK",
+    "app",
+    "broker_and_backend",
+    "check_broker",
+    "make_celery",
+]

@@ -1,6 +1,6 @@
 """Every router of the API, one per resource; adding a router is one line in `ROUTERS`."""
 
-from cnnplan.service.api.routes import benchmarks, health, metrics, onnx_upload, plan, presets, validate
+from cnnplan.service.api.routes import benchmarks, experiments, health, metrics, onnx_upload, plan, presets, validate
 
 ROUTERS = [
     plan.router,
@@ -10,4 +10,5 @@ ROUTERS = [
     health.router,
     metrics.router,
     benchmarks.router,
+    experiments.router,
 ]
