@@ -82,8 +82,9 @@ MinCValue = Annotated[
 
 Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 LayerType = Literal[
-    "conv", "maxpool", "avgpool", "global_maxpool", "global_avgpool", "linear", "add", "concat", "relu", "bn", "dropout"
-]
+    "conv", "maxpool", "avgpool", "global_maxpool", "global_avgpool", "linear", "add", "concat", "relu", "bn", "dropout",
+    "select",
+]  # fmt: skip
 Level = Literal["feature", "classifier"]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 Padding = Annotated[int, Field(ge=0, le=MAX_PADDING)] | Literal["same", "valid"]

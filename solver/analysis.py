@@ -17,6 +17,7 @@ from .layers import (
     LINEAR,
     MERGE_KINDS,
     POOL_KINDS,
+    SELECT,
     WINDOWED_KINDS,
     Layer,
     as_graph,
@@ -210,6 +211,8 @@ def analyse_chain(
             raise InvalidLayerError(f"{field}[{index}].type", "a chain cannot contain merges; use analyse()")
         elif kind == "bn":
             params = 2 * channels
+        elif kind == SELECT:
+            channels = _selected_channels(node, channels, f"{field}[{index}]")
         inputs = fields["inputs"]
         layer_stats = new_stats(LayerStats)  # see _stats
         layer_stats.__dict__.update(
@@ -345,10 +348,22 @@ def _single(
             flops = 2 * in_features * out_channels
         state = _State(receptive_field, source.jump, source.effective_padding, (1, 1), out_channels)
         return state, _stats(node, name, inputs, index, source, state, (0, 0), None, None, params, flops)
-    # element-wise: relu, bn, dropout
+    # element-wise: relu, bn, dropout, select
+    if kind == SELECT:
+        channels = _selected_channels(node, channels, where)
     state = _State(source.receptive_field, source.jump, source.effective_padding, source.size, channels)
     params = 2 * channels if kind == "bn" else 0
     return state, _stats(node, name, inputs, index, source, state, (0, 0), None, None, params, 0)
+
+
+def _selected_channels(node: Layer, channels: int, where: str) -> int:
+    """Channels after a ``select`` node: its out_channels, at most the `channels` it receives."""
+    selected = node.out_channels if node.out_channels is not None else channels
+    if selected > channels:
+        raise InvalidLayerError(
+            f"{where}.out_channels", f"select {node.name!r} keeps {selected} of only {channels} channels"
+        )
+    return selected
 
 
 def _stats(
