@@ -98,6 +98,7 @@ LAYER_OPS = frozenset(
         "Pad",
         "Slice",
         "Split",
+        "Gather",
         "Shape",
         "Size",
     ]
@@ -121,9 +122,15 @@ _FOLDABLE = frozenset(
         "Squeeze",
         "Gather",
         "Identity",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
     ]
 )
 _NCHW = (2, 3)
+_DATA_INPUTS = {"CastLike": 1, "Expand": 1}
+"""Operators whose later inputs only lend a type or a shape: a feature map there does not make the output one."""
 
 
 class OnnxImportError(SolverError):
@@ -250,7 +257,7 @@ class _Walk:
 
     def visit(self, index: int, node: onnx.NodeProto) -> None:
         """Read one node: fold it when it does not touch the image, else map it (or record why not)."""
-        features = [name for name in node.input if name in self.maps]
+        features = [name for name in node.input[: _DATA_INPUTS.get(node.op_type)] if name in self.maps]
         if not features:
             _fold(node, self.dims, self.values)
             return
@@ -291,6 +298,10 @@ class _Walk:
             return self._select(index, node, op, features[0], first)
         if op in ("Gemm", "MatMul"):
             return self._linear(index, node, op, features, first)
+        if op == "Gather":
+            if first.axes is not None and not first.pooled:
+                return "a gather from a spatial map"
+            return self._pass(node, op, first)  # re-indexing a pooled vector (torch's as_strided of a view)
         if op in NORM_OPS:
             self.batch_norms += op == "BatchNormalization"
             return self._add_layer(index, node, Layer(kind="bn"), (first,))
@@ -323,6 +334,9 @@ class _Walk:
                 node, op, attrs, inputs, features, constant_inputs, self.dims, self.values, self.pending_pad, name,
                 level, where,
             )  # fmt: skip
+        except OnnxImportError as error:  # a geometry the arithmetic does not take: listed with the others
+            self.used_names.discard(name)
+            return f"{error.reason} ({error.field})"
         except (TypeError, ValueError, KeyError, IndexError, OverflowError) as error:
             if isinstance(error, SolverError):
                 raise
@@ -444,6 +458,8 @@ class _Walk:
             if not output:
                 continue
             out_shape = self.shapes.get(output)
+            if op == "Slice" and (out_shape is None or any(d is None for d in out_shape)):
+                out_shape = _sliced_shape(node, shape, self.values)
             if out_shape is None or len(out_shape) != len(shape) or any(d is None for d in out_shape):
                 return f"the shape of its output {position} is unknown"
             if source.axes is not None and any(out_shape[a] != shape[a] for a in source.axes):
@@ -568,6 +584,23 @@ def _output_name(node, index: int, position: int, used: set[str]) -> str:
     return name
 
 
+def _sliced_shape(node, shape: tuple[int, ...], values: dict) -> tuple[int, ...] | None:
+    """The output shape of a Slice (opset 10+) whose starts, ends, axes and steps were folded to constants."""
+    args = [values.get(name) if name else None for name in node.input[1:5]]
+    if len(args) < 2 or args[0] is None or args[1] is None:
+        return None
+    starts, ends = args[0].reshape(-1), args[1].reshape(-1)
+    axes = args[2].reshape(-1) if len(args) > 2 and args[2] is not None else range(len(starts))
+    steps = args[3].reshape(-1) if len(args) > 3 and args[3] is not None else [1] * len(starts)
+    out = list(shape)
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis = int(axis) % len(shape)
+        bound = np.iinfo(np.int64).max
+        cut = slice(int(max(min(start, bound), -bound)), int(max(min(end, bound), -bound)), int(step) or 1)
+        out[axis] = len(range(*cut.indices(shape[axis])))
+    return tuple(out)
+
+
 def _folded_batch_norm(node) -> bool:
     """Signs that an exporter folded a batch norm into this Conv: TorchScript's weight is an exporter-made
     constant (``onnx::Conv_*``); torch.export's output keeps the batch norm's name (``getitem*``)."""
@@ -582,10 +615,27 @@ def _attributes(node) -> dict:
 
 
 def _inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
-    """Every tensor's shape from ONNX shape inference (weights need only their dims); the shapes the file
-    declares when inference fails."""
+    """Every tensor's shape from ONNX shape inference (weights need only their dims). Shape arithmetic that
+    inference does not propagate (``Shape -> Gather -> Div -> Slice``) is folded here and the inference run
+    again with the folded values as constants; the shapes the file declares when inference fails."""
+    shapes = _shape_pass(model)
+    folded: dict[str, np.ndarray] = {}
+    for _ in range(_SHAPE_PASSES):
+        more = _folded_shape_values(model, shapes)
+        if more.keys() <= folded.keys():
+            break
+        folded.update(more)
+        shapes = _shape_pass(_with_constants(model, folded)) or shapes
+    return shapes
+
+
+_SHAPE_PASSES = 8
+"""At most this many inference passes, each after folding what the previous one made known."""
+
+
+def _shape_pass(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
     try:
-        inferred = shape_inference.infer_shapes(model).graph
+        inferred = shape_inference.infer_shapes(model, data_prop=True).graph
     except Exception:  # noqa: BLE001  inference is a help: a model it cannot read is still walked
         inferred = model.graph
     shapes: dict[str, tuple[int | None, ...]] = {}
@@ -594,6 +644,44 @@ def _inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]
         if tensor.HasField("shape"):
             shapes[value.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
     return shapes
+
+
+def _folded_shape_values(model: onnx.ModelProto, shapes: dict) -> dict[str, np.ndarray]:
+    """Values computed from Shape nodes of known shapes that feed a node inference left without a shape."""
+    values: dict[str, np.ndarray] = {}
+    dims: dict[str, tuple[int, ...]] = {}
+    for tensor in model.graph.initializer:
+        _keep_small(values, tensor.name, tensor)
+    known = set(values)
+    wanted: dict[str, np.ndarray] = {}
+    for node in model.graph.node:
+        if node.op_type == "Shape" and node.input and node.input[0] not in values:
+            shape = shapes.get(node.input[0])
+            if shape and all(d is not None for d in shape):
+                attrs = _attributes(node)
+                values[node.output[0]] = np.array(shape, dtype=np.int64)[int(attrs.get("start", 0)) : attrs.get("end")]
+            continue
+        if all(name in values for name in node.input if name):
+            _fold(node, dims, values)
+            continue
+        unknown = any(not shapes.get(out) or None in shapes[out] for out in node.output if out)
+        for name in node.input:
+            if unknown and name in values and name not in known and np.issubdtype(values[name].dtype, np.integer):
+                wanted[name] = values[name]
+    return wanted
+
+
+def _with_constants(model: onnx.ModelProto, folded: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of `model` whose nodes read the `folded` values from initializers (``<name>__folded``)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for name, value in folded.items():
+        copy.graph.initializer.append(numpy_helper.from_array(value, f"{name}__folded"))
+    for node in copy.graph.node:
+        for position, name in enumerate(node.input):
+            if name in folded:
+                node.input[position] = f"{name}__folded"
+    return copy
 
 
 def _followed_axes(
@@ -866,6 +954,7 @@ def _fold(node, dims: dict, values: dict) -> None:
         return
     args = [values.get(name) for name in node.input]
     if any(arg is None for arg, name in zip(args, node.input) if name):
+        _shape_only(node, attrs, dims)
         return
     if node.op_type == "Gather" and args[0].size * args[1].size > MAX_FOLDED_ELEMENTS * 16:
         return  # the result could be large; it is never shape arithmetic
@@ -876,6 +965,19 @@ def _fold(node, dims: dict, values: dict) -> None:
     if result is not None and result.size <= MAX_FOLDED_ELEMENTS:
         values[node.output[0]] = result
         dims[node.output[0]] = tuple(result.shape)
+
+
+def _shape_only(node, attrs: dict, dims: dict) -> None:
+    """Dims of a large weight passed through Identity, Cast or Transpose (an exporter's ``W^T`` for MatMul)."""
+    source = dims.get(node.input[0]) if node.input else None
+    if source is None or not node.output:
+        return
+    if node.op_type in ("Identity", "Cast"):
+        dims[node.output[0]] = source
+    elif node.op_type == "Transpose":
+        perm = attrs.get("perm") or list(reversed(range(len(source))))
+        if sorted(int(p) for p in perm) == list(range(len(source))):
+            dims[node.output[0]] = tuple(source[int(p)] for p in perm)
 
 
 def _evaluate(op: str, attrs: dict, args: list) -> np.ndarray | None:
@@ -924,7 +1026,16 @@ def _evaluate(op: str, attrs: dict, args: list) -> np.ndarray | None:
         return np.squeeze(args[0], axis=tuple(int(a) for a in axes) if axes else None)
     if op == "Gather":
         return np.take(args[0], args[1], axis=int(attrs.get("axis", 0)))
+    if op in _ARITHMETIC:
+        if args[0].size * args[1].size > MAX_FOLDED_ELEMENTS:
+            return None
+        integer = np.issubdtype(args[0].dtype, np.integer) and np.issubdtype(args[1].dtype, np.integer)
+        function = np.floor_divide if op == "Div" and integer else _ARITHMETIC[op]
+        return function(args[0], args[1])
     return args[0]  # Identity
+
+
+_ARITHMETIC = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.true_divide}
 
 
 __all__ = ["OnnxImport", "OnnxImportError", "import_graph", "load_model", "validate_onnx", "validate_onnx_file"]
