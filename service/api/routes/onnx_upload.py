@@ -95,7 +95,12 @@ async def post_validate_onnx(
     if format == "svg":
         return report_response(report, report_title(report, "ONNX model"))
     body = report_dict(report)
-    body["onnx"] = {"layers": len(imported.layers), "passed_through": list(imported.passed_through)}
+    body["onnx"] = {
+        "layers": len(imported.layers),
+        "passed_through": list(imported.passed_through),
+        "stored_params": imported.stored_params,
+        "notes": list(imported.notes),
+    }
     return FastJSONResponse(body)
 
 
