@@ -93,7 +93,7 @@ def test_pytorch_path_counts_the_module_and_the_traced_graph_stores_all_of_it(so
     assert abs(report.analysis.flops - flops) <= flops / 100
 
 
-UNTRACEABLE = '''
+UNTRACEABLE = """
 import torch
 
 
@@ -125,7 +125,7 @@ def untraceable():
 
 def plain():
     return Plain()
-'''
+"""
 
 
 @pytest.fixture
@@ -167,8 +167,10 @@ def test_the_shim_is_the_one_import_of_torchvision():
         if (root / folder).exists()
         for path in (root / folder).rglob("*.py")
         if path.name != "torch_compat.py"
-        and any(line.strip().startswith(("import torchvision", "import timm", "from torchvision", "from timm"))
-                for line in path.read_text().splitlines())  # fmt: skip
+        and any(
+            line.strip().startswith(("import torchvision", "import timm", "from torchvision", "from timm"))
+            for line in path.read_text().splitlines()
+        )  # fmt: skip
     ]
     assert offenders == []
 
