@@ -225,7 +225,7 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
         tuple(sorted(walk.passed)),
         tuple(walk.weight_inputs),
         _stored_params(graph),
-        walk.notes(),
+        walk.notes() + _shared_weights_note(graph),
     )
 
 
@@ -716,6 +716,24 @@ def _channels(shape: tuple[int, ...], axes: tuple[int, int] | None) -> int:
     """Elements per position: the product of the axes that are neither the batch nor spatial."""
     skip = {0, *(axes or ())}
     return int(np.prod([d for a, d in enumerate(shape) if a not in skip]))
+
+
+def _shared_weights_note(graph: onnx.GraphProto) -> tuple[str, ...]:
+    """A note when weights are read by several nodes: exporters store identical tensors once (TorchScript's
+    initializer deduplication: e.g. VGG's all-zero biases of one size), so the stored count is smaller."""
+    large = {t.name for t in graph.initializer if (int(np.prod(t.dims)) if t.dims else 1) > 1}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in set(node.input):
+            if name in large:
+                readers[name] = readers.get(name, 0) + 1
+    shared = sum(1 for count in readers.values() if count > 1)
+    if not shared:
+        return ()
+    return (
+        f"{shared} stored weights are shared by several nodes (the exporter stores identical tensors once): "
+        "the stored count has each once",
+    )
 
 
 def _stored_params(graph: onnx.GraphProto) -> int:

@@ -7,6 +7,7 @@ torchvision and timm are imported only through `torch_compat` (a CPU torch besid
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -134,5 +135,43 @@ def torch_flops(model: Any, image_size: int) -> int:
 
 EXPORTERS = ("dynamo", "torchscript")
 
-__all__ = ["EXPORTERS", "TIMM_MODELS", "TORCHVISION_FAMILIES", "ZooModel", "build", "export_onnx", "timm_zoo",
+__all__ = ["EXPORTERS", "TIMM_MODELS", "TORCHVISION_FAMILIES", "ZooModel", "build", "export_onnx", "preset_entry",
+           "preset_key", "timm_zoo",
            "torch_flops", "torchvision_zoo"]  # fmt: skip
+
+
+_LAYER_DEFAULTS = {"kernel_size": 1, "stride": None, "dilation": 1, "padding": 0, "groups": 1, "out_channels": None,
+                   "level": "feature", "bias": True, "rate": None}  # fmt: skip
+
+
+def preset_entry(entry: ZooModel) -> dict[str, Any]:
+    """The zoo model as a preset: its graph traced at its native resolution (`torch_import.module_graph`),
+    compact (fields at their defaults left out), with its source, versions and exact parameter count."""
+    import torch
+
+    from cnnplan.service.interop.torch_import import module_graph
+
+    model = build(entry.source, entry.name)
+    traced = module_graph(model, entry.image_size)
+    package = importlib.import_module(entry.source)
+    nodes = []
+    for layer in traced.imported.layers:
+        node: dict[str, Any] = {"type": layer.kind, "name": layer.name, "inputs": list(layer.inputs or ())}
+        for field, default in _LAYER_DEFAULTS.items():
+            value = getattr(layer, field)
+            if value != default:
+                node[field] = value
+        nodes.append(node)
+    return {
+        "title": f"{entry.name} ({entry.source}, random weights)",
+        "family": entry.family,
+        "image_size": entry.image_size,
+        "source": f"{entry.source} {package.__version__} {entry.name}, traced with torch {torch.__version__}",
+        "params": traced.params,
+        "nodes": nodes,
+    }
+
+
+def preset_key(entry: ZooModel) -> str:
+    """The preset name of a zoo model: ``tv.<name>`` (torchvision) or ``timm.<name>``."""
+    return f"{'tv' if entry.source == 'torchvision' else 'timm'}.{entry.name}"
