@@ -719,8 +719,9 @@ def _channels(shape: tuple[int, ...], axes: tuple[int, int] | None) -> int:
 
 
 def _shared_weights_note(graph: onnx.GraphProto) -> tuple[str, ...]:
-    """A note when weights are read by several nodes: exporters store identical tensors once (TorchScript's
-    initializer deduplication: e.g. VGG's all-zero biases of one size), so the stored count is smaller."""
+    """Notes when the stored weights are not the module's parameters one for one: weights read by several
+    nodes (TorchScript's initializer deduplication stores identical tensors once, e.g. VGG's all-zero biases
+    of one size) and exporter-made constants (``onnx::*``, ``val_*``: transposed or folded copies)."""
     large = {t.name for t in graph.initializer if (int(np.prod(t.dims)) if t.dims else 1) > 1}
     readers: dict[str, int] = {}
     for node in graph.node:
@@ -728,12 +729,20 @@ def _shared_weights_note(graph: onnx.GraphProto) -> tuple[str, ...]:
             if name in large:
                 readers[name] = readers.get(name, 0) + 1
     shared = sum(1 for count in readers.values() if count > 1)
-    if not shared:
-        return ()
-    return (
-        f"{shared} stored weights are shared by several nodes (the exporter stores identical tensors once): "
-        "the stored count has each once",
-    )
+    notes = []
+    if shared:
+        notes.append(
+            f"{shared} stored weights are shared by several nodes (the exporter stores identical tensors once): "
+            "the stored count has each once"
+        )
+    made = sum(1 for name in large if re.match(r"onnx::|val_\d+$", name))
+    if made:
+        notes.append(
+            f"{made} stored weights are exporter-made constants (transposed or folded copies of module parameters, "
+            "names onnx::* or val_*): constant folding may have merged scales into them and dropped all-zero "
+            "biases, so the stored count is the file's, not necessarily the module's"
+        )
+    return tuple(notes)
 
 
 def _stored_params(graph: onnx.GraphProto) -> int:
