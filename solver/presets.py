@@ -278,6 +278,21 @@ def _zoo() -> dict[str, _Preset]:
     return presets
 
 
+@functools.cache
+def _zoo_params() -> dict[str, int]:
+    try:
+        text = resources.files(__package__).joinpath(ZOO_FILE).read_text()
+    except (FileNotFoundError, ModuleNotFoundError, OSError):
+        return {}
+    return {name: int(entry["params"]) for name, entry in json.loads(text).items()}
+
+
+def preset_params(name: str) -> int | None:
+    """The module's parameter count recorded with a zoo preset (None for the hand-written presets, whose graphs
+    count their own parameters)."""
+    return _zoo_params().get(name)
+
+
 def _all() -> dict[str, _Preset]:
     return {**_zoo(), **_PRESETS}
 
@@ -311,4 +326,4 @@ def preset_info(name: str) -> dict[str, object]:
     }
 
 
-__all__ = ["preset", "preset_info", "preset_names"]
+__all__ = ["preset", "preset_info", "preset_names", "preset_params"]

@@ -23,6 +23,7 @@ from cnnplan.service.schemas import PlanRequestModel, ValidateRequestModel
 from cnnplan.service.settings import get_settings
 from cnnplan.solver import make_plan
 from cnnplan.solver.errors import SolverError
+from cnnplan.solver.presets import preset_params
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -298,6 +299,7 @@ def validate(
                 if value is not None:
                     data[key] = value
             checked = validate_body(ValidateRequestModel.model_validate(data))
+            params = preset_params(preset) if preset is not None else None
         report = report_dict(checked)
         if params is not None:
             report["params"] = params

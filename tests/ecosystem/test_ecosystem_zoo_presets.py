@@ -40,13 +40,14 @@ client = TestClient(create_app(Settings(redis_url=None, embedded_worker=False, d
 names = [p["name"] for p in client.get("/presets").json()["presets"]]
 zoo = [n for n in names if n.startswith(("tv.", "timm."))]
 answer = client.post("/validate", json={"preset": zoo[0]})
-print(len(zoo), "vgg16" in names, answer.status_code, answer.json()["depth"], zoo[0])
+print(len(zoo), "vgg16" in names, answer.status_code, answer.json()["depth"], answer.json()["params"], zoo[0])
 """
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
                          text=True, timeout=120, cwd=ROOT)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
-    count, has_vgg, status, depth, name = run.stdout.split()
+    count, has_vgg, status, depth, params, name = run.stdout.split()
     assert int(count) == len(shipped()) and has_vgg == "True" and status == "200"
+    assert int(params) == shipped()[name]["params"]  # the module's count, not the graph's
     assert int(depth) == sum(
         1 for node in shipped()[name]["nodes"] if node["type"] == "conv" and node.get("level", "feature") == "feature"
     )

@@ -14,6 +14,7 @@ from cnnplan.service.api.routes.onnx_upload import ONNX_UPLOAD_OPENAPI
 from cnnplan.service.convert import report_dict, validate_body
 from cnnplan.service.problems import problem_responses
 from cnnplan.service.schemas import ValidateBatchRequest, ValidateBatchResponse, ValidateRequestModel, ValidateResponse
+from cnnplan.solver.presets import preset_params
 
 router = APIRouter(tags=["validate"])
 
@@ -34,12 +35,21 @@ def post_validate(
     report = validate_body(body)
     if format == "svg":
         return report_response(report, report_title(report))
-    return FastJSONResponse(report_dict(report))
+    return FastJSONResponse(with_module_params(report_dict(report), body.preset))
+
+
+def with_module_params(answer: dict[str, Any], preset_name: str | None) -> dict[str, Any]:
+    """A zoo preset's answer counts the module's parameters (``sum(p.numel())``, recorded with its graph)."""
+    params = preset_params(preset_name) if preset_name is not None else None
+    if params is not None:
+        answer["params"] = params
+    return answer
 
 
 def validate_answer(item: dict[str, Any]) -> dict[str, Any]:
     """The answer of one /validate/batch item: the same as POST /validate with that body."""
-    return report_dict(validate_body(ValidateRequestModel.model_validate(item)))
+    body = ValidateRequestModel.model_validate(item)
+    return with_module_params(report_dict(validate_body(body)), body.preset)
 
 
 @router.post(
