@@ -98,6 +98,8 @@ LAYER_OPS = frozenset(
         "Pad",
         "Slice",
         "Split",
+        "SplitToSequence",
+        "SequenceAt",
         "Gather",
         "Shape",
         "Size",
@@ -251,6 +253,7 @@ class _Walk:
         self.unsupported: list[str] = []
         self.passed: set[str] = set()
         self.used_names: set[str] = {INPUT}
+        self.sequences: dict[str, tuple[onnx.NodeProto, str]] = {}
         self.gates = 0
         self.folded_convs = 0
         self.batch_norms = 0
@@ -296,6 +299,8 @@ class _Walk:
             return self._concat(index, node, features)
         if op in ("Slice", "Split"):
             return self._select(index, node, op, features[0], first)
+        if op in ("SplitToSequence", "SequenceAt"):
+            return self._sequence(index, node, op, features[0], first)
         if op in ("Gemm", "MatMul"):
             return self._linear(index, node, op, features, first)
         if op == "Gather":
@@ -448,7 +453,34 @@ class _Walk:
             return "joins maps whose spatial axes are in different positions"
         return self._add_layer(index, node, Layer(kind="concat"), tuple(maps), first.axes, all(m.pooled for m in maps))
 
-    def _select(self, index: int, node, op: str, feature: str, source: _Map) -> str | None:
+    def _sequence(self, index: int, node, op: str, feature: str, source: _Map) -> str | None:
+        """SplitToSequence of a map (torch's ``split``/``chunk`` unoptimised) and SequenceAt of such a sequence:
+        the element is a channel selection whose size follows from the split."""
+        if op == "SplitToSequence":
+            self.sequences[node.output[0]] = (node, feature)
+            self.maps[node.output[0]] = source
+            return None
+        if node.input[0] not in self.sequences:
+            return "an element of a sequence that is not a split of a map"
+        split, map_name = self.sequences[node.input[0]]
+        shape = self.shapes.get(map_name)
+        attrs = _attributes(split)
+        sizes = self.values.get(split.input[1]) if len(split.input) > 1 and split.input[1] else None
+        position = self.values.get(node.input[1]) if len(node.input) > 1 else None
+        if shape is None or None in shape or position is None:
+            return "its split sizes or position are not constant"
+        axis = int(attrs.get("axis", 0)) % len(shape)
+        length = shape[axis]
+        if sizes is None or sizes.size == 1:
+            chunk = length if sizes is None else int(sizes.reshape(-1)[0])
+            sizes_list = [chunk] * (length // chunk) + ([length % chunk] if length % chunk else [])
+        else:
+            sizes_list = [int(v) for v in sizes.reshape(-1)]
+        out_shape = list(shape)
+        out_shape[axis] = sizes_list[int(position.reshape(-1)[0])]
+        return self._select(index, node, op, map_name, source, {node.output[0]: tuple(out_shape)})
+
+    def _select(self, index: int, node, op: str, feature: str, source: _Map, known=None) -> str | None:
         """A Slice or Split of the channels: each output keeps some channels (a ``select`` node, or a pass-through
         when all are kept); a slice of a spatial axis must keep it whole."""
         shape = self.shapes.get(feature)
@@ -457,7 +489,7 @@ class _Walk:
         for position, output in enumerate(node.output):
             if not output:
                 continue
-            out_shape = self.shapes.get(output)
+            out_shape = (known or {}).get(output) or self.shapes.get(output)
             if op == "Slice" and (out_shape is None or any(d is None for d in out_shape)):
                 out_shape = _sliced_shape(node, shape, self.values)
             if out_shape is None or len(out_shape) != len(shape) or any(d is None for d in out_shape):
