@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cnnplan.solver import PlanRequest, format_fraction, make_plan, preset, preset_info, preset_names, validate
 from cnnplan.solver.constraints import C_VALUE, RECEPTIVE_FIELD, is_constrained
+from cnnplan.solver.presets import preset_params
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORTS = ROOT / "docs" / "zoo_imports.json"
@@ -35,7 +36,7 @@ def row(name: str) -> str:
     smallest = min(constrained, key=lambda layer: layer.c_value) if constrained else None
     binding = f"{format_fraction(smallest.c_value)} at `{smallest.name}`" if smallest else "-"
     counts = {kind: sum(v.constraint == kind for v in report.violations) for kind in (C_VALUE, RECEPTIVE_FIELD)}
-    params = int(info["description"].rsplit("; ", 1)[1].split(" ")[0])
+    params = preset_params(name) or report.analysis.params
     plan = make_plan(PlanRequest(size))
     stages = "+".join(str(a) for a in plan.stages)
     return (
