@@ -153,7 +153,7 @@ PlanMinCValue = Annotated[
 Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 LayerType = Literal[
     "conv", "maxpool", "avgpool", "global_maxpool", "global_avgpool", "linear", "add", "concat", "relu", "bn", "dropout",
-    "upsample", "conv_transpose", "attention",
+    "select", "upsample", "conv_transpose", "attention",
 ]  # fmt: skip
 """The last three are recognised and refused with a 422 naming the layer: the theory covers downsampling CNNs."""
 Level = Literal["feature", "classifier"]

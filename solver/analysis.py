@@ -16,6 +16,7 @@ from .layers import (
     INPUT,
     LINEAR,
     MERGE_KINDS,
+    SELECT,
     WINDOWED_KINDS,
     Layer,
     as_graph,
@@ -374,12 +375,24 @@ def _single(
         return state, _stats(
             node, name, inputs, index, source, state, _ONES, _ONES, _ONES, _NO_PADDING, None, None, params, flops
         )
-    # element-wise: relu, bn, dropout
+    # element-wise: relu, bn, dropout, select
+    if kind == SELECT:
+        channels = _selected_channels(node, channels, where)
     state = _State(source.receptive_field, source.jump, source.effective_padding, source.size, channels)
     params = 2 * channels if kind == "bn" else 0
     return state, _stats(
         node, name, inputs, index, source, state, _ONES, _ONES, _ONES, _NO_PADDING, None, None, params, 0
     )
+
+
+def _selected_channels(node: Layer, channels: int, where: str) -> int:
+    """Channels after a ``select`` node: its out_channels, at most the `channels` it receives."""
+    selected = node.out_channels if node.out_channels is not None else channels
+    if selected > channels:
+        raise InvalidLayerError(
+            f"{where}.out_channels", f"select {node.name!r} keeps {selected} of only {channels} channels"
+        )
+    return selected
 
 
 def _stats(

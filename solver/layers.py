@@ -34,7 +34,9 @@ GLOBAL_AVGPOOL = "global_avgpool"
 LINEAR = "linear"
 ADD = "add"
 CONCAT = "concat"
-ELEMENTWISE_KINDS = frozenset({"relu", "bn", "dropout"})
+SELECT = "select"
+"""Keeps ``out_channels`` of its input's channels (a channel slice or split): no parameters, no spatial effect."""
+ELEMENTWISE_KINDS = frozenset({"relu", "bn", "dropout", SELECT})
 POOL_KINDS = frozenset({MAXPOOL, AVGPOOL})
 GLOBAL_KINDS = frozenset({GLOBAL_MAXPOOL, GLOBAL_AVGPOOL, LINEAR})
 MERGE_KINDS = frozenset({ADD, CONCAT})

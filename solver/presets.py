@@ -9,13 +9,16 @@ size: a linear layer's input width is channels x h x w of whatever map reaches i
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
+from importlib import resources
 from typing import Any
 
 from .errors import UnknownPresetError
-from .layers import CLASSIFIER, Layer, as_graph, topological_order
+from .layers import CLASSIFIER, Layer, as_graph, layer_from_mapping, topological_order
 
 
 @dataclass(frozen=True)
@@ -254,15 +257,59 @@ _PRESETS: dict[str, _Preset] = {
 }
 
 
+ZOO_FILE = "zoo_presets.json"
+"""Package data: the torchvision/timm zoo as compact graphs, written by scripts/zoo_presets.py (no torch here)."""
+
+
+@functools.cache
+def _zoo() -> dict[str, _Preset]:
+    """The zoo presets (``tv.<name>``, ``timm.<name>``) from `ZOO_FILE`; {} when the file is absent."""
+    try:
+        text = resources.files(__package__).joinpath(ZOO_FILE).read_text()
+    except (FileNotFoundError, ModuleNotFoundError, OSError):
+        return {}
+    presets = {}
+    for name, entry in json.loads(text).items():
+        nodes = tuple(layer_from_mapping(node, f"{ZOO_FILE}[{name}]") for node in entry["nodes"])
+        description = (
+            f"{entry['title']}: graph traced at {entry['image_size']} px by cnnplan's PyTorch importer; "
+            f"{entry['params']} parameters (sum of the module's parameter sizes)."
+        )
+        presets[name] = _Preset(
+            entry["title"], entry["image_size"], description, entry["source"], lambda nodes=nodes: list(nodes)
+        )
+    return presets
+
+
+@functools.cache
+def _zoo_params() -> dict[str, int]:
+    try:
+        text = resources.files(__package__).joinpath(ZOO_FILE).read_text()
+    except (FileNotFoundError, ModuleNotFoundError, OSError):
+        return {}
+    return {name: int(entry["params"]) for name, entry in json.loads(text).items()}
+
+
+def preset_params(name: str) -> int | None:
+    """The module's parameter count recorded with a zoo preset (None for the hand-written presets, whose graphs
+    count their own parameters)."""
+    return _zoo_params().get(name)
+
+
+def _all() -> dict[str, _Preset]:
+    return {**_zoo(), **_PRESETS}
+
+
 def preset_names() -> list[str]:
-    """Names accepted by `preset`, sorted."""
-    return sorted(_PRESETS)
+    """Names accepted by `preset`, sorted: the hand-written ones and the zoo's (``tv.*``, ``timm.*``)."""
+    return sorted(_all())
 
 
 def _lookup(name: object) -> _Preset:
-    if not isinstance(name, str) or name not in _PRESETS:
-        raise UnknownPresetError("preset", f"unknown preset {name!r}; expected one of {', '.join(preset_names())}")
-    return _PRESETS[name]
+    presets = _all()
+    if not isinstance(name, str) or name not in presets:
+        raise UnknownPresetError("preset", f"unknown preset {name!r}; expected one of {', '.join(sorted(presets))}")
+    return presets[name]
 
 
 def preset(name: str) -> tuple[Layer, ...]:
@@ -290,4 +337,4 @@ def preset_info(name: str) -> dict[str, object]:
     }
 
 
-__all__ = ["checked_preset", "preset", "preset_info", "preset_names"]
+__all__ = ["checked_preset", "preset", "preset_info", "preset_names", "preset_params"]

@@ -35,6 +35,7 @@ from cnnplan.service.schemas import (
 from cnnplan.service.settings import get_settings
 from cnnplan.solver import make_plan
 from cnnplan.solver.errors import SolverError
+from cnnplan.solver.presets import preset_params
 from cnnplan.solver.repair import repair as repair_architecture
 
 EXIT_OK = 0
@@ -311,6 +312,9 @@ def read_architecture(path: str) -> dict[str, Any]:
 )
 @click.option("--classifier-from", help="ONNX only: node name where the unconstrained classifier level starts.")
 @click.option("--repair", is_flag=True, help="Also print the repaired architecture (every safe fix applied).")
+@click.option("--torchvision", "torchvision_name", help="A torchvision model name (random weights; needs torch).")
+@click.option("--timm", "timm_name", help="A timm model name (random weights; needs torch and timm).")
+@click.option("--module", "module_spec", help="package.module:factory returning an nn.Module (needs torch).")
 def validate(
     architecture: str | None,
     preset: str | None,
@@ -321,12 +325,28 @@ def validate(
     plot: str | None,
     classifier_from: str | None,
     repair: bool,
+    torchvision_name: str | None,
+    timm_name: str | None,
+    module_spec: str | None,
 ) -> None:
-    """Check an architecture (JSON file, ONNX model or --preset) against both constraints; exit 1 on a violation."""
+    """Check an architecture (JSON file, ONNX model, --preset, or a PyTorch model by --torchvision, --timm or
+    --module) against both constraints; exit 1 on a violation."""
     try:
-        if (architecture is None) == (preset is None):
-            raise invalid_field("architecture", "give an architecture file or --preset, not both or neither")
-        if architecture is not None and architecture.lower().endswith(".onnx"):
+        torch_sources = [(s, n) for s, n in (("torchvision", torchvision_name), ("timm", timm_name),
+                                             ("module", module_spec)) if n is not None]  # fmt: skip
+        if (architecture is not None) + (preset is not None) + len(torch_sources) != 1:
+            raise ProblemError(
+                422, "Bad usage", "give exactly one of an architecture file, --preset, --torchvision, --timm or "
+                "--module", field="architecture",
+            )  # fmt: skip
+        notes: tuple[str, ...] = ()
+        params = None
+        if torch_sources:
+            checked, params, notes = validate_torch(*torch_sources[0], image_size, min_c_value, include_pointwise)
+            report = report_dict(checked)
+            if repair:
+                report["repair"] = repair_dict(repair_architecture(checked), graph_format=True)
+        elif architecture is not None and architecture.lower().endswith(".onnx"):
             try:
                 from cnnplan.service.interop.onnx_import import validate_onnx_file  # the optional 'onnx' extra
             except ImportError:
@@ -351,6 +371,11 @@ def validate(
             body = ValidateRequestModel.model_validate(data)
             checked = validate_body(body)
             report = validate_answer_dict(body, checked)
+            params = preset_params(preset) if preset is not None else None
+        if params is not None:
+            report["params"] = params
+        if notes:
+            report["notes"] = list(notes)
         if plot is not None:
             write_plot(checked, report_title(checked), plot)
     except (SolverError, ValidationError, ProblemError) as error:
@@ -368,6 +393,8 @@ def validate(
         )
         for violation in report["violations"]:
             click.echo(f"  - [{violation['constraint']}] {violation['message']}")
+        for note in report.get("notes", ()):
+            click.echo(f"  note: {note}")
         click.echo()
         click.echo(format_table(LAYER_COLUMNS, layer_rows(report["layers"])))
         if report.get("repair"):
@@ -388,6 +415,32 @@ def echo_repair(repaired: dict[str, Any]) -> None:
         click.echo(f"  ! [{left['constraint']}] {left['layer']}: {left['reason']}")
     click.echo()
     click.echo(format_table(LAYER_COLUMNS, layer_rows(result["layers"])))
+
+
+def validate_torch(
+    source: str, name: str, image_size: Any, min_c_value: str | None, include_pointwise: bool | None
+) -> tuple[Any, int, tuple[str, ...]]:
+    """--torchvision / --timm / --module: build the model (random weights), trace it, validate it; the image size
+    defaults to the model's native one (timm's pretrained config, 299 for Inception-v3, else 224)."""
+    try:
+        from cnnplan.service.interop.torch_import import build_named_model, validate_module
+    except ImportError:
+        raise ProblemError(422, "PyTorch unavailable", "this needs torch: pip install 'cnnplan[torch]'",
+                           field=f"--{source}") from None  # fmt: skip
+    model = build_named_model(source, name)
+    if image_size is None:
+        image_size = native_image_size(model, name)
+    size = tuple(image_size) if isinstance(image_size, list) else image_size
+    report, traced = validate_module(model, size, min_c_value, bool(include_pointwise))
+    return report, traced.params, traced.imported.notes
+
+
+def native_image_size(model: Any, name: str) -> int:
+    """The resolution a model was trained at: timm's ``pretrained_cfg['input_size']``, 299 for Inception-v3."""
+    config = getattr(model, "pretrained_cfg", None) or {}
+    if "input_size" in config:
+        return int(config["input_size"][-1])
+    return 299 if "inception" in name else 224
 
 
 def write_plot(report: Any, title: str, path: str, spatial_only: bool = False) -> None:

@@ -63,6 +63,17 @@ class Linear4d(nn.Module):
         return self.linear(torch.flatten(x, 1))[:, :, None, None]
 
 
+class SelectChannels(nn.Module):
+    """A ``select`` node: the first `channels` channels (which ones does not matter to the arithmetic)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, : self.channels]
+
+
 def _padded(padding: tuple[tuple[int, int], tuple[int, int]], module: nn.Module, value: float = 0.0) -> nn.Module:
     if padding == ((0, 0), (0, 0)):
         return module
@@ -121,6 +132,8 @@ def layer_module(stats: LayerStats, node: Layer) -> nn.Module | None:
         return nn.BatchNorm2d(stats.out_channels)
     if kind == "dropout":
         return nn.Dropout(node.rate or 0.0)
+    if kind == "select":
+        return SelectChannels(stats.out_channels)
     return None  # add / concat
 
 

@@ -204,12 +204,38 @@ def test_cli_validates_an_onnx_file(tmp_path):
     assert broken.exit_code == 2 and "model" in broken.output
 
 
-def test_a_product_of_two_feature_maps_is_not_silently_dropped():
-    gate = helper.make_node("Mul", ["c5", "c5"], ["gated"], name="se_gate")
-    pool = helper.make_node("GlobalMaxPool", ["gated"], ["out"], name="gmp")
+def test_products_of_feature_maps_follow_the_conventions():
+    """x * sigmoid(x) is an activation; a product of two different aligned maps is a merge (docs/theory.md#real-networks)."""
+    swish = [
+        helper.make_node("Sigmoid", ["c5"], ["s5"], name="sig"),
+        helper.make_node("Mul", ["c5", "s5"], ["silu"], name="silu"),
+        helper.make_node("GlobalMaxPool", ["silu"], ["out"], name="gmp"),
+    ]
+    report, imported = validate_onnx(hand_built(swish))
+    assert [s.kind for s in report.analysis.layers][-1] == "global_maxpool" and "Sigmoid" in imported.passed_through
+    assert report.analysis.by_name("gmp").inputs == ("conv5",)
+    branch = [
+        helper.make_node("Conv", ["padded", "w5"], ["c5b"], name="conv5b", kernel_shape=[3, 3]),
+        helper.make_node("Mul", ["c5", "c5b"], ["prod"], name="prod"),
+        helper.make_node("GlobalMaxPool", ["prod"], ["out"], name="gmp"),
+    ]
+    merged = validate_onnx(hand_built(branch))[0].analysis.by_name("prod")
+    assert merged.kind == "add" and merged.inputs == ("conv5", "conv5b") and merged.receptive_field == 22
+
+
+def test_every_unsupported_node_is_listed_and_attention_is_refused_by_name():
+    nodes = [
+        helper.make_node("LpNormalization", ["c5"], ["n5"], name="odd1"),
+        helper.make_node("DepthToSpace", ["n5"], ["up"], name="upsample", blocksize=2),
+        helper.make_node("Hardmax", ["up"], ["h"], name="odd2"),
+        helper.make_node("MatMul", ["h", "h"], ["att"], name="attention"),
+    ]
     with pytest.raises(OnnxImportError) as caught:
-        validate_onnx(hand_built([gate, pool]))
-    assert "Mul of 2 feature maps (node 'se_gate')" in caught.value.reason
+        validate_onnx(hand_built(nodes))
+    reason = caught.value.reason
+    assert reason.startswith("4 unsupported ONNX nodes: LpNormalization (node 'odd1')")
+    assert "DepthToSpace (node 'upsample'): the theory covers downsampling CNNs only" in reason
+    assert "Hardmax (node 'odd2')" in reason and "MatMul (node 'attention'): a product of two feature maps" in reason
 
 
 def test_resnet18_preset_round_trips_through_the_builder_and_onnx():

@@ -119,7 +119,12 @@ async def post_validate_onnx(
     body = report_dict(report)
     if repair:
         body["repair"] = repair_dict(repair_architecture(report), graph_format=True)
-    body["onnx"] = {"layers": len(imported.layers), "passed_through": list(imported.passed_through)}
+    body["onnx"] = {
+        "layers": len(imported.layers),
+        "passed_through": list(imported.passed_through),
+        "stored_params": imported.stored_params,
+        "notes": list(imported.notes),
+    }
     return FastJSONResponse(body)
 
 

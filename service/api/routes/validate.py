@@ -23,6 +23,7 @@ from cnnplan.service.schemas import (
     ValidateSummaryBatchResponse,
     View,
 )
+from cnnplan.solver.presets import preset_params
 
 router = APIRouter(tags=["validate"])
 
@@ -67,13 +68,21 @@ def post_validate(
     report = validate_body(body)
     if format == "svg":
         return report_response(report, report_title(report))
-    return FastJSONResponse(validate_answer_dict(body, report))
+    return FastJSONResponse(with_module_params(validate_answer_dict(body, report), body.preset))
+
+
+def with_module_params(answer: dict[str, Any], preset_name: str | None) -> dict[str, Any]:
+    """A zoo preset's answer counts the module's parameters (``sum(p.numel())``, recorded with its graph)."""
+    params = preset_params(preset_name) if preset_name is not None else None
+    if params is not None:
+        answer["params"] = params
+    return answer
 
 
 def validate_answer(item: dict[str, Any]) -> dict[str, Any]:
     """The answer of one /validate/batch item: the same as POST /validate with that body."""
     body = ValidateRequestModel.model_validate(item)
-    return validate_answer_dict(body, validate_body(body))
+    return with_module_params(validate_answer_dict(body, validate_body(body)), body.preset)
 
 
 def validate_summary_answer(item: dict[str, Any]) -> dict[str, Any]:
