@@ -430,7 +430,7 @@ def validate_answer_dict(body: ValidateRequestModel, report: ValidationReport) -
     return answer
 
 
-_REQUEST_DEFAULTS = {"stride": None, "dilation": 1, "padding": 0, "ceil_mode": False, "groups": 1}
+_REQUEST_DEFAULTS: dict[str, Any] = {"stride": None, "dilation": 1, "padding": 0, "ceil_mode": False, "groups": 1}
 _REQUEST_DEFAULTS.update(out_channels=None, level="feature", bias=True, rate=None, kernel_size=1)
 
 
@@ -451,7 +451,7 @@ def layer_request(layer: Layer, with_inputs: bool) -> dict[str, Any]:
 
 
 def _is_chain(nodes: tuple[Layer, ...]) -> bool:
-    previous = INPUT
+    previous: str | None = INPUT
     for node in nodes:
         if tuple(node.inputs or ()) != (previous,):
             return False
