@@ -160,15 +160,13 @@ Level = Literal["feature", "classifier"]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 
 
-def _axis_value(low: int, high: int):
-    """An int in [low, high], or [height, width] of them."""
-    item = Annotated[int, Field(ge=low, le=high)]
-    return item | Annotated[list[item], Field(min_length=2, max_length=2)]
-
-
-KernelSize = _axis_value(1, MAX_KERNEL_SIZE)
-Stride = _axis_value(1, MAX_STRIDE)
-Dilation = _axis_value(1, MAX_DILATION)
+# per-axis fields: an int in [1, MAX_...], or [height, width] of them (spelled out: mypy takes no computed alias)
+_Kernel = Annotated[int, Field(ge=1, le=MAX_KERNEL_SIZE)]
+_Stride = Annotated[int, Field(ge=1, le=MAX_STRIDE)]
+_Dilation = Annotated[int, Field(ge=1, le=MAX_DILATION)]
+KernelSize = _Kernel | Annotated[list[_Kernel], Field(min_length=2, max_length=2)]
+Stride = _Stride | Annotated[list[_Stride], Field(min_length=2, max_length=2)]
+Dilation = _Dilation | Annotated[list[_Dilation], Field(min_length=2, max_length=2)]
 _Side = Annotated[int, Field(ge=0, le=MAX_PADDING)]
 Padding = (
     _Side

@@ -197,7 +197,9 @@ def analyse_chain(
     return Analysis(image_size=size, in_channels=in_channels, layers=tuple(stats), nodes=tuple(layers))
 
 
-def _square_conv(node: Layer, index: int, source: _State, inputs: tuple[str, ...], name: str):
+def _square_conv(
+    node: Layer, index: int, source: _State, inputs: tuple[str, ...], name: str
+) -> tuple[_State, LayerStats] | None:
     """`_single` for the planner's common case, a square stride-1 'same' conv on a square state, computed once
     for both axes (the plan's hot path); None for anything else, which `_single` handles."""
     fields = node.__dict__

@@ -64,7 +64,8 @@ def axis_paddings(
         )
     if isinstance(padding, (int, str)):
         return padding_pair(padding, kernel_effective[0]), padding_pair(padding, kernel_effective[1])
-    height, width = padding  # type: ignore[misc]
+    assert isinstance(padding, (tuple, list)), padding
+    height, width = padding
     return _side_pair(height), _side_pair(width)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from . import arithmetic as ar
 from .errors import InfeasiblePlanError
-from .layers import Layer
+from .layers import AxisValue, Layer, Padding
 from .network import WidthRule
 
 Counts = Callable[[WidthRule], tuple[int, int]]
@@ -27,7 +27,7 @@ class BudgetChoice:
 
 
 def network_counts(layers: tuple[Layer, ...], size: tuple[int, int], in_channels: int) -> tuple[int, int]:
-    """(FLOPs, parameters) of generated, valid, named layers in topological order, by the analysis'
+    """(FLOPs, parameters) of generated, valid, named, square layers in topological order, by the analysis'
     formulas (conv: k^2 (c_in / groups) c_out weights + bias, 2 FLOPs per weight per output pixel;
     BN: 2 c; linear: c h w c_out + bias, 2 FLOPs per weight) without the receptive-field bookkeeping.
     Equal to `analyse(...).flops, .params` (tested)."""
@@ -38,14 +38,15 @@ def network_counts(layers: tuple[Layer, ...], size: tuple[int, int], in_channels
         channels, height, width = shapes[layer.inputs[0] if layer.inputs else previous]
         kind = layer.kind
         if kind in ("conv", "maxpool", "avgpool"):
-            kernel = ar.effective_kernel(layer.kernel_size, layer.dilation)
-            left, right = ar.padding_pair(layer.padding, kernel)
-            stride = layer.effective_stride
+            side = _square(layer.kernel_size)
+            kernel = ar.effective_kernel(side, _square(layer.dilation))
+            left, right = ar.padding_pair(_square_padding(layer.padding), kernel)
+            stride = _square(layer.effective_stride)
             height = ar.output_size(height, kernel, stride, left, right)
             width = ar.output_size(width, kernel, stride, left, right)
             if kind == "conv":
                 out = channels if layer.out_channels is None else layer.out_channels
-                weights = layer.kernel_size**2 * (channels // layer.groups) * out
+                weights = side**2 * (channels // layer.groups) * out
                 params += weights + (out if layer.bias else 0)
                 flops += 2 * weights * height * width
                 channels = out
@@ -64,6 +65,27 @@ def network_counts(layers: tuple[Layer, ...], size: tuple[int, int], in_channels
         shapes[name] = (channels, height, width)
         previous = name
     return flops, params
+
+
+def _square(value: AxisValue) -> int:
+    """The side of a square kernel, stride or dilation: an int, or a pair [h, h]. The planner's layers are
+    square; raises ValueError on a pair whose sides differ."""
+    if isinstance(value, int):
+        return value
+    if value[0] != value[1]:
+        raise ValueError(f"network_counts takes square layers, got {list(value)}")
+    return value[0]
+
+
+def _square_padding(padding: Padding) -> int | str:
+    """The padding of a square layer: an int or a word ('same', 'valid'), or a symmetric pair [p, p];
+    raises ValueError on padding that differs between axes or sides."""
+    if isinstance(padding, (int, str)):
+        return padding
+    height, width = padding
+    if isinstance(height, int) and height == width:
+        return height
+    raise ValueError(f"network_counts takes square, symmetric padding, got {padding!r}")
 
 
 def _over_budget(budgets: Mapping[str, int | None], flops: int, params: int) -> list[tuple[str, int]]:

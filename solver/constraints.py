@@ -208,11 +208,12 @@ def depth_headroom(
 
 def _c_value_violation(layer: LayerStats, axis: int, t: Fraction) -> Violation:
     """Diagnose c = ke j / r < t on `axis`: the receptive field exceeds real filter size / t."""
-    c = layer.c_value[axis]  # type: ignore[index]
-    real = layer.real_filter_size[axis]  # type: ignore[index]
+    c_values, real_sizes = layer.c_value, layer.real_filter_size
+    assert c_values is not None and real_sizes is not None, "a c-value violation is on a windowed layer"
+    c, real = c_values[axis], real_sizes[axis]
     r = layer.receptive_field[axis]
     name = AXIS_NAMES[axis]
-    shown = format_fraction(c) if layer.c_value[0] == layer.c_value[1] else _both(layer.c_value)  # type: ignore[index]
+    shown = format_fraction(c) if c_values[0] == c_values[1] else _both(c_values)
     message = (
         f"c-value of {layer.name!r} is {shown} < t = {format_fraction(t)} (binding axis: {name}): its receptive "
         f"field {r} exceeds real filter size {real} / t = {format_fraction(Fraction(real) / t)}; the stage "

@@ -92,7 +92,7 @@ def blocks(analysis: Analysis) -> list[_Block]:
     segments: list[list[str]] = []
     current: list[str] = []
     for p, i in enumerate(order):
-        current.append(nodes[i].name)
+        current.append(_name(nodes[i]))
         if p + 1 == len(order) or earliest_after[p + 1] >= p:
             segments.append(current)
             current = []
@@ -130,6 +130,12 @@ def blocks(analysis: Analysis) -> list[_Block]:
     return result
 
 
+def _name(node: Layer) -> str:
+    """The name of a named node (`as_graph` names every node; `_named` makes a report's nodes named)."""
+    assert node.name is not None
+    return node.name
+
+
 def _named(report: ValidationReport) -> ValidationReport:
     """`report` whose analysis holds checked, named nodes (`analyse_chain` keeps the layers as given)."""
     nodes = report.analysis.nodes
@@ -165,7 +171,7 @@ def attach_fixes(report: ValidationReport, alternatives: bool = True) -> Validat
 
 def _run_starts(found: list[_Block]) -> list[int]:
     """For each block, the first block of the run of consecutive removable blocks at its jump that ends there."""
-    starts = []
+    starts: list[int] = []
     for index, block in enumerate(found):
         previous = found[index - 1] if index else None
         joined = block.removable and previous is not None and previous.removable and previous.jump_out == block.jump_in
@@ -180,7 +186,15 @@ def _satisfies(layer: LayerStats, axes: tuple[int, ...], drop: Pair, t: Fraction
     return all(real[a] * q >= p * (layer.receptive_field[a] - drop[a]) for a in axes)
 
 
-def _fix_c_value(report, violation, stats, found, block_of, run_start, verify) -> Violation:
+def _fix_c_value(
+    report: ValidationReport,
+    violation: Violation,
+    stats: dict[str, LayerStats],
+    found: list[_Block],
+    block_of: dict[str, int],
+    run_start: list[int],
+    verify: bool,
+) -> Violation:
     layer = stats[violation.layer]
     t = report.min_c_value
     axes = constrained_axes(layer, report.include_pointwise)
@@ -252,7 +266,9 @@ def _removal(stage_end: str, removed: list[_Block]) -> dict[str, Any]:
     }
 
 
-def _c_alternatives(report: ValidationReport, layer: LayerStats, axes: tuple[int, ...], t: Fraction) -> list[dict]:
+def _c_alternatives(
+    report: ValidationReport, layer: LayerStats, axes: tuple[int, ...], t: Fraction
+) -> list[dict[str, Any]]:
     """Downsampling before `layer`, then the smallest larger kernel: each kept only when re-analysis shows
     that `layer` then has c >= t on every constrained axis."""
     nodes = report.analysis.nodes
@@ -280,8 +296,8 @@ def _c_alternatives(report: ValidationReport, layer: LayerStats, axes: tuple[int
         except SolverError:
             continue
         after = analysis.by_name(layer.name)
-        axis = binding_axis(after, report.include_pointwise)
-        if axis is None or after.c_value[axis] >= t:  # type: ignore[index]
+        bound = binding_axis(after, report.include_pointwise)
+        if bound is None or after.c_value[bound] >= t:  # type: ignore[index]
             kept.append(candidate)
     return kept
 
@@ -298,7 +314,9 @@ def _smallest_kernel(layer: LayerStats, axis: int, t: Fraction) -> int | None:
     return None
 
 
-def _fix_receptive_field(report: ValidationReport, violation: Violation, stats, found: list[_Block]) -> Violation:
+def _fix_receptive_field(
+    report: ValidationReport, violation: Violation, stats: dict[str, LayerStats], found: list[_Block]
+) -> Violation:
     """Remove the fewest trailing conv blocks of the feature level that bring every axis within its limit."""
     limits = report.receptive_field_limit
     conv_blocks = [i for i, block in enumerate(found) if block.convs]
@@ -381,11 +399,13 @@ def apply_fix(nodes: tuple[Layer, ...], fix: dict[str, Any]) -> tuple[Layer, ...
                     inputs=node.inputs, level=node.level,
                 )  # fmt: skip
                 result.append(pool)
-                node = replace(node, inputs=(pool.name,))
+                node = replace(node, inputs=(_name(pool),))
             result.append(node)
         return tuple(result)
     if action == CHANGE:
-        values = {key: tuple(value) if isinstance(value, list) else value for key, value in fix["set"].items()}
+        values: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value for key, value in fix["set"].items()
+        }
         return tuple(replace(node, **values) if node.name == fix["layer"] else node for node in nodes)
     raise SolverError("fix.action", f"unknown fix {action!r}")
 

@@ -43,7 +43,7 @@ def _fraction_text(value: Any) -> str:
 
 
 StageScale = Annotated[
-    float | str,
+    Fraction,
     PlainValidator(_scale),
     PlainSerializer(_fraction_text, return_type=str),
     WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "maxLength": 32}],
@@ -83,7 +83,7 @@ class VariantsModel(_Strict):
         [2, 3], max_length=12, description="The plan's depth with this many layers moved into stage 1 (constraint 1)."
     )
     t_sweep: list[MinCValue] = Field(
-        ["1/4", "1/5", "1/6", "1/7", "1/8"], max_length=12, description="Also train the plan for each t."
+        [Fraction(1, n) for n in range(4, 9)], max_length=12, description="Also train the plan for each t."
     )
 
 
@@ -112,7 +112,7 @@ class ExperimentRequest(_Strict):
     seeds: list[int] = Field([0, 1, 2], min_length=1, max_length=64, description="Training seeds (init, order).")
     min_c_value: MinCValue = Fraction(1, 6)
     widths: WidthRuleModel = Field(
-        default_factory=lambda: WidthRuleModel(base=16, multiplier=2, max_width=32),
+        default_factory=lambda: WidthRuleModel.model_validate({"base": 16, "multiplier": 2, "max_width": 32}),
         description="Filters per stage; default 16, 32, 32... (small enough for CPU).",
     )
     variants: VariantsModel = Field(default_factory=VariantsModel)

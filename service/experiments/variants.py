@@ -27,8 +27,8 @@ from fractions import Fraction
 from typing import Any
 
 from cnnplan.solver import Layer, WidthRule, check_constraints, format_fraction, make_plan
-from cnnplan.solver.analysis import analyse, analyse_chain
-from cnnplan.solver.constraints import C_VALUE, RECEPTIVE_FIELD, ValidationReport
+from cnnplan.solver.analysis import LayerStats, analyse, analyse_chain
+from cnnplan.solver.constraints import C_VALUE, RECEPTIVE_FIELD, ValidationReport, binding_axis
 from cnnplan.solver.plan import PlanRequest, network_for_stages
 
 PLANNED, BASELINE, SCALED, TOO_DEEP, TOO_LONG, T_SWEEP, USER = (
@@ -62,7 +62,11 @@ class Architecture:
         """JSON-ready facts: depth, verdict, broken constraints, c-values of the feature convs, top r."""
         report = self.report
         broken = sorted({violation.constraint for violation in report.violations})
-        c_values = [format_fraction(layer.c_value) for layer in report.analysis.layers if report.is_constrained(layer)]
+        c_values = [
+            format_fraction(_binding_c_value(layer, report.include_pointwise))
+            for layer in report.analysis.layers
+            if report.is_constrained(layer)
+        ]
         return {
             "name": self.name,
             "groups": list(self.groups),
@@ -150,6 +154,13 @@ class _Collector:
             existing.t_values.append(t)
 
 
+def _binding_c_value(layer: LayerStats, include_pointwise: bool) -> Fraction:
+    """The c-value constraint 1 compares on a constrained layer: its binding axis' (`binding_axis`)."""
+    axis = binding_axis(layer, include_pointwise)
+    assert axis is not None and layer.c_value is not None
+    return layer.c_value[axis]
+
+
 def experiment_architectures(
     image_size: int,
     num_classes: int,
@@ -188,8 +199,8 @@ def experiment_architectures(
         swept = make_plan(PlanRequest(**{**request.__dict__, "min_c_value": sweep_t}))
         report = check_constraints(swept.report.analysis, t)
         collect.add(f"{T_SWEEP}", swept.layers, swept.stages, report, _label(swept.stages), sweep_t)
-    for name, layers in user:
-        nodes = tuple(layers)
+    for name, given in user:
+        nodes = tuple(given)
         report = check_constraints(analyse(nodes, image_size, in_channels), t)
         collect.add(USER, nodes, None, report, name)
     return collect.items

@@ -952,7 +952,7 @@ def _padding(node, attrs, feature, pending_pad, where) -> int | str | tuple[tupl
         raise OnnxImportError(f"{where}.pads", f"needs 4 values for a 2-d window, got {len(pads)}")
     if any(p < 0 for p in pads):
         raise OnnxImportError(f"{where}.pads", f"negative padding (cropping) is not supported, got {pads}")
-    top, left, bottom, right = _add_pads(extra, tuple(pads))  # type: ignore[arg-type]
+    top, left, bottom, right = _add_pads(extra, tuple(pads))
     if top == bottom == left == right:
         return top
     return (top, bottom), (left, right)

@@ -46,7 +46,7 @@ async def test_plan_round_trips_into_validate_as_graph_nodes(client, block, stem
     spatial = [
         layer
         for layer in report["layers"]
-        if layer["type"] == "conv" and layer["level"] == "feature" and layer["kernel_size"] > 1
+        if layer["type"] == "conv" and layer["level"] == "feature" and max(layer["kernel_size"]) > 1
     ]
     assert len(spatial) == plan["depth"]
     assert (plan["stem"] is None) == (stem == "none")

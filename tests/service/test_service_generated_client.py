@@ -64,7 +64,7 @@ def test_generated_client_plans_over_http(generated, server):
         body = models.PlanRequestModel(image_size=36, min_c_value="1/6")
         plan = post_plan.sync(client=client, body=body)
         assert isinstance(plan, models.PlanResponse), plan
-        assert (plan.stages, plan.top_receptive_field, plan.depth) == ([7, 5], 36, 12)
+        assert (plan.stages, plan.top_receptive_field, plan.depth) == ([7, 5], [36, 36], 12)
         assert plan.inputs.min_c_value_exact == "1/6" and plan.inputs.image_size == [36, 36]
         assert len(plan.layers) == len([layer for layer in plan.layers if layer.name])
         queried = get_plan.sync(client=client, image_size="36")
@@ -85,8 +85,8 @@ def test_generated_client_validates_over_http(generated, server):
         # five 3x3 convolutions see 11 pixels of a 17-pixel image: valid, as in docs/theory.md's examples
         report = post_validate.sync(client=client, body=models.ValidateRequestModel(image_size=17, layers=[conv] * 5))
         assert isinstance(report, models.ValidateResponse), report
-        assert report.valid and report.top_receptive_field == 11 and report.depth == 5
-        assert [layer.receptive_field for layer in report.layers] == [3, 5, 7, 9, 11]
+        assert report.valid and report.top_receptive_field == [11, 11] and report.depth == 5
+        assert [layer.receptive_field for layer in report.layers] == [[r, r] for r in (3, 5, 7, 9, 11)]
         preset = post_validate.sync(
             client=client, body=models.ValidateRequestModel(preset=models.ValidateRequestModelPresetType0("vgg16"))
         )

@@ -165,7 +165,7 @@ def test_stem_changes_the_real_filter_sizes_and_reports_its_effect() -> None:
     for stem, jump in (("conv", 2), ("conv_pool", 4)):
         plan = make_plan(PlanRequest(224, stem=stem))
         first = plan.report.analysis.by_name("s1.conv1")
-        assert first.jump_in == jump and first.real_filter_size == 3 * jump
+        assert first.jump_in == (jump, jump) and first.real_filter_size == (3 * jump, 3 * jump)
         assert plan.depth == sum(plan.stages) + 1 == plan.report.depth
         effect = plan.stem_effect
         assert effect is not None
