@@ -324,21 +324,27 @@ def _budget_dict(plan: Plan) -> dict[str, Any] | None:
 
 
 def report_dict(report: ValidationReport) -> dict[str, Any]:
-    """A validation report as JSON-ready values (shape: `schemas.ValidateResponse`)."""
+    """A validation report as JSON-ready values (shape: `schemas.ValidateResponse`): the summary fields,
+    the violations with their message and fixes, every layer, and ``repair`` (null unless asked)."""
     answer = _report_fields(report)
     answer["violations"] = [
         {
             "constraint": v.constraint,
             "layer": v.layer,
+            "axis": v.axis,
             "value": _number(Fraction(v.value)),
             "value_exact": format_fraction(Fraction(v.value)),
             "limit": _number(Fraction(v.limit)),
             "limit_exact": format_fraction(Fraction(v.limit)),
             "message": v.message,
+            "fix": v.fix,
+            "alternatives": list(v.alternatives),
         }
         for v in report.violations
     ]
-    answer["layers"] = [layer_dict(layer) for layer in report.analysis.layers]
+    pointwise = report.include_pointwise
+    answer["layers"] = [layer_dict(layer, pointwise) for layer in report.analysis.layers]
+    answer["repair"] = None
     return answer
 
 
@@ -380,25 +386,11 @@ def summary_of_validate_body(body: ValidateRequestModel) -> dict[str, Any]:
 
 
 def _report_fields(report: ValidationReport) -> dict[str, Any]:
+    """The fields `report_dict` and `report_summary_dict` share (``violations`` is filled in by each)."""
     analysis = report.analysis
-    pointwise = report.include_pointwise
     return {
         "valid": report.valid,
-        "violations": [
-            {
-                "constraint": v.constraint,
-                "layer": v.layer,
-                "axis": v.axis,
-                "value": _number(Fraction(v.value)),
-                "value_exact": format_fraction(Fraction(v.value)),
-                "limit": _number(Fraction(v.limit)),
-                "limit_exact": format_fraction(Fraction(v.limit)),
-                "message": v.message,
-                "fix": v.fix,
-                "alternatives": list(v.alternatives),
-            }
-            for v in report.violations
-        ],
+        "violations": [],
         "top_layer": report.top_layer,
         "top_receptive_field": report.top_receptive_field,
         "top_axis": report.top_axis,
@@ -411,8 +403,6 @@ def _report_fields(report: ValidationReport) -> dict[str, Any]:
         "image_size": list(analysis.image_size),
         "params": analysis.params,
         "flops": analysis.flops,
-        "layers": [layer_dict(layer, pointwise) for layer in analysis.layers],
-        "repair": None,
     }
 
 

@@ -66,9 +66,11 @@ async def test_batches_answer_summaries_item_by_item(client):
 
 
 def _without_layers_and_messages(report: dict) -> dict:
-    """A full /validate answer as its summary states it: no layers, violations without their message."""
-    summary = {key: value for key, value in report.items() if key != "layers"}
-    summary["violations"] = [{k: v for k, v in item.items() if k != "message"} for item in report["violations"]]
+    """A full /validate answer as its summary states it: no layers and no repair, violations without their
+    message and fixes (`ViolationResult` less `ViolationSummary`)."""
+    summary = {key: value for key, value in report.items() if key not in ("layers", "repair")}
+    prose = ("message", "fix", "alternatives")
+    summary["violations"] = [{k: v for k, v in item.items() if k not in prose} for item in report["violations"]]
     return summary
 
 
