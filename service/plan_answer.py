@@ -592,30 +592,33 @@ def _emit_stage_json(
     counts: tuple[int, int],
     batch_norm: bool,
 ) -> str:
-    """`_emit_stage` writing JSON text: one template per stage and kind with the stage's constants filled
-    in (the later convs' stride, input channels, real filter size and counts too), the position's name,
-    input, receptive field, effective padding and c-value per layer, each pair written twice (square)."""
+    """`_emit_stage` writing JSON text: per stage, one template per kind with the stage's constants written in
+    (the later convs' stride, input channels, real filter size and counts too); per position, the receptive
+    field and effective padding pairs written once for its conv (+ BN) + ReLU, then its names, inputs and
+    c-value. Every pair is square: the same number twice."""
+    output_size = f'"output_size":[{output[0]},{output[1]}],'
+    where = f'"receptive_field":[%d,%d],"jump":[{jump},{jump}],"effective_padding":[%d,%d],'
     pad = f"[{same[0]},{same[1]}]"
-    sizes = (
-        f'"output_size":[{output[0]},{output[1]}],"receptive_field":[%d,%d],"jump":[{jump},{jump}],'
-        '"effective_padding":[%d,%d],'
+    bias = "false" if batch_norm else "true"
+    conv_head = f'{{"name":"%s","type":"conv","level":"feature","inputs":["%s"],"kernel_size":[{kernel},{kernel}],'
+    conv_fixed = (
+        f'"dilation":[1,1],"padding":[{pad},{pad}],"ceil_mode":false,"groups":1,"out_channels":{channels},'
+        f'"bias":{bias},"rate":null,'
     )
-    head = (
-        '{"name":"%s","type":"conv","level":"feature","inputs":["%s"],'
-        f'"kernel_size":[{kernel},{kernel}],"stride":[STRIDE],"dilation":[1,1],"padding":[{pad},{pad}],'
-        f'"ceil_mode":false,"groups":1,"out_channels":{channels},"bias":{"false" if batch_norm else "true"},'
-        f'"rate":null,"in_channels":IN,{sizes}"real_filter_size":[REAL],"c_value":[%s,%s],"c_value_exact":["%s","%s"],'
-        '"c_axis":"both","params":PARAMS,"flops":FLOPS}'
+    c_fields = '"c_value":[%s,%s],"c_value_exact":["%s","%s"],"c_axis":"both",'
+    first = (
+        f'{conv_head}"stride":[%d,%d],{conv_fixed}"in_channels":%d,{output_size}%s"real_filter_size":[%d,%d],'
+        f'{c_fields}"params":%d,"flops":%d}}'
     )
-    first = head.replace("STRIDE", "%d,%d").replace("IN", "%d").replace("REAL", "%d,%d")
-    first = first.replace("PARAMS", "%d").replace("FLOPS", "%d")
     real = kernel * jump
-    rest = head.replace("STRIDE", "1,1").replace("IN", str(channels)).replace("REAL", f"{real},{real}")
-    rest = rest.replace("PARAMS", str(counts[0])).replace("FLOPS", str(counts[1]))
+    rest = (
+        f'{conv_head}"stride":[1,1],{conv_fixed}"in_channels":{channels},{output_size}%s'
+        f'"real_filter_size":[{real},{real}],{c_fields}"params":{counts[0]},"flops":{counts[1]}}}'
+    )
     plain = (
         '{"name":"%s","type":"KIND","level":"feature","inputs":["%s"],"kernel_size":[1,1],"stride":[1,1],'
         f'"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,"groups":1,"out_channels":{channels},'
-        f'"bias":true,"rate":null,"in_channels":{channels},{sizes}'
+        f'"bias":true,"rate":null,"in_channels":{channels},{output_size}%s'
         '"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,'
     )
     kinds: tuple[tuple[str, str], ...] = (
@@ -627,20 +630,21 @@ def _emit_stage_json(
     for position in range(1, count + 1):
         name = f"{prefix}conv{position}"
         r, padding = receptive_field, effective_padding
+        geometry = where % (r, r, padding, padding)
         if position == 1:
             first_real = kernel * first_jump_in
             c, exact = _c_value(first_real, r)
             text = _float_text(c)
-            append(first % (name, previous, first_stride, first_stride, in_channels, r, r, padding, padding,
-                            first_real, first_real, text, text, exact, exact, *first_counts))  # fmt: skip
+            append(first % (name, previous, first_stride, first_stride, in_channels, geometry, first_real, first_real,
+                            text, text, exact, exact, *first_counts))  # fmt: skip
         else:
             c, exact = _c_value(real, r)
             text = _float_text(c)
-            append(rest % (name, previous, r, r, padding, padding, text, text, exact, exact))
+            append(rest % (name, previous, geometry, text, text, exact, exact))
         previous = name
         for kind, template in kinds:
             name = f"{prefix}{kind}{position}"
-            append(template % (name, previous, r, r, padding, padding))
+            append(template % (name, previous, geometry))
             previous = name
         receptive_field += rf_step
         effective_padding += padding_step
