@@ -10,6 +10,9 @@ a stage the state is affine in the position m:
 
 and the downsampling between stages maps (r, j, P, s) to (r + j, 2 j, P, floor(s / 2)) for a
 2x2 stride-2 pool, or is the stage's first convolution with stride 2 (output ceil(s / 2)).
+Every kernel, stride, jump and map walk is square, so both axes share r, j, P and c: the per-axis
+answer (`convert.layer_dict`: [h, w] pairs, every input field) writes each value twice; only the output
+size (a non-square image) and the global pool's receptive field, r + (s - 1) j per axis, differ.
 `plan_answer` evaluates these formulas directly into the answer's dicts (one template per stage
 and kind, copied per layer), with the same exact integers and fractions as the generic path, and
 `plan_summary` the verdict alone (depth, stages, top receptive field, headroom, valid,
