@@ -138,15 +138,10 @@ def validate_body(body: ValidateRequestModel) -> ValidationReport:
     return attach_fixes(check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side))
 
 
-_CLOSED_FORM_MATCHES_PER_AXIS_ANSWERS = False
-"""The closed form still renders the square answers of before per-axis geometry: off until it renders the
-per-axis layer shape (`layer_dict`) again, so every /plan answer comes from `make_plan` meanwhile."""
-
-
 def has_closed_form(request: PlanRequest) -> bool:
     """Whether `cnnplan.service.plan_answer` answers `request` stage-wise: a plain chain without a stem or a
     budget (the other styles, the stems and the budget search go through `make_plan`)."""
-    return _CLOSED_FORM_MATCHES_PER_AXIS_ANSWERS and (
+    return (
         request.block == "plain"
         and request.stem == "none"
         and request.expansion is None

@@ -10,6 +10,9 @@ a stage the state is affine in the position m:
 
 and the downsampling between stages maps (r, j, P, s) to (r + j, 2 j, P, floor(s / 2)) for a
 2x2 stride-2 pool, or is the stage's first convolution with stride 2 (output ceil(s / 2)).
+Every kernel, stride, jump and map walk is square, so both axes share r, j, P and c: the per-axis
+answer (`convert.layer_dict`: [h, w] pairs, every input field) writes each value twice; only the output
+size (a non-square image) and the global pool's receptive field, r + (s - 1) j per axis, differ.
 `plan_answer` evaluates these formulas directly into the answer's dicts (one template per stage
 and kind, copied per layer), with the same exact integers and fractions as the generic path, and
 `plan_summary` the verdict alone (depth, stages, top receptive field, headroom, valid,
@@ -26,7 +29,7 @@ from typing import Any
 
 from cnnplan.service.api._responses import render_json
 from cnnplan.solver.analysis import normalize_image_size
-from cnnplan.solver.constraints import receptive_field_limit
+from cnnplan.solver.constraints import AXIS_NAMES, receptive_field_limit, receptive_field_limits
 from cnnplan.solver.errors import InvalidLayerError
 from cnnplan.solver.limits import MAX_CHANNELS
 from cnnplan.solver.network import CLASSIFIER_KERNEL, WidthRule, classifier_pooling, feature_side
@@ -127,6 +130,10 @@ def _headroom(kernel: int, jump: int, receptive_field: int, t: Fraction, limit: 
     return max(0, min((kernel * jump * q - receptive_field * p) // (p * growth), (limit - receptive_field) // growth))
 
 
+_NO_PADDING = ((0, 0), (0, 0))
+"""The padding of every layer but a conv, as `convert.layer_dict` states it: ((top, bottom), (left, right))."""
+
+
 def _layer(
     name: str,
     kind: str,
@@ -134,36 +141,42 @@ def _layer(
     previous: str,
     kernel_size: int,
     stride: int,
-    padding: tuple[int, int],
     in_channels: int,
     out_channels: int,
     output_size: tuple[int, int],
-    receptive_field: int,
+    receptive_field: tuple[int, int],
     jump: int,
     effective_padding: int,
     params: int,
     flops: int,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    """A non-conv layer's answer dict (the shape of `convert.layer_dict`)."""
+    """A non-conv layer's answer dict, in the shape and key order of `convert.layer_dict`: per-axis pairs
+    (square kernel, stride, jump and effective padding; the receptive field as given, a global pool's
+    differs per axis), no padding, floor rounding, the default bias, no c-value."""
     return {
         "name": name,
         "type": kind,
         "level": level,
         "inputs": (previous,),
-        "kernel_size": kernel_size,
-        "stride": stride,
-        "dilation": 1,
-        "padding": padding,
+        "kernel_size": (kernel_size, kernel_size),
+        "stride": (stride, stride),
+        "dilation": (1, 1),
+        "padding": _NO_PADDING,
+        "ceil_mode": False,
         "groups": 1,
-        "in_channels": in_channels,
         "out_channels": out_channels,
+        "bias": True,
+        "rate": rate,
+        "in_channels": in_channels,
         "output_size": output_size,
         "receptive_field": receptive_field,
-        "jump": jump,
-        "effective_padding": effective_padding,
+        "jump": (jump, jump),
+        "effective_padding": (effective_padding, effective_padding),
         "real_filter_size": None,
         "c_value": None,
         "c_value_exact": None,
+        "c_axis": None,
         "params": params,
         "flops": flops,
     }
@@ -185,29 +198,34 @@ def _conv(
     real: int,
     params: int,
     flops: int,
+    bias: bool,
 ) -> dict[str, Any]:
-    """A conv's answer dict; c = real / r rendered as `convert.layer_dict` renders the reduced Fraction."""
-    common = gcd(real, receptive_field)
-    numerator, denominator = real // common, receptive_field // common
+    """A square k x k conv's answer dict (`convert.layer_dict`): every geometric value the same on both axes,
+    `padding` = (before, after) on each axis, c = real / r as the reduced Fraction renders, binding on both axes."""
+    c, exact = _c_value(real, receptive_field)
     return {
         "name": name,
         "type": "conv",
         "level": level,
         "inputs": (previous,),
-        "kernel_size": kernel_size,
-        "stride": stride,
-        "dilation": 1,
-        "padding": padding,
+        "kernel_size": (kernel_size, kernel_size),
+        "stride": (stride, stride),
+        "dilation": (1, 1),
+        "padding": (padding, padding),
+        "ceil_mode": False,
         "groups": 1,
-        "in_channels": in_channels,
         "out_channels": out_channels,
+        "bias": bias,
+        "rate": None,
+        "in_channels": in_channels,
         "output_size": output_size,
-        "receptive_field": receptive_field,
-        "jump": jump,
-        "effective_padding": effective_padding,
-        "real_filter_size": real,
-        "c_value": round(numerator / denominator, C_VALUE_DIGITS),
-        "c_value_exact": str(numerator) if denominator == 1 else f"{numerator}/{denominator}",
+        "receptive_field": (receptive_field, receptive_field),
+        "jump": (jump, jump),
+        "effective_padding": (effective_padding, effective_padding),
+        "real_filter_size": (real, real),
+        "c_value": (c, c),
+        "c_value_exact": (exact, exact),
+        "c_axis": "both",
         "params": params,
         "flops": flops,
     }
@@ -296,8 +314,8 @@ def _features(
                 if layers is not None:
                     name = f"s{stage - 1}.pool"
                     layers.append(
-                        _layer(name, downsample, "feature", previous, 2, 2, (0, 0), channels, channels,
-                               (height, width), receptive_field, jump, effective_padding, 0, 0)
+                        _layer(name, downsample, "feature", previous, 2, 2, channels, channels, (height, width),
+                               (receptive_field, receptive_field), jump, effective_padding, 0, 0)
                     )  # fmt: skip
                     previous = name
         if first_stride == 2:
@@ -363,27 +381,34 @@ def _emit_stage(
 ) -> str:
     """Append one stage's conv (+ BN) + ReLU dicts: templates filled once, copied per layer with the
     position's name, input, receptive field, effective padding and c-value; returns the last layer's name."""
-    conv = _conv("", "feature", "", kernel, 1, same, channels, channels, output, 1, jump, 0, kernel * jump, *counts)
-    bn = _layer("", "bn", "feature", "", 1, 1, (0, 0), channels, channels, output, 0, jump, 0, 2 * channels, 0)
-    relu = _layer("", "relu", "feature", "", 1, 1, (0, 0), channels, channels, output, 0, jump, 0, 0, 0)
+    bias = not batch_norm
+    conv = _conv(
+        "", "feature", "", kernel, 1, same, channels, channels, output, 1, jump, 0, kernel * jump, *counts, bias
+    )
+    bn = _layer("", "bn", "feature", "", 1, 1, channels, channels, output, (0, 0), jump, 0, 2 * channels, 0)
+    relu = _layer("", "relu", "feature", "", 1, 1, channels, channels, output, (0, 0), jump, 0, 0, 0)
     append = layers.append
     real = kernel * jump
     prefix = f"s{stage}."
     for position in range(1, count + 1):
         layer = conv.copy()
         name = f"{prefix}conv{position}"
+        rf_pair = (receptive_field, receptive_field)
+        padding_pair = (effective_padding, effective_padding)
         layer["name"] = name
         layer["inputs"] = (previous,)
-        layer["receptive_field"] = receptive_field
-        layer["effective_padding"] = effective_padding
+        layer["receptive_field"] = rf_pair
+        layer["effective_padding"] = padding_pair
         if position == 1:
-            layer["stride"] = first_stride
+            first_real = kernel * first_jump_in
+            layer["stride"] = (first_stride, first_stride)
             layer["in_channels"] = in_channels
-            layer["real_filter_size"] = kernel * first_jump_in
+            layer["real_filter_size"] = (first_real, first_real)
             layer["params"], layer["flops"] = first_counts
-            layer["c_value"], layer["c_value_exact"] = _c_value(kernel * first_jump_in, receptive_field)
+            c, exact = _c_value(first_real, receptive_field)
         else:
-            layer["c_value"], layer["c_value_exact"] = _c_value(real, receptive_field)
+            c, exact = _c_value(real, receptive_field)
+        layer["c_value"], layer["c_value_exact"] = (c, c), (exact, exact)
         append(layer)
         previous = name
         for template, kind in ((bn, "bn"), (relu, "relu")) if batch_norm else ((relu, "relu"),):
@@ -391,8 +416,8 @@ def _emit_stage(
             name = f"{prefix}{kind}{position}"
             layer["name"] = name
             layer["inputs"] = (previous,)
-            layer["receptive_field"] = receptive_field
-            layer["effective_padding"] = effective_padding
+            layer["receptive_field"] = rf_pair
+            layer["effective_padding"] = padding_pair
             append(layer)
             previous = name
         receptive_field += rf_step
@@ -426,8 +451,8 @@ def _classifier(
         jump *= stride
         if append is not None:
             append(
-                _layer("cls.pool", "maxpool", level, previous, kernel, stride, (0, 0), channels, channels,
-                       (height, width), receptive_field, jump, effective_padding, 0, 0)
+                _layer("cls.pool", "maxpool", level, previous, kernel, stride, channels, channels, (height, width),
+                       (receptive_field, receptive_field), jump, effective_padding, 0, 0)
             )  # fmt: skip
             previous = "cls.pool"
     params = flops = 0
@@ -448,30 +473,31 @@ def _classifier(
             name = f"cls.conv{position}"
             append(
                 _conv(name, level, previous, CLASSIFIER_KERNEL, 1, same, in_channels, channels, output,
-                      receptive_field, jump, effective_padding, CLASSIFIER_KERNEL * jump_in, conv_params, conv_flops)
+                      receptive_field, jump, effective_padding, CLASSIFIER_KERNEL * jump_in, conv_params, conv_flops,
+                      True)
             )  # fmt: skip
             relu = f"cls.relu{position}"
             append(
-                _layer(relu, "relu", level, name, 1, 1, (0, 0), channels, channels, output, receptive_field, jump,
-                       effective_padding, 0, 0)
+                _layer(relu, "relu", level, name, 1, 1, channels, channels, output,
+                       (receptive_field, receptive_field), jump, effective_padding, 0, 0)
             )  # fmt: skip
             previous = relu
-    receptive_field += (max(height, width) - 1) * jump
+    whole = (receptive_field + (height - 1) * jump, receptive_field + (width - 1) * jump)  # the global pool's
     linear_params = channels * request.num_classes + request.num_classes
     linear_flops = 2 * channels * request.num_classes
     if append is not None:
         one = (1, 1)
         append(
-            _layer("cls.global_maxpool", "global_maxpool", level, previous, 1, 1, (0, 0), channels, channels, one,
-                   receptive_field, jump, effective_padding, 0, 0)
+            _layer("cls.global_maxpool", "global_maxpool", level, previous, 1, 1, channels, channels, one, whole,
+                   jump, effective_padding, 0, 0)
         )  # fmt: skip
         append(
-            _layer("cls.dropout", "dropout", level, "cls.global_maxpool", 1, 1, (0, 0), channels, channels, one,
-                   receptive_field, jump, effective_padding, 0, 0)
+            _layer("cls.dropout", "dropout", level, "cls.global_maxpool", 1, 1, channels, channels, one, whole,
+                   jump, effective_padding, 0, 0, float(request.dropout))
         )  # fmt: skip
         append(
-            _layer("cls.fc", "linear", level, "cls.dropout", 1, 1, (0, 0), channels, request.num_classes, one,
-                   receptive_field, jump, effective_padding, linear_params, linear_flops)
+            _layer("cls.fc", "linear", level, "cls.dropout", 1, 1, channels, request.num_classes, one, whole,
+                   jump, effective_padding, linear_params, linear_flops)
         )  # fmt: skip
     return params + linear_params, flops + linear_flops
 
@@ -505,7 +531,7 @@ def plan_answer(request: PlanRequest) -> dict[str, Any]:
     return {
         "depth": stage_plan.depth,
         "stages": list(stage_plan.stages),
-        "top_receptive_field": walk["top"][0],
+        "top_receptive_field": [walk["top"][0]] * 2,
         "depth_headroom": headroom,
         "relaxed": relaxed,
         "params": walk["params"],
@@ -530,7 +556,7 @@ def plan_answer_json(request: PlanRequest) -> bytes:
         {
             "depth": stage_plan.depth,
             "stages": list(stage_plan.stages),
-            "top_receptive_field": walk["top"][0],
+            "top_receptive_field": [walk["top"][0]] * 2,
             "depth_headroom": headroom,
             "relaxed": relaxed,
             "params": walk["params"],
@@ -569,42 +595,59 @@ def _emit_stage_json(
     counts: tuple[int, int],
     batch_norm: bool,
 ) -> str:
-    """`_emit_stage` writing JSON text: one template per stage and kind with the stage's constants filled
-    in, the position's name, input, receptive field, effective padding and c-value per layer."""
-    shape = f'"padding":[{same[0]},{same[1]}],"groups":1,'
-    sizes = f'"out_channels":{channels},"output_size":[{output[0]},{output[1]}],"receptive_field":%d,"jump":{jump},'
-    conv = (
-        '{"name":"%s","type":"conv","level":"feature","inputs":["%s"],'
-        f'"kernel_size":{kernel},"stride":%d,"dilation":1,{shape}"in_channels":%d,{sizes}'
-        '"effective_padding":%d,"real_filter_size":%d,"c_value":%s,"c_value_exact":"%s","params":%d,"flops":%d}'
+    """`_emit_stage` writing JSON text: per stage, one template per kind with the stage's constants written in
+    (the later convs' stride, input channels, real filter size and counts too); per position, the receptive
+    field and effective padding pairs written once for its conv (+ BN) + ReLU, then its names, inputs and
+    c-value. Every pair is square: the same number twice."""
+    output_size = f'"output_size":[{output[0]},{output[1]}],'
+    where = f'"receptive_field":[%d,%d],"jump":[{jump},{jump}],"effective_padding":[%d,%d],'
+    pad = f"[{same[0]},{same[1]}]"
+    bias = "false" if batch_norm else "true"
+    conv_head = f'{{"name":"%s","type":"conv","level":"feature","inputs":["%s"],"kernel_size":[{kernel},{kernel}],'
+    conv_fixed = (
+        f'"dilation":[1,1],"padding":[{pad},{pad}],"ceil_mode":false,"groups":1,"out_channels":{channels},'
+        f'"bias":{bias},"rate":null,'
+    )
+    c_fields = '"c_value":[%s,%s],"c_value_exact":["%s","%s"],"c_axis":"both",'
+    first = (
+        f'{conv_head}"stride":[%d,%d],{conv_fixed}"in_channels":%d,{output_size}%s"real_filter_size":[%d,%d],'
+        f'{c_fields}"params":%d,"flops":%d}}'
+    )
+    real = kernel * jump
+    rest = (
+        f'{conv_head}"stride":[1,1],{conv_fixed}"in_channels":{channels},{output_size}%s'
+        f'"real_filter_size":[{real},{real}],{c_fields}"params":{counts[0]},"flops":{counts[1]}}}'
     )
     plain = (
-        '{"name":"%s","type":"KIND","level":"feature","inputs":["%s"],"kernel_size":1,"stride":1,"dilation":1,'
-        f'"padding":[0,0],"groups":1,"in_channels":{channels},{sizes}'
-        '"effective_padding":%d,"real_filter_size":null,"c_value":null,"c_value_exact":null,'
+        '{"name":"%s","type":"KIND","level":"feature","inputs":["%s"],"kernel_size":[1,1],"stride":[1,1],'
+        f'"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,"groups":1,"out_channels":{channels},'
+        f'"bias":true,"rate":null,"in_channels":{channels},{output_size}%s'
+        '"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,'
     )
     kinds: tuple[tuple[str, str], ...] = (
         (("bn", plain.replace("KIND", "bn") + f'"params":{2 * channels},"flops":0}}'),) if batch_norm else ()
     )
     kinds += (("relu", plain.replace("KIND", "relu") + '"params":0,"flops":0}'),)
     append = layers.append
-    real = kernel * jump
     prefix = f"s{stage}."
     for position in range(1, count + 1):
         name = f"{prefix}conv{position}"
+        r, padding = receptive_field, effective_padding
+        geometry = where % (r, r, padding, padding)
         if position == 1:
             first_real = kernel * first_jump_in
-            c, exact = _c_value(first_real, receptive_field)
-            append(conv % (name, previous, first_stride, in_channels, receptive_field, effective_padding, first_real,
-                           _float_text(c), exact, *first_counts))  # fmt: skip
+            c, exact = _c_value(first_real, r)
+            text = _float_text(c)
+            append(first % (name, previous, first_stride, first_stride, in_channels, geometry, first_real, first_real,
+                            text, text, exact, exact, *first_counts))  # fmt: skip
         else:
-            c, exact = _c_value(real, receptive_field)
-            append(conv % (name, previous, 1, channels, receptive_field, effective_padding, real, _float_text(c),
-                           exact, *counts))  # fmt: skip
+            c, exact = _c_value(real, r)
+            text = _float_text(c)
+            append(rest % (name, previous, geometry, text, text, exact, exact))
         previous = name
         for kind, template in kinds:
             name = f"{prefix}{kind}{position}"
-            append(template % (name, previous, receptive_field, effective_padding))
+            append(template % (name, previous, geometry))
             previous = name
         receptive_field += rf_step
         effective_padding += padding_step
@@ -623,7 +666,7 @@ def plan_summary(request: PlanRequest) -> dict[str, Any]:
     return {
         "depth": stage_plan.depth,
         "stages": list(stage_plan.stages),
-        "top_receptive_field": walk["top"][0],
+        "top_receptive_field": [walk["top"][0]] * 2,
         "depth_headroom": headroom,
         "valid": valid,
         "violations": [] if valid else _violations(request),
@@ -632,11 +675,12 @@ def plan_summary(request: PlanRequest) -> dict[str, Any]:
     }
 
 
-def _violation(constraint: str, layer: str, value: Fraction, limit: Fraction) -> dict[str, Any]:
+def _violation(constraint: str, layer: str, axis: str, value: Fraction, limit: Fraction) -> dict[str, Any]:
     """A violation as the summary view renders it (`convert.violation_summary`: no prose message)."""
     return {
         "constraint": constraint,
         "layer": layer,
+        "axis": axis,
         "value": _number(value.numerator, value.denominator),
         "value_exact": format_fraction(value),
         "limit": _number(limit.numerator, limit.denominator),
@@ -669,17 +713,26 @@ def chain_summary(
     if walked["vanished"]:
         return None
     receptive_field, jump = walked["state"][3], walked["state"][4]
-    limit = receptive_field_limit(size, rf_side)  # type: ignore[arg-type]
-    top = f"s{len(stages)}.conv{stages[-1]}"  # r grows with every conv (k >= 2): the last one is the top
-    violations = [_violation("c_value", name, Fraction(real, r), t) for name, real, r in violating]
+    limits = receptive_field_limits(size, rf_side)  # type: ignore[arg-type]
+    # Square convs: r_h = r_w = r, growing with every conv (k >= 2), so the last conv is the top on both axes,
+    # the binding axis of constraint 2 is the one with the smaller limit (height on ties), and every c-value
+    # binds on both axes (height named, as `binding_axis` breaks ties).
+    top_axis = 0 if limits[1] >= limits[0] else 1
+    limit = limits[top_axis]
+    top = f"s{len(stages)}.conv{stages[-1]}"
+    violations = [_violation("c_value", name, "height", Fraction(real, r), t) for name, real, r in violating]
     if receptive_field > limit:
-        violations.append(_violation("receptive_field", top, Fraction(receptive_field), Fraction(limit)))
+        violations.append(
+            _violation("receptive_field", top, AXIS_NAMES[top_axis], Fraction(receptive_field), Fraction(limit))
+        )
     return {
         "valid": not violations,
         "violations": violations,
         "top_layer": top,
-        "top_receptive_field": receptive_field,
-        "receptive_field_limit": limit,
+        "top_receptive_field": (receptive_field, receptive_field),
+        "top_axis": AXIS_NAMES[top_axis],
+        "receptive_field_limit": limits,
+        "rf_side": rf_side,
         "depth": sum(stages),
         "depth_headroom": 0 if violations else _headroom(kernel, jump, receptive_field, t, limit),
         "min_c_value": _number(t.numerator, t.denominator),

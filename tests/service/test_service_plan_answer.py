@@ -151,7 +151,7 @@ def test_the_chain_summary_equals_the_generic_report_of_its_layers(t):
                 summary_of_validate_body(body)
             continue
         fast = chain_summary(tuple(stages), kernel, downsample, 24, batch_norm, body.image_size, body.min_c_value,
-                             3, "min")  # fmt: skip
+                             3, body.rf_side)  # fmt: skip
         closed_form += fast is not None
         assert summary_of_validate_body(body) == generic, (stages, kernel, downsample, size)
         assert fast is None or fast == generic
