@@ -275,9 +275,7 @@ def _zoo() -> dict[str, _Preset]:
             f"{entry['title']}: graph traced at {entry['image_size']} px by cnnplan's PyTorch importer; "
             f"{entry['params']} parameters (sum of the module's parameter sizes)."
         )
-        presets[name] = _Preset(
-            entry["title"], entry["image_size"], description, entry["source"], lambda nodes=nodes: list(nodes)
-        )
+        presets[name] = _Preset(entry["title"], entry["image_size"], description, entry["source"], partial(list, nodes))
     return presets
 
 
