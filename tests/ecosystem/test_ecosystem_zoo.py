@@ -16,11 +16,9 @@ import torch
 from click.testing import CliRunner
 
 from cnnplan.service.cli.main import main
-from cnnplan.service.interop.onnx_import import OnnxImportError, validate_onnx
+from cnnplan.service.interop.onnx_import import validate_onnx
 from cnnplan.service.interop.torch_import import TorchTraceError, build_named_model, module_graph, validate_module
 from cnnplan.service.interop.zoo import build, export_onnx, torch_flops
-
-GEOMETRY = pytest.mark.xfail(strict=True, reason="needs per-axis geometry (issue 10)", raises=OnnxImportError)
 
 SAMPLE = [
     ("torchvision", "resnet18", 64),
@@ -28,10 +26,10 @@ SAMPLE = [
     ("torchvision", "wide_resnet50_2", 64),
     ("torchvision", "alexnet", 224),  # its adaptive 6x6 pool is an upsampling below 224 px
     ("torchvision", "vgg11", 224),  # likewise its 7x7 pool
-    pytest.param("torchvision", "squeezenet1_1", 64, marks=GEOMETRY),  # ceil_mode pools
+    ("torchvision", "squeezenet1_1", 64),  # ceil_mode pools
     ("torchvision", "densenet121", 64),
-    pytest.param("torchvision", "inception_v3", 96, marks=GEOMETRY),  # 1x7 kernels
-    pytest.param("torchvision", "googlenet", 64, marks=GEOMETRY),  # ceil_mode pools
+    ("torchvision", "inception_v3", 96),  # 1x7 kernels
+    ("torchvision", "googlenet", 64),  # ceil_mode pools
     ("torchvision", "mobilenet_v2", 64),
     ("torchvision", "mobilenet_v3_small", 64),
     ("torchvision", "mnasnet0_5", 64),
@@ -41,7 +39,7 @@ SAMPLE = [
     ("torchvision", "regnet_y_400mf", 64),
     ("torchvision", "convnext_tiny", 64),
     ("timm", "resnet18", 64),
-    pytest.param("timm", "resnet18d", 64, marks=GEOMETRY),  # ceil_mode average pools in the shortcuts
+    ("timm", "resnet18d", 64),  # ceil_mode average pools in the shortcuts
     ("timm", "efficientnet_b0", 64),
     ("timm", "mobilenetv3_small_050", 64),
     ("timm", "ghostnet_050", 64),
