@@ -74,6 +74,9 @@ def import_summary() -> list[str]:
     lines = [f"Run: `{run['command']}`{scope} on {run['machine']}, {run['date']} ({run['versions']}); random "
              f"weights, native resolution, {sum(r['dynamo_seconds'] + r['torchscript_seconds'] for r in results):.0f} s "
              "of export and import in total.", ""]  # fmt: skip
+    for rerun in run.get("reruns", []):
+        lines[-1:-1] = ["", f"Rerun of {', '.join(rerun['only'])} (`--only`) on {rerun['machine']}, {rerun['date']} "
+                        f"({rerun['versions']}); their rows below are from that run."]  # fmt: skip
     for exporter in ("dynamo", "torchscript"):
         ok = sum(r[exporter] == "ok" for r in results)
         lines.append(f"- **{exporter}**: {ok} of {len(results)} imported")
