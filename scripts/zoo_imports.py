@@ -2,6 +2,8 @@
 
     python scripts/zoo_imports.py [--sample] [--only NAME ...] [--machine "2-core CPU, shared"]
 
+``--only`` reruns the named models and replaces their results in the recorded run (listed under ``reruns``).
+
 Random weights; each model is exported with ``torch.onnx.export`` (default ``dynamo=True`` and ``dynamo=False``)
 and read by `validate_onnx`; a result is "ok" or the first 300 characters of the error. scripts/zoo_report.py
 puts the summary (N of M imported, per family, both exporters) in docs/zoo.md.
@@ -54,8 +56,14 @@ def main() -> None:
     command = "python scripts/zoo_imports.py" + (" --sample" if args.sample else "")
     versions = (f"torch {torch.__version__}, torchvision {import_torchvision().__version__}, "
                 f"timm {import_timm().__version__}")  # fmt: skip
-    run = {"command": command, "machine": args.machine, "date": datetime.date.today().isoformat(),
-           "versions": versions, "results": results}  # fmt: skip
+    today = datetime.date.today().isoformat()
+    run = {"command": command, "machine": args.machine, "date": today, "versions": versions, "results": results}
+    if args.only and args.output.exists():  # a rerun of some models: replaced in the recorded run, dated
+        run = json.loads(args.output.read_text())
+        fresh = {(r["source"], r["name"]): r for r in results}
+        run["results"] = [fresh.pop((r["source"], r["name"]), r) for r in run["results"]] + list(fresh.values())
+        run["reruns"] = [*run.get("reruns", []), {"date": today, "machine": args.machine, "versions": versions,
+                                                  "only": sorted(args.only)}]  # fmt: skip
     args.output.write_text(json.dumps(run, indent=1) + "\n")
     print(f"wrote {args.output}")
 

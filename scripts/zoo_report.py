@@ -13,18 +13,32 @@ from __future__ import annotations
 
 import argparse
 import json
+from fractions import Fraction
 from pathlib import Path
 
 from cnnplan.solver import PlanRequest, format_fraction, make_plan, preset, preset_info, preset_names, validate
-from cnnplan.solver.constraints import C_VALUE, RECEPTIVE_FIELD, is_constrained
+from cnnplan.solver.constraints import C_VALUE, RECEPTIVE_FIELD, binding_axis, is_constrained
 from cnnplan.solver.presets import preset_params
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORTS = ROOT / "docs" / "zoo_imports.json"
+AXES = ("height", "width")
 
 
 def _millions(value: int) -> str:
     return f"{value / 1e6:.1f} M" if value < 1e9 else f"{value / 1e9:.2f} G"
+
+
+def _pair(value: object) -> str:
+    """A per-axis (height, width) value as one number when both axes agree, else ``h x w``."""
+    if isinstance(value, (tuple, list)):
+        return str(value[0]) if value[0] == value[1] else f"{value[0]} x {value[1]}"
+    return str(value)
+
+
+def _compared_c(layer) -> Fraction:
+    """The c-value constraint 1 compares: the binding axis's (docs/geometry.md)."""
+    return layer.c_value[binding_axis(layer)]
 
 
 def row(name: str) -> str:
@@ -33,16 +47,20 @@ def row(name: str) -> str:
     size = info["default_image_size"]
     report = validate(preset(name), size)
     constrained = [layer for layer in report.analysis.layers if is_constrained(layer)]
-    smallest = min(constrained, key=lambda layer: layer.c_value) if constrained else None
-    binding = f"{format_fraction(smallest.c_value)} at `{smallest.name}`" if smallest else "-"
+    smallest = min(constrained, key=_compared_c) if constrained else None
+    binding = "-"
+    if smallest is not None:
+        axis = "" if smallest.c_value[0] == smallest.c_value[1] else f" ({AXES[binding_axis(smallest)]})"
+        binding = f"{format_fraction(_compared_c(smallest))} at `{smallest.name}`{axis}"
     counts = {kind: sum(v.constraint == kind for v in report.violations) for kind in (C_VALUE, RECEPTIVE_FIELD)}
     params = preset_params(name) or report.analysis.params
     plan = make_plan(PlanRequest(size))
     stages = "+".join(str(a) for a in plan.stages)
     return (
-        f"| {name} | {size} | {report.depth} | {report.top_receptive_field} / {report.receptive_field_limit} | "
+        f"| {name} | {size} | {report.depth} | {_pair(report.top_receptive_field)} / "
+        f"{_pair(report.receptive_field_limit)} | "
         f"{binding} | {counts[C_VALUE]} | {counts[RECEPTIVE_FIELD]} | {report.depth_headroom} | "
-        f"{_millions(params)} | {_millions(report.analysis.flops)} | {plan.depth} ({stages}), r {plan.top_receptive_field} |"
+        f"{_millions(params)} | {_millions(report.analysis.flops)} | {plan.depth} ({stages}), r {_pair(plan.top_receptive_field)} |"
     )
 
 
@@ -56,6 +74,9 @@ def import_summary() -> list[str]:
     lines = [f"Run: `{run['command']}`{scope} on {run['machine']}, {run['date']} ({run['versions']}); random "
              f"weights, native resolution, {sum(r['dynamo_seconds'] + r['torchscript_seconds'] for r in results):.0f} s "
              "of export and import in total.", ""]  # fmt: skip
+    for rerun in run.get("reruns", []):
+        lines[-1:-1] = ["", f"Rerun of {', '.join(rerun['only'])} (`--only`) on {rerun['machine']}, {rerun['date']} "
+                        f"({rerun['versions']}); their rows below are from that run."]  # fmt: skip
     for exporter in ("dynamo", "torchscript"):
         ok = sum(r[exporter] == "ok" for r in results)
         lines.append(f"- **{exporter}**: {ok} of {len(results)} imported")
@@ -86,7 +107,9 @@ def page() -> str:
         "image side; the smallest c-value is over the constrained (non-1x1) convolutions; C1 and C2 count "
         "violations of constraint 1 (c-value) and 2 (receptive field); params are the module's own "
         "(`sum(p.numel())`), FLOPs the graph's (2 per multiply-add). The rows are the shipped presets "
-        f"({len(names)} models); models that need the per-axis geometry of issue 10 are not among them yet.",
+        f"({len(names)} models). Receptive fields and sides read one number when both axes agree, else height x "
+        "width; the c-value is the one constraint 1 compares, on the binding axis (named when the axes differ; "
+        "see [geometry.md](geometry.md)).",
         "",
         "| model | px | depth | top r / side | smallest c (where) | C1 | C2 | headroom | params | FLOPs | planner: depth (stages), top r |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

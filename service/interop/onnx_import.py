@@ -208,11 +208,17 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
             raise OnnxImportError(
                 f"{field}.graph.node[{index}]", f"malformed {str(node.op_type)[:64]!r} node ({type(error).__name__})"
             ) from None
+    if len(walk.unsupported) == 1:  # one node: the field names it
+        index, reason = walk.unsupported[0]
+        raise OnnxImportError(
+            f"{field}.graph.node[{index}]",
+            f"1 unsupported ONNX node: {reason}. Supported operators: " + ", ".join(sorted(SUPPORTED_OPS)),
+        )
     if walk.unsupported:
         raise OnnxImportError(
             f"{field}.graph.node",
             f"{len(walk.unsupported)} unsupported ONNX nodes: "
-            + "; ".join(walk.unsupported)
+            + "; ".join(reason for _, reason in walk.unsupported)
             + ". Supported operators: "
             + ", ".join(sorted(SUPPORTED_OPS)),
         )
@@ -251,7 +257,8 @@ class _Walk:
         self.layers: list[Layer] = []
         self.onnx_nodes: list[int] = []
         self.weight_inputs: list[int | None] = []
-        self.unsupported: list[str] = []
+        self.unsupported: list[tuple[int, str]] = []
+        """(ONNX node index, reason) of every node the walk cannot read."""
         self.passed: set[str] = set()
         self.used_names: set[str] = {INPUT}
         self.sequences: dict[str, tuple[onnx.NodeProto, str]] = {}
@@ -268,11 +275,11 @@ class _Walk:
         op = node.op_type
         shown = f"{op} (node {_shown(node, index)})"
         if node.domain not in ("", "ai.onnx") or op not in SUPPORTED_OPS | OUT_OF_SCOPE_OPS:
-            return self._refuse(node, features, shown)
+            return self._refuse(index, node, features, shown)
         if op in OUT_OF_SCOPE_OPS:
-            return self._refuse(node, features, f"{shown}: {OUT_OF_SCOPE}")
+            return self._refuse(index, node, features, f"node {_shown(node, index)} is a {op}: {OUT_OF_SCOPE}")
         if any(name in self.pending_pad for name in features) and op not in ("Conv", "MaxPool", "AveragePool"):
-            return self._refuse(node, features, f"{op} after Pad (node {_shown(node, index)})")
+            return self._refuse(index, node, features, f"{op} after Pad (node {_shown(node, index)})")
         if len(node.output) < 1 or not node.output[0]:
             raise OnnxImportError(f"{self.field}.graph.node[{index}].output", f"a {op} node needs an output")
         if op in ("Shape", "Size"):
@@ -280,7 +287,7 @@ class _Walk:
             return None
         reason = self._dispatch(index, node, op, features)
         if reason is not None:
-            self._refuse(node, features, f"{shown}: {reason}")
+            self._refuse(index, node, features, f"{shown}: {reason}")
         return None
 
     def _dispatch(self, index: int, node, op: str, features: list[str]) -> str | None:
@@ -568,9 +575,10 @@ class _Walk:
             return CLASSIFIER
         return CLASSIFIER if starts_classifier else FEATURE
 
-    def _refuse(self, node, features: list[str], reason: str) -> None:
-        """Record `reason` and read the node's outputs as its first feature input, so the walk goes on."""
-        self.unsupported.append(reason)
+    def _refuse(self, index: int, node, features: list[str], reason: str) -> None:
+        """Record `reason` for node `index` and read the node's outputs as its first feature input, so the walk
+        goes on."""
+        self.unsupported.append((index, reason))
         for output in node.output:
             if output:
                 self.maps[output] = self.maps[features[0]]

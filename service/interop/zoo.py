@@ -141,7 +141,12 @@ __all__ = ["EXPORTERS", "TIMM_MODELS", "TORCHVISION_FAMILIES", "ZooModel", "buil
 
 
 _LAYER_DEFAULTS = {"kernel_size": 1, "stride": None, "dilation": 1, "padding": 0, "groups": 1, "out_channels": None,
-                   "level": "feature", "bias": True, "rate": None}  # fmt: skip
+                   "level": "feature", "bias": True, "rate": None, "ceil_mode": False}  # fmt: skip
+
+
+def _json_shaped(value: Any) -> Any:
+    """Tuples (per-axis values, paddings) as the lists JSON reads back."""
+    return [_json_shaped(item) for item in value] if isinstance(value, (tuple, list)) else value
 
 
 def preset_entry(entry: ZooModel) -> dict[str, Any]:
@@ -160,7 +165,7 @@ def preset_entry(entry: ZooModel) -> dict[str, Any]:
         for field, default in _LAYER_DEFAULTS.items():
             value = getattr(layer, field)
             if value != default:
-                node[field] = value
+                node[field] = _json_shaped(value)
         nodes.append(node)
     return {
         "title": f"{entry.name} ({entry.source}, random weights)",

@@ -7,7 +7,7 @@ become identities, max pools become average pools of the same window, linear lay
 sum the channels. With every weight positive nothing cancels, so the support of the input gradient of the centre
 output unit is exactly that unit's receptive field; the input is doubled until the support touches no border.
 The imported graph of the real model must give the same receptive field for its last feature map.
-(Inception-v3 needs the per-axis arithmetic of issue 10 for its 1x7 kernels: a strict xfail until then.)
+Inception-v3's 1x7 and 7x1 kernels go through the per-axis arithmetic (docs/geometry.md).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from cnnplan.service.interop.onnx_import import OnnxImportError
 from cnnplan.service.interop.torch_import import module_graph
 from cnnplan.service.interop.zoo import build
 from cnnplan.solver import analyse
@@ -62,18 +62,31 @@ def geometry_replica(module: nn.Module) -> nn.Module:
     return module.double().eval()
 
 
-def gradient_receptive_field(features: nn.Module, start: int) -> int:
-    """Rows spanned by the input gradient of the centre output unit, on an input large enough that they do not
-    touch its border (from `start` pixels, doubled until then; the start only saves time, the border check is
-    what makes the measurement valid)."""
+def _functional_replica(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The functional calls of the docstring's replacements too (Inception's ``F.max_pool2d`` branch pools and
+    ``F.relu`` in ``BasicConv2d``): average pools of the same window and identities, while `monkeypatch` lasts."""
+
+    def average_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+        assert dilation == 1 and not return_indices
+        return F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode)
+
+    monkeypatch.setattr(F, "max_pool2d", average_pool)
+    monkeypatch.setattr(F, "relu", lambda x, inplace=False: x)
+
+
+def gradient_receptive_field(features: nn.Module, start: int) -> tuple[int, int]:
+    """(rows, columns) spanned by the input gradient of the centre output unit, on an input large enough that
+    they do not touch its border (from `start` pixels, doubled until then; the start only saves time, the border
+    check is what makes the measurement valid)."""
     size = start
     while True:
         x = torch.zeros(1, 3, size, size, dtype=torch.float64, requires_grad=True)
         out = features(x)
         out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
-        rows = (x.grad[0].abs().sum((0, 2)) > 0).nonzero().flatten()
-        if rows[0] > 0 and rows[-1] < size - 1:
-            return int(rows[-1] - rows[0] + 1)
+        support = x.grad[0].abs().sum(0) > 0
+        rows, columns = (support.any(axis).nonzero().flatten() for axis in (1, 0))
+        if min(rows[0], columns[0]) > 0 and max(rows[-1], columns[-1]) < size - 1:
+            return int(rows[-1] - rows[0] + 1), int(columns[-1] - columns[0] + 1)
         size *= 2
 
 
@@ -92,21 +105,20 @@ def _inception_v3(model):
 CASES = [
     ("resnet50", _resnet50, 64),
     ("mobilenet_v2", lambda model: model.features, 64),
-    pytest.param(
-        "inception_v3",
-        _inception_v3,
-        96,
-        marks=pytest.mark.xfail(strict=True, reason="needs per-axis geometry (issue 10)", raises=OnnxImportError),
-    ),  # fmt: skip
+    ("inception_v3", _inception_v3, 96),  # 1x7 and 7x1 kernels: per-axis geometry
     ("densenet121", lambda model: model.features, 64),
     ("convnext_tiny", lambda model: model.features, 64),
 ]
 
 
 @pytest.mark.parametrize(("name", "features_of", "size"), CASES)
-def test_receptive_field_of_the_last_feature_map_matches_gradients(name, features_of, size):
+def test_receptive_field_of_the_last_feature_map_matches_gradients(name, features_of, size, monkeypatch):
     features = features_of(build("torchvision", name))
     imported = module_graph(features, size).imported
     analysis = analyse(imported.layers, size, imported.in_channels)
-    expected = max(layer.receptive_field for layer in analysis.layers)
-    assert gradient_receptive_field(geometry_replica(features), start=expected // 32 * 32 + 64) == expected
+    expected = analysis.layers[-1].receptive_field  # (height, width)
+    assert expected == tuple(max(layer.receptive_field[axis] for layer in analysis.layers) for axis in (0, 1))
+    with monkeypatch.context() as patch:
+        _functional_replica(patch)
+        measured = gradient_receptive_field(geometry_replica(features), start=max(expected) // 32 * 32 + 64)
+    assert measured == expected
