@@ -827,7 +827,7 @@ def validate_onnx(
                 f"model.graph.node[{node_index}].input[1]",
                 f"the weight expects {expected} input features but the graph delivers {found}",
             )
-    return attach_fixes(check_constraints(analysis, t, include_pointwise, rf_side)), imported  # type: ignore[arg-type]
+    return attach_fixes(check_constraints(analysis, t, include_pointwise, rf_side)), imported
 
 
 def validate_onnx_file(

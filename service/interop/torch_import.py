@@ -63,6 +63,8 @@ def module_graph(model: Any, image_size: ImageSize, in_channels: int = 3, field:
             program = torch.onnx.export(model, (example,), dynamo=True, optimize=False, verbose=False)
     except Exception as error:  # noqa: BLE001  torch.export fails in many ways; each is named for the user
         raise TorchTraceError(field, f"cannot be traced by torch.export: {_first_failure(error)}") from None
+    if program is None:  # torch returns None only when it wrote to a file, which this call does not ask for
+        raise TorchTraceError(field, "torch.onnx.export returned no program")
     imported = import_graph(program.model_proto, field=field)
     params = sum(p.numel() for p in model.parameters())
     return TorchImport(imported, params, (height, width))

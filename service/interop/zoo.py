@@ -117,9 +117,11 @@ def export_onnx(model: Any, image_size: int, exporter: str) -> bytes:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
-            return torch.onnx.export(model, (example,), dynamo=True, verbose=False).model_proto.SerializeToString()
+            program = torch.onnx.export(model, (example,), dynamo=True, verbose=False)
+            assert program is not None  # returned whenever no file is named
+            return program.model_proto.SerializeToString()
         buffer = io.BytesIO()
-        torch.onnx.export(model, (example,), buffer, dynamo=False)
+        torch.onnx.export(model, (example,), buffer, dynamo=False)  # type: ignore[arg-type]  # a file object works; the stubs say path
         return buffer.getvalue()
 
 

@@ -108,7 +108,9 @@ def layer_module(stats: LayerStats, node: Layer) -> nn.Module | None:
     if kind == "maxpool":
         if native is not None:
             return nn.MaxPool2d(stats.kernel_size, stats.stride, padding=native, ceil_mode=stats.ceil_mode)
-        pool = nn.MaxPool2d(stats.kernel_size, stats.stride, dilation=stats.dilation, ceil_mode=stats.ceil_mode)
+        pool: nn.Module = nn.MaxPool2d(
+            stats.kernel_size, stats.stride, dilation=stats.dilation, ceil_mode=stats.ceil_mode
+        )
         return _padded(stats.padding, pool, float("-inf"))
     if kind == "avgpool":
         if native is not None:

@@ -196,7 +196,9 @@ def experiment_result(job: Job, settings: Settings) -> dict[str, Any]:
     from cnnplan.service.experiments.results import aggregate
 
     body, views, jobs = experiment_state(job, settings)
-    environment = next((run.result["environment"] for run in jobs if run.result and "environment" in run.result), {})
+    environment: dict[str, Any] = next(
+        (run.result["environment"] for run in jobs if run.result and "environment" in run.result), {}
+    )
     return aggregate(_spec(body, settings, key=job.id), views, environment)
 
 

@@ -6,7 +6,7 @@ Thin: the shapes are `cnnplan.service.experiments.schemas`, the work is `cnnplan
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
@@ -21,7 +21,7 @@ from cnnplan.service.worker import experiment_jobs
 router = APIRouter(tags=["experiments"], dependencies=[Depends(require_api_key)])
 
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="An experiment's id (a UUID).")]
-_FIGURE = {200: {"description": "The experiment (JSON), or its figure (format=svg).",
+_FIGURE: dict[int | str, dict[str, Any]] = {200: {"description": "The experiment (JSON), or its figure (format=svg).",
                  "content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}}}}  # fmt: skip
 
 
