@@ -59,10 +59,12 @@ class Architecture:
     t_values: list[Fraction] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready facts: depth, verdict, broken constraints, c-values of the feature convs, top r."""
+        """JSON-ready facts: depth, verdict, broken constraints, the [h, w] c-values of the feature convs
+        (``min_c_value`` the smallest over both axes), the [h, w] top receptive field and its limit."""
         report = self.report
         broken = sorted({violation.constraint for violation in report.violations})
-        c_values = [format_fraction(layer.c_value) for layer in report.analysis.layers if report.is_constrained(layer)]
+        constrained = [layer.c_value for layer in report.analysis.layers if report.is_constrained(layer)]
+        c_values = [[format_fraction(c) for c in pair] for pair in constrained if pair is not None]
         return {
             "name": self.name,
             "groups": list(self.groups),
@@ -72,10 +74,10 @@ class Architecture:
             "breaks": broken,
             "breaks_capacity": C_VALUE in broken,
             "breaks_necessity": RECEPTIVE_FIELD in broken,
-            "min_c_value": format_fraction(min(Fraction(c) for c in c_values)) if c_values else None,
+            "min_c_value": format_fraction(min(min(pair) for pair in constrained if pair)) if c_values else None,
             "c_values": c_values,
-            "top_receptive_field": report.top_receptive_field,
-            "receptive_field_limit": report.receptive_field_limit,
+            "top_receptive_field": None if report.top_receptive_field is None else list(report.top_receptive_field),
+            "receptive_field_limit": list(report.receptive_field_limit),
             "t_values": [format_fraction(t) for t in self.t_values],
             "params": report.analysis.params,
             "flops": report.analysis.flops,
