@@ -329,21 +329,26 @@ def _budget_dict(plan: Plan) -> dict[str, Any] | None:
 
 
 def report_dict(report: ValidationReport) -> dict[str, Any]:
-    """A validation report as JSON-ready values (shape: `schemas.ValidateResponse`)."""
+    """A validation report as JSON-ready values (shape: `schemas.ValidateResponse`): `_report_fields`, the
+    violations with their message and fixes, the layers, and ``repair`` None (`validate_answer_dict` fills it)."""
     answer = _report_fields(report)
     answer["violations"] = [
         {
             "constraint": v.constraint,
             "layer": v.layer,
+            "axis": v.axis,
             "value": _number(Fraction(v.value)),
             "value_exact": format_fraction(Fraction(v.value)),
             "limit": _number(Fraction(v.limit)),
             "limit_exact": format_fraction(Fraction(v.limit)),
             "message": v.message,
+            "fix": v.fix,
+            "alternatives": list(v.alternatives),
         }
         for v in report.violations
     ]
-    answer["layers"] = [layer_dict(layer) for layer in report.analysis.layers]
+    answer["layers"] = [layer_dict(layer, report.include_pointwise) for layer in report.analysis.layers]
+    answer["repair"] = None
     return answer
 
 
@@ -385,25 +390,11 @@ def summary_of_validate_body(body: ValidateRequestModel) -> dict[str, Any]:
 
 
 def _report_fields(report: ValidationReport) -> dict[str, Any]:
+    """The fields the full report and its ``view=summary`` share (violations left empty)."""
     analysis = report.analysis
-    pointwise = report.include_pointwise
     return {
         "valid": report.valid,
-        "violations": [
-            {
-                "constraint": v.constraint,
-                "layer": v.layer,
-                "axis": v.axis,
-                "value": _number(Fraction(v.value)),
-                "value_exact": format_fraction(Fraction(v.value)),
-                "limit": _number(Fraction(v.limit)),
-                "limit_exact": format_fraction(Fraction(v.limit)),
-                "message": v.message,
-                "fix": v.fix,
-                "alternatives": list(v.alternatives),
-            }
-            for v in report.violations
-        ],
+        "violations": [],
         "top_layer": report.top_layer,
         "top_receptive_field": report.top_receptive_field,
         "top_axis": report.top_axis,
@@ -416,8 +407,6 @@ def _report_fields(report: ValidationReport) -> dict[str, Any]:
         "image_size": list(analysis.image_size),
         "params": analysis.params,
         "flops": analysis.flops,
-        "layers": [layer_dict(layer, pointwise) for layer in analysis.layers],
-        "repair": None,
     }
 
 

@@ -27,8 +27,8 @@ from fractions import Fraction
 from typing import Any
 
 from cnnplan.solver import Layer, WidthRule, check_constraints, format_fraction, make_plan
-from cnnplan.solver.analysis import analyse, analyse_chain
-from cnnplan.solver.constraints import C_VALUE, RECEPTIVE_FIELD, ValidationReport
+from cnnplan.solver.analysis import LayerStats, analyse, analyse_chain
+from cnnplan.solver.constraints import C_VALUE, RECEPTIVE_FIELD, ValidationReport, binding_axis
 from cnnplan.solver.plan import PlanRequest, network_for_stages
 
 PLANNED, BASELINE, SCALED, TOO_DEEP, TOO_LONG, T_SWEEP, USER = (
@@ -59,12 +59,14 @@ class Architecture:
     t_values: list[Fraction] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready facts: depth, verdict, broken constraints, the [h, w] c-values of the feature convs
-        (``min_c_value`` the smallest over both axes), the [h, w] top receptive field and its limit."""
+        """JSON-ready facts: depth, verdict, broken constraints, c-values of the feature convs, top r."""
         report = self.report
         broken = sorted({violation.constraint for violation in report.violations})
-        constrained = [layer.c_value for layer in report.analysis.layers if report.is_constrained(layer)]
-        c_values = [[format_fraction(c) for c in pair] for pair in constrained if pair is not None]
+        c_values = [
+            format_fraction(_binding_c_value(layer, report.include_pointwise))
+            for layer in report.analysis.layers
+            if report.is_constrained(layer)
+        ]
         return {
             "name": self.name,
             "groups": list(self.groups),
@@ -74,10 +76,10 @@ class Architecture:
             "breaks": broken,
             "breaks_capacity": C_VALUE in broken,
             "breaks_necessity": RECEPTIVE_FIELD in broken,
-            "min_c_value": format_fraction(min(min(pair) for pair in constrained if pair)) if c_values else None,
+            "min_c_value": format_fraction(min(Fraction(c) for c in c_values)) if c_values else None,
             "c_values": c_values,
-            "top_receptive_field": None if report.top_receptive_field is None else list(report.top_receptive_field),
-            "receptive_field_limit": list(report.receptive_field_limit),
+            "top_receptive_field": report.top_receptive_field,
+            "receptive_field_limit": report.receptive_field_limit,
             "t_values": [format_fraction(t) for t in self.t_values],
             "params": report.analysis.params,
             "flops": report.analysis.flops,
@@ -152,6 +154,13 @@ class _Collector:
             existing.t_values.append(t)
 
 
+def _binding_c_value(layer: LayerStats, include_pointwise: bool) -> Fraction:
+    """The c-value constraint 1 compares on a constrained layer: its binding axis' (`binding_axis`)."""
+    axis = binding_axis(layer, include_pointwise)
+    assert axis is not None and layer.c_value is not None
+    return layer.c_value[axis]
+
+
 def experiment_architectures(
     image_size: int,
     num_classes: int,
@@ -190,8 +199,8 @@ def experiment_architectures(
         swept = make_plan(PlanRequest(**{**request.__dict__, "min_c_value": sweep_t}))
         report = check_constraints(swept.report.analysis, t)
         collect.add(f"{T_SWEEP}", swept.layers, swept.stages, report, _label(swept.stages), sweep_t)
-    for name, layers in user:
-        nodes = tuple(layers)
+    for name, given in user:
+        nodes = tuple(given)
         report = check_constraints(analyse(nodes, image_size, in_channels), t)
         collect.add(USER, nodes, None, report, name)
     return collect.items
