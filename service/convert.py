@@ -379,7 +379,7 @@ def summary_of_validate_body(body: ValidateRequestModel) -> dict[str, Any]:
     (`cnnplan.service.plan_answer.chain_summary`), anything else through the generic analysis."""
     chain = body.chain
     only_chain = body.layers is None and body.graph is None and body.preset is None
-    if chain is not None and only_chain and body.image_size is not None:
+    if _CLOSED_FORM_MATCHES_PER_AXIS_ANSWERS and chain is not None and only_chain and body.image_size is not None:
         answer = chain_summary(
             tuple(chain.stages), chain.kernel_size, chain.downsample, chain.width, chain.batch_norm,
             body.image_size, body.min_c_value, body.in_channels, body.rf_side,
