@@ -93,7 +93,7 @@ def _spec(request: dict[str, Any], settings: Settings, key: str | None = None):
     try:
         spec = experiment_spec(request, settings.experiment_data_root)
     except ExperimentInputError as error:
-        raise invalid(error.field, error.reason) from None
+        raise invalid(error.field, error.reason, code=error.code) from None
     if key is not None:
         _specs[key] = spec
         while len(_specs) > _SPEC_CACHE_SIZE:
@@ -101,26 +101,31 @@ def _spec(request: dict[str, Any], settings: Settings, key: str | None = None):
     return spec
 
 
+def _over_limit(field: str, reason: str) -> ProblemError:
+    return invalid(field, reason, code="limit_exceeded")
+
+
 def check_experiment_limits(body: ExperimentRequest, settings: Settings, run_count: int) -> None:
-    """The settings' budget: image side, epochs, samples, images per run, runs; 422 naming the field."""
+    """The settings' budget: image side, epochs, samples, images per run, runs (422 ``limit_exceeded``
+    naming the field), and distinct seeds (422 ``invalid_input``)."""
     if body.image_size > settings.max_experiment_image_size:
-        raise invalid("image_size", f"must be at most {settings.max_experiment_image_size}, got {body.image_size}")
+        raise _over_limit("image_size", f"must be at most {settings.max_experiment_image_size}, got {body.image_size}")
     if body.epochs > settings.max_experiment_epochs:
-        raise invalid("epochs", f"must be at most {settings.max_experiment_epochs}, got {body.epochs}")
+        raise _over_limit("epochs", f"must be at most {settings.max_experiment_epochs}, got {body.epochs}")
     if body.train_samples + body.test_samples > settings.max_experiment_samples:
-        raise invalid(
+        raise _over_limit(
             "train_samples", f"train_samples + test_samples must be at most {settings.max_experiment_samples}"
         )
     pixels = (body.train_samples + body.test_samples) * body.image_size**2
     if pixels * 4 > settings.max_experiment_dataset_bytes:
-        raise invalid("train_samples", f"the dataset would take {pixels * 4:,} bytes in memory; the limit is "
+        raise _over_limit("train_samples", f"the dataset would take {pixels * 4:,} bytes in memory; the limit is "
                                        f"{settings.max_experiment_dataset_bytes:,} ((train + test) x z^2 x 4)")  # fmt: skip
     if body.train_samples * body.epochs > settings.max_experiment_sample_epochs:
-        raise invalid("epochs", f"train_samples x epochs must be at most {settings.max_experiment_sample_epochs}")
+        raise _over_limit("epochs", f"train_samples x epochs must be at most {settings.max_experiment_sample_epochs}")
     if len(set(body.seeds)) != len(body.seeds):
-        raise invalid("seeds", "a seed is listed twice")
+        raise invalid("seeds", "a seed is listed twice", code="invalid_input")
     if run_count > settings.max_experiment_runs:
-        raise invalid(
+        raise _over_limit(
             "seeds", f"{run_count} runs (architectures x seeds) exceed the limit of {settings.max_experiment_runs}"
         )
 

@@ -24,6 +24,14 @@ from cnnplan.service.worker.schemas import CancelRequest
 router = APIRouter(tags=["experiments"], dependencies=[Depends(job_caller)])
 
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="An experiment's id (a UUID).")]
+EXPERIMENT_RULES = (
+    "image_size, epochs, train_samples + test_samples, the dataset's bytes, train_samples x epochs and the "
+    "number of runs are within the server's limits (code limit_exceeded; CNNPLAN_MAX_EXPERIMENT_*)",
+    "dataset_options name only options of the chosen dataset; image_folder needs the server's data root and a "
+    "folder under it; seeds are distinct; variants are within their ranges (code invalid_input)",
+    "each of architectures passes the rules of POST /validate and outputs one score per class",
+)
+"""The rules of an experiment request that JSON Schema cannot state (the 422 of the operation lists them)."""
 _FIGURE = {200: {"description": "The experiment (JSON), or its figure (format=svg).",
                  "content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}}}}  # fmt: skip
 
@@ -33,7 +41,7 @@ _FIGURE = {200: {"description": "The experiment (JSON), or its figure (format=sv
     status_code=202,
     dependencies=[Depends(limit_job_submissions)],
     response_model=ExperimentJob,
-    responses=problem_responses(401, 413, 422, 429, 503),
+    responses=problem_responses(401, 413, 422, 429, 503, rules=EXPERIMENT_RULES),
     summary="Queue a training experiment: the plan, its variants and your networks, several seeds each",
 )
 def post_experiment(body: ExperimentRequest, settings: AppSettings, caller: JobCaller) -> FastJSONResponse:
