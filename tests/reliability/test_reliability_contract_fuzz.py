@@ -74,9 +74,9 @@ DOMAIN_CODES = frozenset(
     | {"invalid_onnx", "limit_exceeded"}
 )
 """Problem codes of rules about what a request means, not about its shape."""
-UNBOUNDED_VALUE_FIELDS = frozenset({"min_c_value", "t_sweep"})
+UNBOUNDED_VALUE_FIELDS = frozenset({"min_c_value", "t_sweep", "stage_scales"})
 """Fields whose accepted values JSON Schema cannot bound exactly (a 'p/q' string's value; an experiment's
-t-sweep is a list of them, named with its index)."""
+t-sweep and stage scales are lists of them, named with their index)."""
 
 
 def refusals_of_schema_valid_requests_are_documented(ctx, response, case) -> bool | None:
