@@ -102,9 +102,11 @@ def format_table(result: dict[str, Any]) -> str:
             else "breaks " + " + ".join({"c_value": "c ≥ t", "receptive_field": "r ≤ z"}[b] for b in entry["breaks"])
         )
         accuracy = "—" if test["mean"] is None else f"{test['mean']:.3f} ± {test['std']:.3f} ({test['n']})"
+        r = entry["top_receptive_field"]  # [h, w]: one number when both axes agree
+        top_r = "—" if r is None else r[0] if r[0] == r[1] else f"{r[0]}x{r[1]}"
         lines.append(
             f"| {entry['name']} | {', '.join(entry['groups'])} | {entry['depth']} | {verdict} | "
-            f"{entry['top_receptive_field']} | {entry['min_c_value']} | {entry['params']:,} | {accuracy} | "
+            f"{top_r} | {entry['min_c_value']} | {entry['params']:,} | {accuracy} | "
             f"{'—' if train['mean'] is None else format(train['mean'], '.3f')} | "
             f"{'—' if wall['mean'] is None else format(wall['mean'], '.0f')} |"
         )

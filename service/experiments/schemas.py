@@ -10,10 +10,17 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
-from cnnplan.service.schemas import MinCValue, ValidateRequestModel, WidthRuleModel
+from cnnplan.service.schemas import (
+    ARCHITECTURE_FIELDS,
+    MinCValue,
+    ValidateRequestModel,
+    WidthRuleModel,
+    check_exactly_one_of,
+    exactly_one_of_schema,
+)  # fmt: skip
 
 MAX_EXPERIMENT_IMAGE_SIDE = 256
 DATASETS = ("relations", "multiscale", "image_folder")
@@ -89,9 +96,17 @@ class VariantsModel(_Strict):
 
 class UserArchitecture(ValidateRequestModel):
     """A network to race against the plan: a POST /validate body plus a display name. Its input channels
-    and image size are the experiment's; its last layer must output one score per class."""
+    and image size are the experiment's (so, unlike POST /validate, it needs no image_size); its last
+    layer must output one score per class."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [exactly_one_of_schema(ARCHITECTURE_FIELDS)]})
 
     name: str = Field(min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_architecture(self) -> UserArchitecture:  # replaces the parent's: the image size is the experiment's
+        check_exactly_one_of(self, ARCHITECTURE_FIELDS)
+        return self
 
 
 class ExperimentRequest(_Strict):
@@ -160,6 +175,9 @@ class ExperimentJob(BaseModel):
     runs: list[ExperimentRun] = Field(description="One per architecture x seed, with its own status and progress.")
     result: ExperimentResult | None
     error: dict[str, Any] | None
+    owner: str | None = Field(None, description="The owner of the API key that submitted it (None without keys).")
+    reason: str | None = Field(None, description="Why it ended, when it was cancelled (or deleted).")
+    cancelled_by: str | None = Field(None, description="The owner whose key cancelled it (`anonymous` without keys).")
 
 
 class ExperimentJobList(BaseModel):

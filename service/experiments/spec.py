@@ -35,11 +35,12 @@ _OPTIONS = {
 
 
 class ExperimentInputError(ValueError):
-    """A request that cannot run: `field` names the offending request field."""
+    """A request that cannot run: `field` names the offending request field; `code` is the problem's
+    (``invalid_input``, or the solver error's own)."""
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, code: str = "invalid_input") -> None:
         super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
+        self.field, self.reason, self.code = field, reason, code
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _user_layers(index: int, body: UserArchitecture, request: ExperimentRequest,
         layers, _size, _field = architecture_of(validate_body)
         outputs = analyse(layers, request.image_size, IN_CHANNELS).layers[-1].out_channels
     except SolverError as error:
-        raise ExperimentInputError(f"{field}.{error.field}", error.reason) from None
+        raise ExperimentInputError(f"{field}.{error.field}", error.reason, error.code) from None
     except ProblemError as error:
         raise ExperimentInputError(f"{field}.{error.field or 'layers'}", error.reason or error.detail) from None
     if outputs != classes:
@@ -146,7 +147,7 @@ def experiment_spec(request: ExperimentRequest | Mapping[str, Any], data_root: s
             _fraction(request.min_c_value), variant_options, user,
         )  # fmt: skip
     except SolverError as error:
-        raise ExperimentInputError(error.field, error.reason) from None
+        raise ExperimentInputError(error.field, error.reason, error.code) from None
     return ExperimentSpec(request, classes, options, architectures)
 
 

@@ -1,5 +1,5 @@
 """The job service behind /experiments: submit (checked, stored, one queued run per architecture x
-seed), look up, list and cancel experiments.
+seed), look up, list, cancel and delete experiments.
 
 Storage: two job stores of `cnnplan.service.worker.store` beside the benchmarks' (embedded: their own
 SQLite files; Redis: their own key prefixes). A *run* is an ordinary job (claim, lease, heartbeat,
@@ -7,6 +7,12 @@ re-queue after a lost worker, max attempts) whose request names one architecture
 experiment. The *experiment* record holds the request and its run ids and changes only when it is
 cancelled; its status, progress and result are derived from its runs whenever it is read, so there is
 no "last run finishes the experiment" step that a dying worker could skip.
+
+Experiments follow the job contract of benchmarks through the generic helpers of
+`cnnplan.service.worker.jobs`: each record has the `owner` of its key (another owner's is a 404, the
+admin sees all, shared without keys), the per-key cap on active experiments (a record whose runs have
+all ended is settled to its outcome before the cap is checked, so it frees its slot), cancel keeping
+the record with `reason` and ``cancelled_by``, delete removing the record and its runs.
 """
 
 from __future__ import annotations
@@ -21,7 +27,18 @@ from cnnplan.service.experiments.schemas import ExperimentRequest
 from cnnplan.service.problems import ProblemError
 from cnnplan.service.problems import invalid_field as invalid
 from cnnplan.service.settings import Settings
-from cnnplan.service.worker.jobs import job_service, unavailable
+from cnnplan.service.worker.jobs import (
+    SHARED,
+    Caller,
+    cancel_record,
+    create_owned,
+    delete_record,
+    job_service,
+    queue_or_forget,
+    store_errors,
+    unavailable,
+    visible_job,
+)  # fmt: skip
 from cnnplan.service.worker.store import (
     CANCELLED,
     FAILED,
@@ -33,10 +50,10 @@ from cnnplan.service.worker.store import (
     JobStore,
     RedisJobStore,
     SqlJobStore,
-    StoreUnavailable,
 )  # fmt: skip
 
 EXPERIMENT_PREFIX, RUN_PREFIX = "cnnplan:experiments:", "cnnplan:experiment-runs:"
+NOUN = "experiment"
 
 
 def open_experiment_stores(data_dir: Path, redis_url: str | None) -> tuple[JobStore, JobStore]:
@@ -76,7 +93,7 @@ def _spec(request: dict[str, Any], settings: Settings, key: str | None = None):
     try:
         spec = experiment_spec(request, settings.experiment_data_root)
     except ExperimentInputError as error:
-        raise invalid(error.field, error.reason) from None
+        raise invalid(error.field, error.reason, code=error.code) from None
     if key is not None:
         _specs[key] = spec
         while len(_specs) > _SPEC_CACHE_SIZE:
@@ -84,26 +101,31 @@ def _spec(request: dict[str, Any], settings: Settings, key: str | None = None):
     return spec
 
 
+def _over_limit(field: str, reason: str) -> ProblemError:
+    return invalid(field, reason, code="limit_exceeded")
+
+
 def check_experiment_limits(body: ExperimentRequest, settings: Settings, run_count: int) -> None:
-    """The settings' budget: image side, epochs, samples, images per run, runs; 422 naming the field."""
+    """The settings' budget: image side, epochs, samples, images per run, runs (422 ``limit_exceeded``
+    naming the field), and distinct seeds (422 ``invalid_input``)."""
     if body.image_size > settings.max_experiment_image_size:
-        raise invalid("image_size", f"must be at most {settings.max_experiment_image_size}, got {body.image_size}")
+        raise _over_limit("image_size", f"must be at most {settings.max_experiment_image_size}, got {body.image_size}")
     if body.epochs > settings.max_experiment_epochs:
-        raise invalid("epochs", f"must be at most {settings.max_experiment_epochs}, got {body.epochs}")
+        raise _over_limit("epochs", f"must be at most {settings.max_experiment_epochs}, got {body.epochs}")
     if body.train_samples + body.test_samples > settings.max_experiment_samples:
-        raise invalid(
+        raise _over_limit(
             "train_samples", f"train_samples + test_samples must be at most {settings.max_experiment_samples}"
         )
     pixels = (body.train_samples + body.test_samples) * body.image_size**2
     if pixels * 4 > settings.max_experiment_dataset_bytes:
-        raise invalid("train_samples", f"the dataset would take {pixels * 4:,} bytes in memory; the limit is "
+        raise _over_limit("train_samples", f"the dataset would take {pixels * 4:,} bytes in memory; the limit is "
                                        f"{settings.max_experiment_dataset_bytes:,} ((train + test) x z^2 x 4)")  # fmt: skip
     if body.train_samples * body.epochs > settings.max_experiment_sample_epochs:
-        raise invalid("epochs", f"train_samples x epochs must be at most {settings.max_experiment_sample_epochs}")
+        raise _over_limit("epochs", f"train_samples x epochs must be at most {settings.max_experiment_sample_epochs}")
     if len(set(body.seeds)) != len(body.seeds):
-        raise invalid("seeds", "a seed is listed twice")
+        raise invalid("seeds", "a seed is listed twice", code="invalid_input")
     if run_count > settings.max_experiment_runs:
-        raise invalid(
+        raise _over_limit(
             "seeds", f"{run_count} runs (architectures x seeds) exceed the limit of {settings.max_experiment_runs}"
         )
 
@@ -114,8 +136,23 @@ def _send(settings: Settings, run_id: str) -> None:
     job_service(settings).celery.send_task(EXPERIMENT_TASK, args=[run_id], queue=EXPERIMENT_QUEUE, retry=False)
 
 
-def submit_experiment(body: ExperimentRequest, settings: Settings) -> dict[str, Any]:
-    """Check the body (limits, dataset, architectures), store its runs and the experiment, queue the runs."""
+def _settle_finished(settings: Settings, owner: str) -> None:
+    """Move `owner`'s experiment records whose runs have all ended (`_status`) to that outcome, so they no
+    longer count as active against the owner's cap."""
+    experiments, runs = experiment_stores(settings)
+    for job_id in experiments.active_ids():
+        job = experiments.get(job_id)
+        if job is None or job.owner != owner:
+            continue
+        statuses = [run.status if run is not None else FAILED for run in map(runs.get, job.request["runs"])]
+        status = _status(job, statuses)
+        if status in (SUCCEEDED, FAILED):
+            experiments.settle(job_id, status)
+
+
+def submit_experiment(body: ExperimentRequest, settings: Settings, caller: Caller = SHARED) -> dict[str, Any]:
+    """Check the body (limits, dataset, architectures), store its runs and the experiment owned by
+    `caller` (within its cap on active experiments: 429 past it; `create_owned`), queue the runs."""
     request = body.model_dump(mode="json", warnings=False)
     spec = _spec(request, settings)
     run_count = len(spec.architectures) * len(body.seeds)
@@ -123,24 +160,33 @@ def submit_experiment(body: ExperimentRequest, settings: Settings) -> dict[str, 
     experiments, runs = experiment_stores(settings)
     run_ids: list[str] = []
     try:
-        job_service(settings).check()
-        experiments.ping()
+        if caller.owner is not None:
+            _settle_finished(settings, caller.owner)
         for seed in body.seeds:
             for index in range(len(spec.architectures)):
-                run_ids.append(runs.create({"experiment": request, "index": index, "seed": seed}).id)
-        job = experiments.create({"body": request, "runs": run_ids})
+                run = {"experiment": request, "index": index, "seed": seed}
+                run_ids.append(runs.create(run, owner=caller.owner).id)
     except Exception as error:
         for run_id in run_ids:
             runs.delete(run_id)
         raise unavailable(error) from None
     try:
+        job = create_owned(settings, caller, {"body": request, "runs": run_ids}, store=experiments)
+    except ProblemError:  # over the cap, or the broker down: no experiment refers to the runs
         for run_id in run_ids:
-            _send(settings, run_id)
-    except Exception as error:
-        for run_id in run_ids:
-            runs.cancel(run_id)
-        experiments.delete(job.id)
-        raise unavailable(error) from None
+            runs.delete(run_id)
+        raise
+
+    def send_runs(_job_id: str) -> None:
+        try:
+            for run_id in run_ids:
+                _send(settings, run_id)
+        except Exception:
+            for run_id in run_ids:
+                runs.delete(run_id)
+            raise
+
+    queue_or_forget(settings, job, send_runs, store=experiments)
     return experiment_dict(job, settings)
 
 
@@ -227,67 +273,67 @@ def experiment_dict(job: Job, settings: Settings) -> dict[str, Any]:
         "runs": views,
         "result": result,
         "error": error,
+        "owner": job.owner,
+        "reason": job.reason,
+        "cancelled_by": job.cancelled_by,
     }
 
 
-def _lookup(store: JobStore, job_id: str) -> Job:
-    job = store.get(job_id)
-    if job is None:
-        raise ProblemError(404, "Not found", f"no experiment {job_id!r}", field="id", code="not_found")
-    return job
+def get_experiment(settings: Settings, caller: Caller, job_id: str) -> dict[str, Any]:
+    """One experiment's dict; 404 when there is none or `caller` does not own it."""
+    with store_errors():
+        return experiment_dict(visible_job(experiment_stores(settings)[0], caller, job_id, NOUN), settings)
 
 
-def get_experiment(settings: Settings, job_id: str) -> dict[str, Any]:
-    """One experiment's dict; 404 when there is none."""
-    try:
-        return experiment_dict(_lookup(experiment_stores(settings)[0], job_id), settings)
-    except (StoreUnavailable, OSError) as error:
-        raise unavailable(error) from None
-
-
-def experiment_figure(settings: Settings, job_id: str) -> bytes:
-    """The SVG figure of the runs finished so far; 409 while none has succeeded."""
+def experiment_figure(settings: Settings, caller: Caller, job_id: str) -> bytes:
+    """The SVG figure of the runs finished so far; 404 as `get_experiment`, 409 while none has succeeded."""
     from cnnplan.service.experiments.figure import experiment_image
 
-    try:
-        result = experiment_result(_lookup(experiment_stores(settings)[0], job_id), settings)
-    except (StoreUnavailable, OSError) as error:
-        raise unavailable(error) from None
+    with store_errors():
+        result = experiment_result(visible_job(experiment_stores(settings)[0], caller, job_id, NOUN), settings)
     if not any(entry["test_accuracy"]["n"] for entry in result["architectures"]):
         raise ProblemError(409, "No result yet", f"no run of experiment {job_id} has finished yet", field="id",
                            code="no_result")  # fmt: skip
     return experiment_image(result, "svg")
 
 
-def list_experiments(settings: Settings, limit: int, offset: int) -> dict[str, Any]:
-    """A page of experiments, newest first (shape: `ExperimentJobList`)."""
-    try:
-        jobs, total = experiment_stores(settings)[0].list(limit, offset)
+def list_experiments(settings: Settings, caller: Caller, limit: int, offset: int) -> dict[str, Any]:
+    """A page of the experiments `caller` sees, newest first (shape: `ExperimentJobList`)."""
+    with store_errors():
+        jobs, total = experiment_stores(settings)[0].list(limit, offset, owner=caller.listing_owner)
         items = [experiment_dict(job, settings) for job in jobs]
-    except (StoreUnavailable, OSError) as error:
-        raise unavailable(error) from None
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-def cancel_experiment(settings: Settings, job_id: str) -> dict[str, Any]:
-    """Cancel an experiment and its unfinished runs (idempotent); 404 when unknown, 409 when it had ended."""
+def cancel_experiment(settings: Settings, caller: Caller, job_id: str, reason: str | None = None) -> dict[str, Any]:
+    """Cancel an experiment and its unfinished runs, keeping its record with `reason` and ``cancelled_by``
+    (idempotent; `cancel_record`); 404 when not visible, 409 when every run had already ended."""
     experiments, runs = experiment_stores(settings)
-    try:
-        job = _lookup(experiments, job_id)
-        current = experiment_dict(job, settings)
-        if current["status"] in (SUCCEEDED, FAILED):
-            raise ProblemError(409, "Already finished", f"experiment {job_id} already {current['status']}",
-                               field="id", code="job_finished")  # fmt: skip
-        job = experiments.cancel(job_id) or job
+    with store_errors():
+        job = visible_job(experiments, caller, job_id, NOUN)
+        status = _status(job, [view["status"] for view in experiment_state(job, settings)[1]])
+        if status in (SUCCEEDED, FAILED):  # its record follows, so the cancel below answers 409
+            experiments.settle(job_id, status)
+    job = cancel_record(experiments, caller, job_id, reason, NOUN)
+    with store_errors():
         for run_id in job.request["runs"]:
-            runs.cancel(run_id)
+            runs.cancel(run_id, by=job.cancelled_by, reason=job.reason)
         return experiment_dict(job, settings)
-    except (StoreUnavailable, OSError) as error:
-        raise unavailable(error) from None
+
+
+def delete_experiment(settings: Settings, caller: Caller, job_id: str) -> None:
+    """Remove an experiment's record and its runs (`delete_record`: a queued or running one is cancelled
+    first, and each run's worker stops at its next heartbeat); 404 when not visible, and afterwards."""
+    runs = experiment_stores(settings)[1]
+    job = delete_record(experiment_stores(settings)[0], caller, job_id, NOUN)
+    with store_errors():
+        for run_id in job.request["runs"]:
+            runs.cancel(run_id, by=caller.name, reason="deleted")
+            runs.delete(run_id)
 
 
 __all__ = [
-    "EXPERIMENT_PREFIX", "RUN_PREFIX", "cancel_experiment", "check_experiment_limits", "experiment_dict",
+    "EXPERIMENT_PREFIX", "RUN_PREFIX", "cancel_experiment", "check_experiment_limits", "delete_experiment", "experiment_dict",
     "experiment_figure", "experiment_result", "experiment_stores", "get_experiment", "list_experiments",
     "open_experiment_stores", "submit_experiment",
 ]  # fmt: skip

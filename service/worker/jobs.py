@@ -196,16 +196,17 @@ def create_owned(
     request: dict[str, Any],
     idempotency_key: str | None = None,
     estimate: dict[str, Any] | None = None,
+    store: JobStore | None = None,
 ) -> Job:
-    """Check the broker and the store, then store a queued job owned by `caller`, within the caller's cap
-    on active jobs (``job_max_active_per_key``, with keys configured: 429 past it); 503 when down. A
-    repeated `idempotency_key` of the same caller gives back the job the first submission made (409 when
-    its body differs)."""
+    """Check the broker and the store, then store a queued job owned by `caller` in `store` (default: the
+    benchmarks'), within the caller's cap on active jobs of that store (``job_max_active_per_key``, with
+    keys configured: 429 past it); 503 when down. A repeated `idempotency_key` of the same caller gives
+    back the job the first submission made (409 when its body differs)."""
     service = job_service(settings)
     cap = settings.job_max_active_per_key if caller.owner is not None else None
     try:
         service.check()
-        job = service.store.create(
+        job = (store or service.store).create(
             request, owner=caller.owner, max_active=cap, idempotency_key=idempotency_key, estimate=estimate
         )
     except ActiveJobsLimit as refused:
@@ -225,12 +226,13 @@ def create_owned(
     return job
 
 
-def queue_or_forget(settings: Settings, job: Job, send: Callable[[str], None]) -> None:
-    """`send(job.id)` (queue its work); if the broker refuses, delete the job again and answer 503."""
+def queue_or_forget(settings: Settings, job: Job, send: Callable[[str], None], store: JobStore | None = None) -> None:
+    """`send(job.id)` (queue its work); if the broker refuses, delete the job from `store` (default: the
+    benchmarks') again and answer 503."""
     try:
         send(job.id)
     except Exception as error:
-        job_service(settings).store.delete(job.id)
+        (store or job_service(settings).store).delete(job.id)
         raise unavailable(error) from None
 
 
@@ -269,9 +271,14 @@ def get_job(settings: Settings, caller: Caller, job_id: str, noun: str = "benchm
 def cancel_job(
     settings: Settings, caller: Caller, job_id: str, reason: str | None = None, noun: str = "benchmark job"
 ) -> dict[str, Any]:
-    """Cancel a queued or running job, keeping its record with `reason` and ``cancelled_by`` (idempotent:
-    an already cancelled job is answered as it is); 404 when not visible, 409 when it had already finished."""
-    store = job_service(settings).store
+    """Cancel a queued or running benchmark job (`cancel_record`); its dict."""
+    return job_dict(cancel_record(job_service(settings).store, caller, job_id, reason, noun))
+
+
+def cancel_record(store: JobStore, caller: Caller, job_id: str, reason: str | None, noun: str) -> Job:
+    """Cancel a queued or running job of `store`, keeping its record with `reason` and ``cancelled_by``
+    (idempotent: an already cancelled job is answered as it is); 404 when not visible, 409 when it had
+    already finished, 503 when the store is down."""
     with store_errors():
         visible_job(store, caller, job_id, noun)
         job = store.cancel(job_id, by=caller.name, reason=reason or "cancelled by request")
@@ -281,15 +288,21 @@ def cancel_job(
         raise ProblemError(
             409, "Already finished", f"job {job_id} already {job.status}", field="id", code="job_finished"
         )
-    return job_dict(job)
+    return job
 
 
 def delete_job(settings: Settings, caller: Caller, job_id: str, noun: str = "benchmark job") -> None:
-    """Remove a job's record and result; a queued or running one is cancelled first (its worker stops at
-    the next heartbeat). 404 when not visible; afterwards the job is a 404 for everyone."""
-    store = job_service(settings).store
+    """Remove a benchmark job's record and result (`delete_record`)."""
+    delete_record(job_service(settings).store, caller, job_id, noun)
+
+
+def delete_record(store: JobStore, caller: Caller, job_id: str, noun: str) -> Job:
+    """Remove a job's record and result from `store`; a queued or running one is cancelled first (its
+    worker stops at the next heartbeat). The job as it was; 404 when not visible, 503 when the store is
+    down; afterwards the job is a 404 for everyone."""
     with store_errors():
         job = visible_job(store, caller, job_id, noun)
         if job.status not in FINISHED:
             store.cancel(job_id, by=caller.name, reason="deleted")
         store.delete(job_id)
+    return job

@@ -126,6 +126,7 @@ class BenchmarkJob(BaseModel):
     owner: str | None = Field(None, description="The owner of the API key that submitted it (None without keys).")
     reason: str | None = Field(None, description="Why it ended, when it was cancelled (or deleted).")
     cancelled_by: str | None = Field(None, description="The owner whose key cancelled it (`anonymous` without keys).")
+    estimate: BenchmarkEstimate | None = Field(None, description="Expected duration, estimated at submission.")
 
 
 class CancelRequest(BaseModel):
@@ -134,7 +135,6 @@ class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     reason: str | None = Field(None, min_length=1, max_length=500, description="Why it is cancelled.")
-    estimate: BenchmarkEstimate | None = Field(None, description="Expected duration, estimated at submission.")
 
 
 class BenchmarkJobList(BaseModel):

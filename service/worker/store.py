@@ -223,6 +223,18 @@ class JobStore:
 
         return self._cas(job_id, transition) or self._get(job_id)
 
+    def settle(self, job_id: str, status: str) -> bool:
+        """queued/running -> `status` (succeeded or failed) for a record whose outcome is decided elsewhere
+        (an experiment, by its runs), so it leaves its owner's active jobs; False when already finished."""
+        now = time.time()
+
+        def transition(job: Job) -> dict[str, Any] | None:
+            if job.status in FINISHED:
+                return None
+            return {"status": status, "finished_at": now, "lease_expires_at": None}
+
+        return self._cas(job_id, transition) is not None
+
     def requeue_expired(self, job_id: str) -> bool:
         """running with an expired lease -> queued (the worker running it was lost)."""
         now = time.time()

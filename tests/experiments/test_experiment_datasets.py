@@ -122,7 +122,7 @@ def test_variants_around_the_plan_have_the_expected_verdicts() -> None:
     architectures = experiment_architectures(32, 8, 1, widths, Fraction(1, 6), VariantOptions())
     by_name = {a.name: a.summary() for a in architectures}
     plan = by_name["plan (7,4)"]  # the exact planner's optimum for z = 32 (docs/theory.md#exact-model)
-    assert plan["valid"] and plan["depth"] == 11 and plan["top_receptive_field"] == 32
+    assert plan["valid"] and plan["depth"] == 11 and plan["top_receptive_field"] == (32, 32)
     assert by_name["(1,1)"]["groups"] == ["baseline"] and by_name["(1,1)"]["valid"]
     for name, summary in by_name.items():
         if any(group.startswith("too_deep") for group in summary["groups"]):

@@ -1,6 +1,6 @@
 """Experiments end to end with real processes: `cnnplan serve` with its embedded worker and `cnnplan
 experiment run`, an API restart, a Celery worker SIGKILLed mid-run under Redis (its run re-run by the
-next worker); and the request checks (422 naming the field, API key, rate limit, cancel)."""
+next worker); and the request checks (422 naming the field, API key, rate limit, cancel, delete)."""
 
 from __future__ import annotations
 
@@ -150,11 +150,13 @@ def test_bad_requests_name_the_field_and_cancel_works(tmp_path: Path) -> None:
     queued = client.post("/experiments", json=TINY)  # no worker: it stays queued
     assert queued.status_code == 202 and queued.json()["status"] == "queued"
     job_id = queued.json()["id"]
-    cancelled = client.delete(f"/experiments/{job_id}").json()
+    cancelled = client.post(f"/experiments/{job_id}/cancel").json()
     assert cancelled["status"] == "cancelled" and all(run["status"] == "cancelled" for run in cancelled["runs"])
-    assert client.delete(f"/experiments/{job_id}").json()["status"] == "cancelled"  # idempotent
+    assert client.post(f"/experiments/{job_id}/cancel").json() == cancelled  # idempotent
     assert client.get("/experiments/no-such-id").status_code == 404
     assert client.get(f"/experiments/{job_id}", params={"format": "svg"}).status_code == 409  # nothing trained
+    assert client.delete(f"/experiments/{job_id}").status_code == 204
+    assert client.get(f"/experiments/{job_id}").status_code == 404
 
 
 @pytest.mark.parametrize("with_key", [True, False])

@@ -20,6 +20,7 @@ from cnnplan.service.client import AsyncPlannerClient, RetryPolicy
 from cnnplan.service.client._client import replayable
 from cnnplan.service.settings import Settings
 from cnnplan.service.worker.store import (
+    FAILED,
     RUNNING,
     SUCCEEDED,
     ActiveJobsLimit,
@@ -305,3 +306,117 @@ def test_a_job_table_of_the_previous_version_gains_the_new_columns(tmp_path: Pat
     assert store.get("old").owner is None
     new = store.create({"n": 1}, owner="alice", max_active=5)
     assert store.get(new.id).owner == "alice" and store.cancel("old", by="admin").cancelled_by == "admin"
+
+
+# -- experiments follow the same contract (issues 13 and 14) ---------------------------------------
+
+EXPERIMENT = {
+    "image_size": 16, "train_samples": 64, "test_samples": 32, "epochs": 1, "seeds": [0],
+    "widths": {"base": 4, "multiplier": 2, "max_width": 8},
+    "variants": {"baseline": True, "stage_scales": [], "too_deep": [], "too_long": [], "t_sweep": []},
+}  # fmt: skip
+"""Two architectures x one seed; never trained here (no worker): it stays queued."""
+
+
+def submit_experiment(client: TestClient, headers: dict) -> dict:
+    answer = client.post("/experiments", json=EXPERIMENT, headers=headers)
+    assert answer.status_code == 202, answer.text
+    return answer.json()
+
+
+def experiment_ids(client: TestClient, headers: dict) -> list[str]:
+    return [job["id"] for job in client.get("/experiments", headers=headers).json()["items"]]
+
+
+def run_store(client: TestClient) -> JobStore:
+    from cnnplan.service.worker.experiment_jobs import experiment_stores
+
+    return experiment_stores(client.app.state.settings)[1]
+
+
+def test_every_experiment_route_hides_another_owners_experiment(keyed: TestClient) -> None:
+    mine, theirs = submit_experiment(keyed, ALICE), submit_experiment(keyed, BOB)
+    assert mine["owner"] == "alice" and theirs["owner"] == "bob" and len(mine["runs"]) == 2
+    unknown = "0f6e1c1e-0000-4000-8000-000000000000"
+    for job_id in (mine["id"], unknown):
+        for method, path, params in (("GET", "", {}), ("GET", "", {"format": "svg"}), ("POST", "/cancel", {}),
+                                     ("DELETE", "", {})):  # fmt: skip
+            answer = keyed.request(method, f"/experiments/{job_id}{path}", params=params, headers=BOB)
+            assert answer.status_code == 404, (method, path, params, answer.text)
+            assert answer.json()["code"] == "not_found" and answer.json()["field"] == "id"
+            assert "alice" not in answer.text and "queued" not in answer.text
+    assert experiment_ids(keyed, BOB) == [theirs["id"]] and keyed.get("/experiments", headers=BOB).json()["total"] == 1
+    assert experiment_ids(keyed, ALICE) == [mine["id"]]
+    assert experiment_ids(keyed, ADMIN) == [theirs["id"], mine["id"]]
+    after = keyed.get(f"/experiments/{mine['id']}", headers=ALICE).json()
+    assert after["status"] == "queued" and after["cancelled_by"] is None  # bob's tries changed nothing
+    assert all(run_store(keyed).get(run["id"]).status == "queued" for run in after["runs"])
+    by_admin = keyed.post(f"/experiments/{theirs['id']}/cancel", headers=ADMIN, json={"reason": "maintenance"}).json()
+    assert (by_admin["status"], by_admin["cancelled_by"], by_admin["reason"]) == ("cancelled", "admin", "maintenance")
+    assert keyed.get(f"/experiments/{theirs['id']}", headers=BOB).json()["cancelled_by"] == "admin"
+
+
+def test_a_wrong_or_missing_key_is_401_on_every_experiment_route(keyed: TestClient) -> None:
+    job_id = submit_experiment(keyed, ALICE)["id"]
+    routes = [("POST", "/experiments"), ("GET", "/experiments"), ("GET", f"/experiments/{job_id}"),
+              ("POST", f"/experiments/{job_id}/cancel"), ("DELETE", f"/experiments/{job_id}")]  # fmt: skip
+    for headers in ({}, {"X-API-Key": ALICE_KEY + "x"}):
+        for method, path in routes:
+            body = EXPERIMENT if path == "/experiments" and method == "POST" else None
+            assert keyed.request(method, path, headers=headers, json=body).status_code == 401, (headers, method, path)
+    assert keyed.get(f"/experiments/{job_id}", headers=ALICE).json()["status"] == "queued"
+
+
+def test_experiment_cancel_keeps_the_record_and_delete_removes_it_and_its_runs(keyed: TestClient) -> None:
+    job = submit_experiment(keyed, ALICE)
+    cancelled = keyed.post(f"/experiments/{job['id']}/cancel", headers=ALICE, json={"reason": "wrong size"})
+    assert cancelled.status_code == 200
+    body = cancelled.json()
+    assert (body["status"], body["reason"], body["cancelled_by"]) == ("cancelled", "wrong size", "alice")
+    assert all(run["status"] == "cancelled" for run in body["runs"])
+    stored = [run_store(keyed).get(run["id"]) for run in body["runs"]]
+    assert all((run.status, run.reason, run.cancelled_by) == ("cancelled", "wrong size", "alice") for run in stored)
+    again = keyed.post(f"/experiments/{job['id']}/cancel", headers=ALICE).json()
+    assert again["reason"] == "wrong size" and again == keyed.get(f"/experiments/{job['id']}", headers=ALICE).json()
+    assert keyed.post(f"/experiments/{job['id']}/cancel", headers=ALICE, json={"why": "x"}).status_code == 422
+    for victim in (job, submit_experiment(keyed, ALICE)):  # a cancelled one, and a queued one (cancelled first)
+        deleted = keyed.delete(f"/experiments/{victim['id']}", headers=ALICE)
+        assert deleted.status_code == 204 and deleted.content == b""
+        for method, path in (("GET", ""), ("POST", "/cancel"), ("DELETE", "")):
+            assert keyed.request(method, f"/experiments/{victim['id']}{path}", headers=ALICE).status_code == 404
+        assert all(run_store(keyed).get(run["id"]) is None for run in victim["runs"])  # the runs go too
+    assert experiment_ids(keyed, ALICE) == [] and experiment_ids(keyed, ADMIN) == []
+
+
+def test_the_active_experiments_cap_is_per_key_and_a_finished_one_frees_its_slot(
+    tmp_path: Path, redis_url: str | None
+) -> None:
+    client = app_client(tmp_path, redis_url, api_keys=KEYS, job_max_active_per_key=1)
+    first = submit_experiment(client, ALICE)
+    refused = client.post("/experiments", json=EXPERIMENT, headers=ALICE)
+    assert refused.status_code == 429 and refused.json()["code"] == "active_jobs_limit"
+    assert int(refused.headers["retry-after"]) > 0 and "at most 1" in refused.json()["detail"]
+    assert len(experiment_ids(client, ALICE)) == 1  # the refused submission left no record behind
+    submit_experiment(client, BOB)  # bob's own cap
+    runs = run_store(client)
+    error = {"type": "internal_error", "message": "the test's worker gave up", "field": None}
+    for run in first["runs"]:  # a worker's claim and end of every run, through the real store
+        claimed = runs.claim(run["id"], "test-worker", 60, 3)
+        assert claimed is not None and runs.finish(run["id"], claimed.attempts, FAILED, error=error)
+    second = submit_experiment(client, ALICE)  # the experiment whose runs all ended no longer counts
+    assert client.get(f"/experiments/{first['id']}", headers=ALICE).json()["status"] == "failed"
+    finished = client.post(f"/experiments/{first['id']}/cancel", headers=ALICE)
+    assert finished.status_code == 409 and finished.json()["code"] == "job_finished"
+    client.post(f"/experiments/{second['id']}/cancel", headers=ALICE)
+    submit_experiment(client, ALICE)  # a cancelled one frees its slot too
+    assert client.post("/experiments", json=EXPERIMENT, headers=ALICE).status_code == 429
+
+
+def test_without_keys_experiments_are_shared(tmp_path: Path, redis_url: str | None) -> None:
+    client = app_client(tmp_path, redis_url, job_max_active_per_key=1)
+    job, other = submit_experiment(client, {}), submit_experiment(client, {})  # no cap without keys
+    assert job["owner"] is None and experiment_ids(client, {}) == [other["id"], job["id"]]
+    cancelled = client.post(f"/experiments/{job['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled" and cancelled["cancelled_by"] == "anonymous"
+    assert client.delete(f"/experiments/{other['id']}").status_code == 204
+    assert experiment_ids(client, {}) == [job["id"]]
