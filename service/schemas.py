@@ -208,11 +208,12 @@ def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
 
 
 def _integral(value: Any) -> Any:
-    """A float with no fractional part as an int (also inside a list); anything else unchanged."""
+    """A float with no fractional part as an int (also inside lists, nested ones too: per-axis padding);
+    anything else unchanged."""
     if type(value) is float and value.is_integer():
         return int(value)
     if type(value) is list:
-        return [int(item) if type(item) is float and item.is_integer() else item for item in value]
+        return [_integral(item) for item in value]
     return value
 
 

@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 from cnnplan.service.schemas import (
     ARCHITECTURE_FIELDS,
     MinCValue,
+    StrictRequest,
     ValidateRequestModel,
     WidthRuleModel,
     check_exactly_one_of,
@@ -58,8 +59,8 @@ StageScale = Annotated[
 ]  # fmt: skip
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class _Strict(StrictRequest):
+    """Strict like every request body (unknown fields and coercions refused; 6.0 accepted for an integer)."""
 
 
 class DatasetOptions(_Strict):
