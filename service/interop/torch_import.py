@@ -118,7 +118,9 @@ def _first_failure(error: BaseException) -> str:
         chain.append(chain[-1].__cause__)
     root = chain[-1]
     message = str(root).strip().splitlines()[0][:300] if str(root).strip() else type(root).__name__
-    torch_dir = os.path.dirname(os.path.dirname(importlib.import_module("torch").__file__ or ""))
+    import torch
+
+    torch_dir = os.path.dirname(os.path.dirname(torch.__file__ or ""))
     frames = [f for cause in chain for f in traceback.extract_tb(cause.__traceback__)]
     user = [f for f in frames if not f.filename.startswith(torch_dir) and "/torch/" not in f.filename]
     user = [f for f in user if not f.filename.endswith("torch_import.py")]

@@ -7,7 +7,6 @@ torchvision and timm are imported only through `torch_compat` (a CPU torch besid
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -156,11 +155,12 @@ def preset_entry(entry: ZooModel) -> dict[str, Any]:
     compact (fields at their defaults left out), with its source, versions and exact parameter count."""
     import torch
 
+    from cnnplan.service.interop.torch_compat import import_timm, import_torchvision
     from cnnplan.service.interop.torch_import import module_graph
 
     model = build(entry.source, entry.name)
     traced = module_graph(model, entry.image_size)
-    package = importlib.import_module(entry.source)
+    package = import_torchvision() if entry.source == "torchvision" else import_timm()
     nodes = []
     for layer in traced.imported.layers:
         node: dict[str, Any] = {"type": layer.kind, "name": layer.name, "inputs": list(layer.inputs or ())}

@@ -311,6 +311,11 @@ FORBIDDEN_CALLS = {
     "yaml.load", "yaml.unsafe_load", "yaml.full_load", "torch.load", "numpy.load", "np.load",
     "os.system", "os.popen", "os.exec", "os.execv", "os.execvp", "os.spawnv",
 }  # fmt: skip
+COMMAND_LINE_ONLY = {
+    # `cnnplan validate --module package.module:factory` imports the user's own factory, named on their own
+    # command line (docs/importers.md); no route reaches torch_import, which the next test checks.
+    ("service/interop/torch_import.py", "importlib.import_module"),
+}
 FORBIDDEN_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve", "jsonpickle", "runpy"}
 
 
@@ -331,7 +336,7 @@ def test_no_code_path_executes_unpickles_or_imports_dynamically():
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 name = _dotted(node.func)
-                if name in FORBIDDEN_CALLS:
+                if name in FORBIDDEN_CALLS and (str(where), name) not in COMMAND_LINE_ONLY:
                     findings.append(f"{where}:{node.lineno} calls {name}")
                 if any(
                     k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
@@ -349,6 +354,16 @@ def test_no_code_path_executes_unpickles_or_imports_dynamically():
             elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in FORBIDDEN_MODULES:
                 findings.append(f"{where}:{node.lineno} imports from {node.module}")
     assert findings == []
+
+
+def test_no_route_reaches_the_command_line_only_import():
+    """The one dynamic import the scan allows (the CLI's --module) is in a module no part of the web layer imports."""
+    importers = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "service" / "api").rglob("*.py"))
+        if "torch_import" in path.read_text()
+    ]
+    assert importers == []
 
 
 def test_the_scan_would_catch_what_it_looks_for():
