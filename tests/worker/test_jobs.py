@@ -23,6 +23,9 @@ TINY = {"image_size": 32, "widths": {"base": 4, "multiplier": 2, "max_width": 8}
 QUICK = {"plan": TINY, "device": "cpu", "batch_sizes": [1, 2], "warmup": 1, "iterations": 2}
 LONG = {"plan": TINY, "device": "cpu", "batch_sizes": [1], "warmup": 0, "iterations": 1000}
 """Seconds of work on one core: long enough to be caught running, short enough to re-run."""
+UNENDING = {"plan": {**TINY, "image_size": 64}, "device": "cpu", "batch_sizes": [64], "warmup": 0, "iterations": 1000}
+"""Minutes of work on one core, on any machine: a run that ends while the test looks on was stopped, not done.
+(LONG finished inside one heartbeat on a fast CI machine, so its deletion was never noticed.)"""
 
 
 def api(data_dir: Path, redis_url: str | None = None) -> TestClient:
@@ -134,7 +137,7 @@ def test_cancel_refuse_and_keep_serving(tmp_path: Path, processes: Processes) ->
     assert again["status"] == "cancelled" and again["reason"] == "cancelled by request"
     assert again["cancelled_by"] == "anonymous"
     processes.worker(worker_env(tmp_path))
-    running = client.post("/benchmarks", json=LONG).json()["id"]
+    running = client.post("/benchmarks", json=UNENDING).json()["id"]
     wait_for(lambda: job_in(client, running, "running"), "the long job to run")
     cancelled = client.post(f"/benchmarks/{running}/cancel", json={"reason": "wrong network"})
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
@@ -158,7 +161,7 @@ def test_deleting_a_running_job_stops_its_worker(tmp_path: Path, processes: Proc
     """DELETE on a running job: 204, every route 404 afterwards, and the worker's run ends as cancelled."""
     client = api(tmp_path)
     processes.worker(worker_env(tmp_path), "worker")
-    job_id = client.post("/benchmarks", json=LONG).json()["id"]
+    job_id = client.post("/benchmarks", json=UNENDING).json()["id"]
     wait_for(lambda: (job := job_in(client, job_id, "running")) and job["progress"] > 0, "the long job to run")
     assert client.delete(f"/benchmarks/{job_id}").status_code == 204
     for method, path in (("GET", ""), ("POST", "/cancel"), ("DELETE", "")):
