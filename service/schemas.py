@@ -592,6 +592,11 @@ class ValidateSummary(BaseModel):
     image_size: tuple[int, int]
     params: int
     flops: int
+    notes: list[str] | None = Field(
+        None,
+        description="Present for a zoo preset whose params (the module's count, sum of p.numel()) holds parameters "
+        "of modules its forward pass does not call, which the layers do not list (GoogLeNet's auxiliary heads).",
+    )
 
 
 class ValidateResponse(ValidateSummary):

@@ -280,18 +280,53 @@ def _zoo() -> dict[str, _Preset]:
 
 
 @functools.cache
-def _zoo_params() -> dict[str, int]:
+def _zoo_params() -> dict[str, tuple[int, tuple[str, ...]]]:
     try:
         text = resources.files(__package__).joinpath(ZOO_FILE).read_text()
     except (FileNotFoundError, ModuleNotFoundError, OSError):
         return {}
-    return {name: int(entry["params"]) for name, entry in json.loads(text).items()}
+    return {
+        name: (int(entry["params"]), unlisted_params_notes(
+            int(entry["params"]), int(entry.get("unused_params", 0)), tuple(entry.get("unused_modules", ())),
+            int(entry.get("elementwise_params", 0)),
+        )) for name, entry in json.loads(text).items()
+    }  # fmt: skip
 
 
 def preset_params(name: str) -> int | None:
     """The module's parameter count recorded with a zoo preset (None for the hand-written presets, whose graphs
     count their own parameters)."""
-    return _zoo_params().get(name)
+    recorded = _zoo_params().get(name)
+    return recorded[0] if recorded is not None else None
+
+
+def preset_params_notes(name: str) -> tuple[str, ...]:
+    """The answer's notes on a zoo preset's count: parameters of modules its graph does not hold (`unlisted_params_notes`)."""
+    recorded = _zoo_params().get(name)
+    return recorded[1] if recorded is not None else ()
+
+
+def unlisted_params_notes(
+    params: int, unused_params: int = 0, unused_modules: tuple[str, ...] = (), elementwise_params: int = 0
+) -> tuple[str, ...]:
+    """Notes when `params` (a module's count, sum of p.numel()) holds parameters that no layer lists: those of
+    modules the forward pass never calls (GoogLeNet's auxiliary heads in eval mode), and those read by element-wise
+    operators (a bias added after a MatMul, ConvNeXt's per-channel layer scale)."""
+    notes = []
+    if unused_params:
+        shown = ", ".join(unused_modules[:6]) + (
+            f" and {len(unused_modules) - 6} more" if len(unused_modules) > 6 else ""
+        )
+        notes.append(
+            f"params is the module's count (sum of p.numel() over model.parameters(), {params:,}); {unused_params:,} "
+            f"of them are in modules the forward pass does not call ({shown}), which the layers do not list"
+        )
+    if elementwise_params:
+        notes.append(
+            f"{elementwise_params:,} of the {params:,} parameters are read by element-wise operators (biases added "
+            "after a matrix product, per-channel scales such as layer scale): they count in params, in no layer"
+        )
+    return tuple(notes)
 
 
 def _all() -> dict[str, _Preset]:
@@ -335,4 +370,12 @@ def preset_info(name: str) -> dict[str, object]:
     }
 
 
-__all__ = ["checked_preset", "preset", "preset_info", "preset_names", "preset_params"]
+__all__ = [
+    "checked_preset",
+    "preset",
+    "preset_info",
+    "preset_names",
+    "preset_params",
+    "preset_params_notes",
+    "unlisted_params_notes",
+]

@@ -35,7 +35,7 @@ from cnnplan.service.schemas import (
 from cnnplan.service.settings import get_settings
 from cnnplan.solver import make_plan
 from cnnplan.solver.errors import SolverError
-from cnnplan.solver.presets import preset_params
+from cnnplan.solver.presets import preset_params, preset_params_notes
 from cnnplan.solver.repair import repair as repair_architecture
 
 EXIT_OK = 0
@@ -372,6 +372,7 @@ def validate(
             checked = validate_body(body)
             report = validate_answer_dict(body, checked)
             params = preset_params(preset) if preset is not None else None
+            notes = preset_params_notes(preset) if preset is not None else ()
         if params is not None:
             report["params"] = params
         if notes:
@@ -432,7 +433,7 @@ def validate_torch(
         image_size = native_image_size(model, name)
     size = tuple(image_size) if isinstance(image_size, list) else image_size
     report, traced = validate_module(model, size, min_c_value, bool(include_pointwise))
-    return report, traced.params, traced.imported.notes
+    return report, traced.params, traced.notes
 
 
 def native_image_size(model: Any, name: str) -> int:

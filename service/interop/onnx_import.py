@@ -132,6 +132,8 @@ _FOLDABLE = frozenset(
     ]
 )
 _NCHW = (2, 3)
+_ZERO_KEEPING = frozenset({"Cast", "CastLike", "Expand", "Identity"})
+"""Operators whose output is all zeros when their first input is."""
 _DATA_INPUTS = {"CastLike": 1, "Expand": 1}
 """Operators whose later inputs only lend a type or a shape: a feature map there does not make the output one."""
 
@@ -158,6 +160,9 @@ class OnnxImport:
     """Elements of the floating-point weights the file stores (batch-norm running statistics and scalars excluded)."""
     notes: tuple[str, ...] = ()
     """What the reader should know about the count and the reading (folded batch norm, channel gates)."""
+    elementwise_params: int = 0
+    """Stored weights that element-wise operators read (a bias added after MatMul, a per-channel layer scale):
+    counted in `stored_params`, listed by no layer."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +240,7 @@ def import_graph(model: onnx.ModelProto, classifier_from: str | None = None, fie
         tuple(walk.weight_inputs),
         _stored_params(graph),
         walk.notes() + _shared_weights_note(graph),
+        walk.elementwise_params,
     )
 
 
@@ -262,6 +268,11 @@ class _Walk:
         self.passed: set[str] = set()
         self.used_names: set[str] = {INPUT}
         self.sequences: dict[str, tuple[onnx.NodeProto, str]] = {}
+        self.stored = {t.name: int(np.prod(t.dims)) for t in graph.initializer if t.dims and int(np.prod(t.dims)) > 1}
+        """Stored weights (more than one element) by name."""
+        self.elementwise_read: set[str] = set()
+        self.zero_filled: set[str] = set()
+        """Tensors the graph computes as all zeros (torch.export's stand-in bias of a bias-free convolution)."""
         self.gates = 0
         self.folded_convs = 0
         self.batch_norms = 0
@@ -271,6 +282,7 @@ class _Walk:
         features = [name for name in node.input[: _DATA_INPUTS.get(node.op_type)] if name in self.maps]
         if not features:
             _fold(node, self.dims, self.values)
+            self._track_zeros(node)
             return
         op = node.op_type
         shown = f"{op} (node {_shown(node, index)})"
@@ -376,6 +388,7 @@ class _Walk:
         if len(distinct) == 1:
             if len(spatial) < len(maps):
                 self.gates += 1
+            self.elementwise_read.update(name for name in node.input if name in self.stored)
             return self._pass(node, op, spatial[0])
         axes = {m.axes for m in distinct.values()}
         if len(axes) != 1:
@@ -557,9 +570,27 @@ class _Walk:
         axes = maps[0].axes if template.kind == "bn" else axes
         self._append(index, node, layer, _Map(name, axes, pooled, level == CLASSIFIER))
 
+    @property
+    def elementwise_params(self) -> int:
+        """Elements of the stored weights read by element-wise operators, each weight once."""
+        return sum(self.stored[name] for name in self.elementwise_read)
+
+    def _track_zeros(self, node) -> None:
+        """Remember an all-zero constant, and its casts and broadcasts (``Expand(CastLike(0, x), shape)``)."""
+        if not node.output:
+            return
+        if node.op_type in ("Constant", "ConstantOfShape"):
+            value = self.values.get(node.output[0])
+            if value is not None and value.size > 0 and not value.any():
+                self.zero_filled.add(node.output[0])
+        elif node.op_type in _ZERO_KEEPING and node.input and node.input[0] in self.zero_filled:
+            self.zero_filled.add(node.output[0])
+
     def _append(self, index: int, node, layer: Layer, output: _Map, tensor: str | None = None, weight_input=None):
         if len(self.layers) >= MAX_LAYERS:
             raise OnnxImportError(f"{self.field}.graph.node", f"has more than {MAX_LAYERS} layers")
+        if layer.kind in ("conv", "linear") and layer.bias and node.input[2:3] and node.input[2] in self.zero_filled:
+            layer = replace(layer, bias=False)  # a computed zero bias is no parameter (torch.export, optimize=False)
         self.layers.append(layer)
         self.onnx_nodes.append(index)
         if weight_input is None and layer.kind in ("conv", "linear"):
@@ -603,6 +634,12 @@ class _Walk:
                 f"batch normalization appears folded into {self.folded_convs} convolutions by the exporter: the "
                 "stored count lacks the batch-norm scales and shifts and has the folded biases, except those that "
                 "were all zero, which the exporter dropped"
+            )
+        if self.elementwise_params:
+            notes.append(
+                f"{self.elementwise_params:,} stored weight elements are read by element-wise operators (biases added "
+                "after a matrix product, per-channel scales such as layer scale): they count in the stored "
+                "parameters, in no layer"
             )
         if self.gates:
             notes.append(

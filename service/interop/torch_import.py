@@ -25,6 +25,7 @@ from typing import Any
 from cnnplan.service.interop.onnx_import import OnnxImport, import_graph
 from cnnplan.solver import SolverError, ValidationReport, analyse, check_constraints, parse_min_c_value
 from cnnplan.solver.analysis import ImageSize, normalize_image_size
+from cnnplan.solver.presets import unlisted_params_notes
 
 
 class TorchTraceError(SolverError):
@@ -40,6 +41,21 @@ class TorchImport:
     imported: OnnxImport
     params: int
     image_size: tuple[int, int]
+    unused_modules: tuple[str, ...] = ()
+    """Modules holding parameters that the forward pass never calls (GoogLeNet's auxiliary heads in eval mode)."""
+    unused_params: int = 0
+    """Their parameters: counted in `params`, absent from the graph's layers."""
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The import's notes, and one on parameters that the graph does not hold."""
+        # the import's notes already say what element-wise operators read
+        return self.imported.notes + unlisted_params_notes(self.params, self.unused_params, self.unused_modules)
+
+    @property
+    def elementwise_params(self) -> int:
+        """Parameters read by element-wise operators (`OnnxImport.elementwise_params`), in no layer."""
+        return self.imported.elementwise_params
 
 
 def module_graph(model: Any, image_size: ImageSize, in_channels: int = 3, field: str = "module") -> TorchImport:
@@ -67,7 +83,30 @@ def module_graph(model: Any, image_size: ImageSize, in_channels: int = 3, field:
         raise TorchTraceError(field, "torch.onnx.export returned no program")
     imported = import_graph(program.model_proto, field=field)
     params = sum(p.numel() for p in model.parameters())
-    return TorchImport(imported, params, (height, width))
+    unused = _unused_modules(model, example)
+    unused_params = sum(p.numel() for name in unused for p in model.get_submodule(name).parameters(recurse=False))
+    return TorchImport(imported, params, (height, width), unused, unused_params)
+
+
+def _unused_modules(model: Any, example: Any) -> tuple[str, ...]:
+    """Names of the modules owning parameters directly that one forward pass on `example` does not call."""
+    import torch
+
+    owners = {
+        name: module
+        for name, module in model.named_modules()
+        if next(module.parameters(recurse=False), None) is not None
+    }
+    called: set[str] = set()
+    hooks = [module.register_forward_pre_hook(lambda _m, _a, name=name: called.add(name))
+             for name, module in owners.items()]  # fmt: skip
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return tuple(name for name in owners if name not in called)
 
 
 def validate_module(

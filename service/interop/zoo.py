@@ -175,6 +175,12 @@ def preset_entry(entry: ZooModel) -> dict[str, Any]:
         "image_size": entry.image_size,
         "source": f"{entry.source} {package.__version__} {entry.name}, traced with torch {torch.__version__}",
         "params": traced.params,
+        **(
+            {"unused_params": traced.unused_params, "unused_modules": list(traced.unused_modules)}
+            if traced.unused_params
+            else {}
+        ),
+        **({"elementwise_params": traced.elementwise_params} if traced.elementwise_params else {}),
         "nodes": nodes,
     }
 

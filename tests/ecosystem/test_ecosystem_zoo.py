@@ -92,12 +92,25 @@ def test_zoo_model_imports_from_both_exporters(models, source, name, size, expor
 
 
 @pytest.mark.parametrize(("source", "name"), [("torchvision", "resnet18"), ("timm", "efficientnet_b0"),
-                                              ("torchvision", "convnext_tiny")])  # fmt: skip
+                                              ("torchvision", "convnext_tiny"), ("torchvision", "googlenet")])  # fmt: skip
 def test_pytorch_path_counts_the_module_and_the_traced_graph_stores_all_of_it(source, name):
     model = build(source, name)
     report, traced = validate_module(model, 64)
     assert traced.params == sum(p.numel() for p in model.parameters())
-    assert traced.imported.stored_params == traced.params  # nothing folded, nothing missed
+    # The layers count exactly the parameters the forward pass uses (a bias-free convolution has no bias, though
+    # torch.export lowers it with a computed zero one); what is left are modules it never calls.
+    assert report.analysis.params + traced.unused_params + traced.elementwise_params == traced.params
+    if name == "googlenet":  # eval mode skips the auxiliary heads: their parameters are named in a note
+        assert set(traced.unused_modules) == {
+            f"aux{i}.{m}" for i in (1, 2) for m in ("conv.conv", "conv.bn", "fc1", "fc2")
+        }
+        assert f"{traced.unused_params:,}" in traced.notes[-1] and "aux1.fc1" in traced.notes[-1]
+    else:
+        assert traced.unused_params == 0 and traced.imported.stored_params == traced.params  # nothing folded, missed
+    if name == "convnext_tiny":  # the MatMul biases and the layer scales: element-wise, in no layer, in a note
+        assert traced.elementwise_params > 0 and any(
+            f"{traced.elementwise_params:,} stored weight elements" in n for n in traced.notes
+        )
     flops = torch_flops(model, 64)
     assert abs(report.analysis.flops - flops) <= flops / 100
 

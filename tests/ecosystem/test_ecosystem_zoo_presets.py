@@ -62,6 +62,29 @@ def test_zoo_preset_parameters_are_the_module_counts():
     assert data[name]["params"] == sum(p.numel() for p in build(source, model).parameters())
 
 
+def test_zoo_preset_answers_count_the_module_in_both_views_and_say_what_the_layers_lack():
+    """params is the module's count in the full and the summary answer, alone and in a batch; the layers sum to it
+    less the parameters of modules the forward pass never calls, which a note names."""
+    from fastapi.testclient import TestClient
+
+    from cnnplan.service.api.app import create_app
+    from cnnplan.service.settings import Settings
+
+    client = TestClient(create_app(Settings(redis_url=None, embedded_worker=False)))
+    for name, entry in shipped().items():
+        full = client.post("/validate", json={"preset": name}).json()
+        summary = client.post("/validate?view=summary", json={"preset": name}).json()
+        batch = client.post("/validate/batch?view=summary", json={"requests": [{"preset": name}]}).json()
+        assert full["params"] == summary["params"] == batch["results"][0]["result"]["params"] == entry["params"]
+        unused, elementwise = entry.get("unused_params", 0), entry.get("elementwise_params", 0)
+        assert sum(layer["params"] for layer in full["layers"]) + unused + elementwise == entry["params"], name
+        assert full.get("notes") == summary.get("notes") and bool(full.get("notes")) == bool(unused or elementwise)
+        if unused:
+            assert f"{unused:,}" in full["notes"][0] and entry["unused_modules"][0] in full["notes"][0]
+        if elementwise:
+            assert f"{elementwise:,} of the" in full["notes"][-1]
+
+
 @pytest.mark.parametrize("page", ["zoo.md"])
 def test_the_zoo_report_is_what_its_script_writes(tmp_path, page):
     out = tmp_path / page

@@ -23,7 +23,7 @@ from cnnplan.service.schemas import (
     ValidateSummaryBatchResponse,
     View,
 )
-from cnnplan.solver.presets import preset_params
+from cnnplan.solver.presets import preset_params, preset_params_notes
 
 router = APIRouter(tags=["validate"])
 
@@ -64,7 +64,7 @@ def post_validate(
     A ``multipart/form-data`` body with an ONNX ``model`` file is served by `onnx_upload`. ``view=summary``
     answers a `ValidateSummary` (no per-layer list)."""
     if view == "summary" and format == "json":
-        return FastJSONResponse(summary_of_validate_body(body))
+        return FastJSONResponse(with_module_params(summary_of_validate_body(body), body.preset))
     report = validate_body(body)
     if format == "svg":
         return report_response(report, report_title(report))
@@ -72,10 +72,14 @@ def post_validate(
 
 
 def with_module_params(answer: dict[str, Any], preset_name: str | None) -> dict[str, Any]:
-    """A zoo preset's answer counts the module's parameters (``sum(p.numel())``, recorded with its graph)."""
+    """A zoo preset's answer (both views) counts the module's parameters (``sum(p.numel())``, recorded with its
+    graph), with a note when some of them are in modules the graph does not hold."""
     params = preset_params(preset_name) if preset_name is not None else None
     if params is not None:
         answer["params"] = params
+        notes = preset_params_notes(preset_name)  # type: ignore[arg-type]  # not None here
+        if notes:
+            answer["notes"] = list(notes)
     return answer
 
 
@@ -87,7 +91,8 @@ def validate_answer(item: dict[str, Any]) -> dict[str, Any]:
 
 def validate_summary_answer(item: dict[str, Any]) -> dict[str, Any]:
     """The answer of one /validate/batch item with ``view=summary``."""
-    return summary_of_validate_body(ValidateRequestModel.model_validate(item))
+    body = ValidateRequestModel.model_validate(item)
+    return with_module_params(summary_of_validate_body(body), body.preset)
 
 
 @router.post(
