@@ -280,12 +280,19 @@ def test_the_blocking_client_retries_lost_answers_against_a_real_server(tmp_path
         policy = RetryPolicy(retries=2, backoff=0.01)
         with PlannerClient(server.url, api_key=ALICE_KEY, retry=policy, transport=LosesAnswersSync(2)) as client:
             job = client.submit_benchmark(JOB)
+        with PlannerClient(server.url, api_key=ALICE_KEY, retry=policy, transport=LosesAnswersSync(2)) as client:
+            experiment = client.submit_experiment(EXPERIMENT)
         with PlannerClient(server.url, api_key=ALICE_KEY, retry=policy, transport=LosesAnswersSync(1)) as client:
             assert [item["id"] for item in client.benchmarks()["items"]] == [job["id"]]
             assert client.cancel_benchmark(job["id"], reason="done")["cancelled_by"] == "alice"
             client.delete_benchmark(job["id"])
+            assert [item["id"] for item in client.experiments()["items"]] == [experiment["id"]]
+            assert client.experiment(experiment["id"])["owner"] == "alice"
+            assert client.cancel_experiment(experiment["id"], reason="done")["cancelled_by"] == "alice"
+            assert client.wait_experiment(experiment["id"], poll_interval=0.01)["status"] == "cancelled"
+            client.delete_experiment(experiment["id"])
         with PlannerClient(server.url, api_key=ALICE_KEY) as client:
-            assert client.benchmarks()["total"] == 0
+            assert client.benchmarks()["total"] == 0 and client.experiments()["total"] == 0
 
 
 def test_a_job_table_of_the_previous_version_gains_the_new_columns(tmp_path: Path) -> None:
