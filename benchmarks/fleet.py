@@ -7,8 +7,8 @@
     M `cnnplan worker --concurrency 1` processes on the same Redis (broker, result backend, job store)
 
 ``python benchmarks/fleet.py faults`` starts it, runs a bounded loopback load (64 clients of the Python
-client, about a minute: plan, validate, both batches, benchmark submissions, under two API keys) and,
-while the load runs, injects the three faults in turn:
+client, about a minute: plan, validate, both batches, benchmark and experiment submissions, under two
+API keys) and, while the load runs, injects the three faults in turn:
 
     api      SIGKILL one API process: the others keep answering; the requests that were in flight on
              it lose their connection (counted) and the client's retries recover them;
@@ -17,7 +17,8 @@ while the load runs, injects the three faults in turn:
              finished result is there afterwards; job routes answer 503 with Retry-After meanwhile.
 
 Then it waits for every job to finish and checks that each finished exactly once (one written run per
-job in the Celery results, none run to completion twice, none stuck). Figures (requests, errors by
+job in the Celery results, none run to completion twice, none stuck); an experiment likewise, each of
+its runs (one Celery task per architecture x seed) written exactly once. Figures (requests, errors by
 cause, jobs, re-runs, p50/p99 per kind, RSS of each process before and after) are printed, and with
 ``--json`` as one JSON line at the end. Exit status 0 when every check held. Only 127.0.0.1 is used;
 nothing here touches any other Redis. The machine's shared Redis on 6379 is never used.
@@ -53,6 +54,12 @@ TINY = {"image_size": 32, "widths": {"base": 4, "multiplier": 2, "max_width": 8}
 QUICK_JOB = {"plan": TINY, "device": "cpu", "batch_sizes": [1], "warmup": 0, "iterations": 2}
 LONG_JOB = {"plan": TINY, "device": "cpu", "batch_sizes": [1, 2], "warmup": 0, "iterations": 1000}
 """Several seconds of work on one core: caught running, then re-run."""
+EXPERIMENT = {
+    "image_size": 16, "train_samples": 64, "test_samples": 32, "epochs": 1, "seeds": [0],
+    "widths": {"base": 4, "multiplier": 2, "max_width": 8},
+    "variants": {"baseline": True, "stage_scales": [], "too_deep": [], "too_long": [], "t_sweep": []},
+}  # fmt: skip
+"""Two runs (the plan and one conv per stage, one seed), about a second of training each."""
 PRESETS = ("vgg11", "vgg16", "resnet18", "mobilenet_v1")
 
 
@@ -265,6 +272,7 @@ class Figures:
     lost_connections: Counter = field(default_factory=Counter)
     retried_statuses: Counter = field(default_factory=Counter)
     jobs: dict[str, str] = field(default_factory=dict)
+    experiments: dict[str, str] = field(default_factory=dict)
     phase: str = "warm-up"
     completed: Counter = field(default_factory=Counter)
 
@@ -291,7 +299,7 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 
 class JobPacing:
-    """Allows `jobs` benchmark submissions spread evenly over `seconds` (so some fall in every fault)."""
+    """Allows `jobs` submissions (of one kind) spread evenly over `seconds` (so some fall in every fault)."""
 
     def __init__(self, jobs: int, seconds: float) -> None:
         self.jobs, self.spacing, self.allowed = jobs, seconds / max(1, jobs), 0
@@ -304,13 +312,17 @@ class JobPacing:
         return False
 
 
-async def one_request(client, rng: random.Random, figures: Figures, owner: str, may_submit: Callable[[], bool]):
+async def one_request(client, rng: random.Random, figures: Figures, owner: str, pacing: dict[str, JobPacing]):
     """One request of the mix; returns its kind."""
     roll = rng.random()
-    if roll < 0.15 and may_submit():
-        job = await client.submit_benchmark(QUICK_JOB)
-        figures.jobs[job["id"]] = owner
-        return "benchmark"
+    if roll < 0.15:  # a submission when its pacing allows one: benchmark or experiment first, by halves
+        for kind in ("benchmark", "experiment") if roll < 0.075 else ("experiment", "benchmark"):
+            if pacing[kind]():
+                if kind == "benchmark":
+                    figures.jobs[(await client.submit_benchmark(QUICK_JOB))["id"]] = owner
+                else:
+                    figures.experiments[(await client.submit_experiment(EXPERIMENT))["id"]] = owner
+                return kind
     if roll < 0.5:
         await client.plan(image_size=rng.choice([32, 64, 96, 128, 224]), kernel_size=rng.choice([3, 5]))
         return "plan"
@@ -324,7 +336,7 @@ async def one_request(client, rng: random.Random, figures: Figures, owner: str, 
     return "validate_batch"
 
 
-async def client_loop(index: int, url: str, figures: Figures, stop: asyncio.Event, may_submit, seed: int) -> None:
+async def client_loop(index: int, url: str, figures: Figures, stop: asyncio.Event, pacing, seed: int) -> None:
     """One client: requests back to back with a short random pause (the load is bounded by the pauses)."""
     from cnnplan.service.client import AsyncPlannerClient, RetryPolicy
 
@@ -337,7 +349,7 @@ async def client_loop(index: int, url: str, figures: Figures, stop: asyncio.Even
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                kind = await one_request(client, rng, figures, owner, may_submit)
+                kind = await one_request(client, rng, figures, owner, pacing)
             except Exception as error:  # counted, not raised: the figures say what failed and why
                 figures.failures[(figures.phase, type(error).__name__, str(getattr(error, "status", "")))] += 1
                 await asyncio.sleep(0.2)
@@ -359,13 +371,13 @@ def admin() -> httpx.Client:
     return httpx.Client(headers={"X-API-Key": ADMIN_KEY}, timeout=10)
 
 
-def all_jobs(url: str) -> dict[str, dict]:
-    """Every job record, through the admin key (paged)."""
+def all_jobs(url: str, kind: str = "benchmarks") -> dict[str, dict]:
+    """Every job record of `kind` (benchmarks, experiments), through the admin key (paged)."""
     jobs: dict[str, dict] = {}
     with admin() as http:
         offset = 0
         while True:
-            page = http.get(f"{url}/benchmarks", params={"limit": 100, "offset": offset}).raise_for_status().json()
+            page = http.get(f"{url}/{kind}", params={"limit": 100, "offset": offset}).raise_for_status().json()
             jobs |= {job["id"]: job for job in page["items"]}
             offset += 100
             if offset >= page["total"]:
@@ -418,8 +430,10 @@ def redis_fault(fleet: Fleet, figures: Figures, down_seconds: float) -> dict[str
         for index, body in enumerate(burst):
             answer = http.post(f"{fleet.url}/benchmarks", json=body, headers={"Idempotency-Key": f"burst-{index}"})
             figures.jobs[answer.raise_for_status().json()["id"]] = "admin"
+        answer = http.post(f"{fleet.url}/experiments", json=EXPERIMENT, headers={"Idempotency-Key": "burst-experiment"})
+        figures.experiments[answer.raise_for_status().json()["id"]] = "admin"
     time.sleep(1)
-    snapshot = all_jobs(fleet.url)
+    snapshot, experiments = all_jobs(fleet.url), all_jobs(fleet.url, "experiments")
     probe_id = next(iter(snapshot))
     figures.phase = "redis"
     fleet.redis.stop()
@@ -428,7 +442,8 @@ def redis_fault(fleet: Fleet, figures: Figures, down_seconds: float) -> dict[str
     with admin() as http:
         while time.monotonic() - started_down < down_seconds:
             for method, path, body in (("GET", f"/benchmarks/{probe_id}", None), ("GET", "/benchmarks", None),
-                                       ("POST", "/benchmarks", QUICK_JOB)):  # fmt: skip
+                                       ("POST", "/benchmarks", QUICK_JOB), ("GET", "/experiments", None),
+                                       ("POST", "/experiments", EXPERIMENT)):  # fmt: skip
                 answer = http.request(method, fleet.url + path, json=body)
                 probes.append({"route": f"{method} {path.split('/')[1]}", "status": answer.status_code,
                                "retry_after": answer.headers.get("retry-after")})  # fmt: skip
@@ -437,11 +452,12 @@ def redis_fault(fleet: Fleet, figures: Figures, down_seconds: float) -> dict[str
             time.sleep(0.5)
     fleet.redis.start()
     down_for = time.monotonic() - started_down
-    after = all_jobs(fleet.url)
-    missing = sorted(set(snapshot) - set(after))
+    after, experiments_after = all_jobs(fleet.url), all_jobs(fleet.url, "experiments")
+    missing = sorted(set(snapshot) - set(after)) + sorted(set(experiments) - set(experiments_after))
     changed = sorted(
-        job_id for job_id, job in snapshot.items()
-        if job["status"] in ("succeeded", "failed") and (after.get(job_id) or {}).get("result") != job["result"]
+        job_id for before, now in ((snapshot, after), (experiments, experiments_after))
+        for job_id, job in before.items()
+        if job["status"] in ("succeeded", "failed") and (now.get(job_id) or {}).get("result") != job["result"]
     )  # fmt: skip
     figures.phase = "after-redis"
     job_probes = [p for p in probes if p["route"] != "POST plan"]
@@ -451,6 +467,11 @@ def redis_fault(fleet: Fleet, figures: Figures, down_seconds: float) -> dict[str
         "finished_before": sum(job["status"] in ("succeeded", "failed") for job in snapshot.values()),
         "queued_before": sum(job["status"] == "queued" for job in snapshot.values()),
         "running_before": sum(job["status"] == "running" for job in snapshot.values()),
+        "experiments_before": len(experiments),
+        "experiments_finished_before": sum(job["status"] in ("succeeded", "failed") for job in experiments.values()),
+        "experiment_runs_pending_before": sum(
+            run["status"] in ("queued", "running") for job in experiments.values() for run in job["runs"]
+        ),
         "missing_after": missing,
         "finished_results_changed": changed,
         "job_route_probes": len(job_probes),
@@ -460,28 +481,34 @@ def redis_fault(fleet: Fleet, figures: Figures, down_seconds: float) -> dict[str
 
 
 def task_runs(fleet: Fleet) -> dict[str, Counter]:
-    """Per job, how its Celery deliveries ended: ran and written (succeeded/failed), ran but `lost`, etc."""
+    """Per benchmark job and per experiment run (ids never shared: uuid4s), how its Celery deliveries that
+    ran an attempt ended: written (succeeded/failed), ran to the end but `lost`, or stopped (`cancelled`)."""
     redis = fleet.redis.client()
     runs: dict[str, Counter] = defaultdict(Counter)
     for key in redis.scan_iter(match="celery-task-meta-*", count=500):
         meta = json.loads(redis.get(key) or b"{}")
         result = meta.get("result")
         if meta.get("status") == "SUCCESS" and isinstance(result, dict) and result.get("attempt") is not None:
-            runs[result["job"]][result["status"]] += 1
+            runs[result.get("job") or result["run"]][result["status"]] += 1
     return runs
 
 
-def check_jobs(fleet: Fleet, figures: Figures, long_job: str, drain_seconds: float) -> dict[str, Any]:
-    """Wait for every job to finish; then count outcomes, re-runs and runs per job."""
+PENDING = ("queued", "running")
 
-    def settled() -> dict[str, dict] | None:
-        jobs = all_jobs(fleet.url)
-        return None if any(job["status"] in ("queued", "running") for job in jobs.values()) else jobs
+
+def check_jobs(fleet: Fleet, figures: Figures, long_job: str, drain_seconds: float) -> dict[str, Any]:
+    """Wait for every job and experiment to finish; then count outcomes, re-runs and runs per job (the
+    experiments' in ``experiments``: `check_experiments`)."""
+
+    def settled() -> tuple[dict[str, dict], dict[str, dict]] | None:
+        jobs, experiments = all_jobs(fleet.url), all_jobs(fleet.url, "experiments")
+        pending = any(job["status"] in PENDING for job in [*jobs.values(), *experiments.values()])
+        return None if pending else (jobs, experiments)
 
     try:
-        jobs = wait_until(settled, "every job to finish", drain_seconds)
+        jobs, experiments = wait_until(settled, "every job to finish", drain_seconds)
     except TimeoutError:
-        jobs = all_jobs(fleet.url)
+        jobs, experiments = all_jobs(fleet.url), all_jobs(fleet.url, "experiments")
     runs = task_runs(fleet)
     submitted = set(figures.jobs) | {long_job}
     statuses = Counter(job["status"] for job in jobs.values())
@@ -493,13 +520,44 @@ def check_jobs(fleet: Fleet, figures: Figures, long_job: str, drain_seconds: flo
         "records_nobody_was_given": sorted(set(jobs) - submitted),
         "submitted_without_record": sorted(submitted - set(jobs)),
         "statuses": dict(statuses),
-        "stuck": sorted(job_id for job_id, job in jobs.items() if job["status"] in ("queued", "running")),
+        "stuck": sorted(job_id for job_id, job in jobs.items() if job["status"] in PENDING),
         "failed_without_reason": sorted(j for j, job in jobs.items() if job["status"] == "failed" and not job["error"]),
         "written_runs_not_one": {j: n for j, n in written.items() if jobs[j]["status"] != "cancelled" and n != 1},
-        "ran_to_completion_twice": sorted(j for j, counts in runs.items() if counts["lost"]),
+        "ran_to_completion_twice": sorted(j for j in jobs if runs[j]["lost"]),
         "reruns": sum(max(0, job["attempts"] - 1) for job in jobs.values()),
         "jobs_rerun": sum(job["attempts"] > 1 for job in jobs.values()),
         "long_job": {key: long.get(key) for key in ("status", "attempts", "worker", "error")},
+        "experiments": check_experiments(experiments, set(figures.experiments), runs),
+    }
+
+
+def check_experiments(experiments: dict[str, dict], submitted: set[str], runs: dict[str, Counter]) -> dict[str, Any]:
+    """The same counts for experiments, and for their runs (each architecture x seed its own Celery task,
+    so each run must have exactly one written attempt and none that ran to completion unwritten)."""
+    all_runs = {run["id"]: run for job in experiments.values() for run in job["runs"]}
+    written = {run_id: runs[run_id]["succeeded"] + runs[run_id]["failed"] for run_id in all_runs}
+    return {
+        "submitted": len(submitted),
+        "records": len(experiments),
+        "records_nobody_was_given": sorted(set(experiments) - submitted),
+        "submitted_without_record": sorted(submitted - set(experiments)),
+        "statuses": dict(Counter(job["status"] for job in experiments.values())),
+        "stuck": sorted(job_id for job_id, job in experiments.items() if job["status"] in PENDING),
+        "failed_without_reason": sorted(
+            job_id
+            for job_id, job in experiments.items()
+            if (job["status"] == "failed" and not job["error"])
+            or any(run["status"] == "failed" and not run.get("error") for run in job["runs"])
+        ),  # fmt: skip
+        "runs": len(all_runs),
+        "run_statuses": dict(Counter(run["status"] for run in all_runs.values())),
+        "runs_stuck": sorted(run_id for run_id, run in all_runs.items() if run["status"] in PENDING),
+        "written_runs_not_one": {
+            run_id: n for run_id, n in written.items() if all_runs[run_id]["status"] != "cancelled" and n != 1
+        },
+        "ran_to_completion_twice": sorted(run_id for run_id in all_runs if runs[run_id]["lost"]),
+        "reruns": sum(max(0, (run.get("attempts") or 0) - 1) for run in all_runs.values()),
+        "runs_rerun": sum((run.get("attempts") or 0) > 1 for run in all_runs.values()),
     }
 
 
@@ -515,9 +573,12 @@ async def fault_run(args: argparse.Namespace) -> dict[str, Any]:
         fleet.start()
         report["startup_seconds"] = round(time.monotonic() - started, 1)
         stop = asyncio.Event()
-        may_submit = JobPacing(args.jobs, args.duration)
+        pacing = {
+            "benchmark": JobPacing(args.jobs, args.duration),
+            "experiment": JobPacing(args.experiments, args.duration),
+        }
         clients = [
-            asyncio.create_task(client_loop(i, fleet.url, figures, stop, may_submit, args.seed))
+            asyncio.create_task(client_loop(i, fleet.url, figures, stop, pacing, args.seed))
             for i in range(args.clients)
         ]
         load_started = time.monotonic()
@@ -557,7 +618,7 @@ async def fault_run(args: argparse.Namespace) -> dict[str, Any]:
 def checks(report: dict[str, Any]) -> dict[str, bool]:
     """Each fault's claim, as one boolean (the CI test asserts each; the script's exit status is their AND)."""
     jobs, redis = report["jobs"], report["redis_fault"]
-    api, long = report["api_fault"], jobs["long_job"]
+    api, long, experiments = report["api_fault"], jobs["long_job"], jobs["experiments"]
     return {
         "api: the others kept answering": api["served_by_the_others_within_3s"] > 0,
         "api: every lost request recovered by the client": not report["failed_requests"],
@@ -567,12 +628,20 @@ def checks(report: dict[str, Any]) -> dict[str, bool]:
         "redis: no record or finished result lost": not redis["missing_after"]
         and not redis["finished_results_changed"],
         "redis: queued and running jobs then finished": redis["queued_before"] + redis["running_before"] > 0
-        and not jobs["stuck"],
+        and not jobs["stuck"]
+        and not experiments["stuck"],
         "jobs: none stuck": not jobs["stuck"],
         "jobs: every submission has its record": not jobs["submitted_without_record"],
         "jobs: no duplicate from a retried submission": not jobs["records_nobody_was_given"],
         "jobs: failed ones say why": not jobs["failed_without_reason"],
         "jobs: each finished exactly once": not jobs["written_runs_not_one"] and not jobs["ran_to_completion_twice"],
+        "experiments: none stuck, nor any of their runs": not experiments["stuck"] and not experiments["runs_stuck"],
+        "experiments: every submission has its record": experiments["submitted"] > 0
+        and not experiments["submitted_without_record"],
+        "experiments: no duplicate from a retried submission": not experiments["records_nobody_was_given"],
+        "experiments: failed ones (and failed runs) say why": not experiments["failed_without_reason"],
+        "experiments: each run finished exactly once": not experiments["written_runs_not_one"]
+        and not experiments["ran_to_completion_twice"],
     }
 
 
@@ -588,7 +657,8 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"api fault: {report['api_fault']}")
     print(f"worker fault: {report['worker_fault']}")
     print(f"redis fault: {report['redis_fault']}")
-    print(f"jobs: {report['jobs']}")
+    print(f"jobs: { {key: value for key, value in report['jobs'].items() if key != 'experiments'} }")
+    print(f"experiments: {report['jobs']['experiments']}")
     print("RSS MiB before -> after:")
     for name, before in report["rss_before"].items():
         after = report["rss_after"].get(name)
@@ -608,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60, help="Seconds of load (the faults fall inside).")
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--jobs", type=int, default=40, help="Benchmark jobs the clients submit in all.")
+    parser.add_argument("--experiments", type=int, default=8, help="Experiments (2 runs each) the clients submit.")
     parser.add_argument("--redis-down", type=float, default=3, help="Seconds redis-server stays down.")
     parser.add_argument("--lease", type=float, default=4, help="CNNPLAN_JOB_LEASE_SECONDS of the fleet.")
     parser.add_argument("--drain", type=float, default=300, help="At most this long to wait for the jobs.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from cnnplan.service.api.owners import resolve_caller
 from cnnplan.service.api.security import presented_key
@@ -52,5 +52,15 @@ async def require_api_key(request: Request, settings: AppSettings) -> None:
 
 
 JobCaller = Annotated[Caller, Depends(job_caller)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="Any unique string per submission: sent again (a retry after a lost answer), the same job "
+        "comes back instead of a second one. The Python client sends one with every submission.",
+    ),
+]
+"""The ``Idempotency-Key`` header of the job submissions (POST /benchmarks, POST /experiments; docs/fleet.md)."""
 
-__all__ = ["AppSettings", "JobCaller", "get_app_settings", "job_caller", "require_api_key"]
+__all__ = ["AppSettings", "IdempotencyKey", "JobCaller", "get_app_settings", "job_caller", "require_api_key"]

@@ -6,8 +6,8 @@ parsed into the same models; 429 and 503 answers are retried with exponential ba
 
 A request whose connection is lost (an API process killed behind a shared port, a reset) is sent again
 when repeating it cannot do anything twice: GET/DELETE, the pure computations (/plan, /validate and their
-batches), a cancel, and a benchmark submission, which always carries an ``Idempotency-Key`` (a fresh
-UUID per call, the same on its retries) so the server gives back the job the first attempt made.
+batches), a cancel, and a benchmark or experiment submission, which always carries an ``Idempotency-Key``
+(a fresh UUID per call, the same on its retries) so the server gives back the job the first attempt made.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import email.utils
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar, overload
@@ -68,11 +68,11 @@ class PlannerError(Exception):
 
 
 class BenchmarkTimeout(TimeoutError):
-    """`wait_benchmark` gave up before the job finished; `last` is the last status seen."""
+    """`wait_benchmark` (or `wait_experiment`) gave up before the job finished; `last` is the last status seen."""
 
     def __init__(self, last: dict[str, Any]) -> None:
         self.last = last
-        super().__init__(f"benchmark {last.get('id')} still {last.get('status')}")
+        super().__init__(f"job {last.get('id')} still {last.get('status')}")
 
 
 @dataclass(frozen=True)
@@ -329,9 +329,43 @@ class PlannerClient:
         self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None, progress: Progress | None = None
     ) -> dict[str, Any]:
         """Poll until the job is succeeded, failed or cancelled; `progress` sees every status polled."""
+        return self._wait(self.benchmark, job_id, poll_interval, timeout, progress)
+
+    def submit_experiment(self, body: Mapping[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """POST /experiments (202): the queued experiment, with its ``id`` and ``runs``. Sent with an
+        ``Idempotency-Key`` as `submit_benchmark` is, so a retry never makes a second experiment."""
+        headers = _submission_headers(idempotency_key)
+        return self.request("POST", "/experiments", json=dict(body), headers=headers).json()
+
+    def experiment(self, job_id: str) -> dict[str, Any]:
+        """GET /experiments/{id}: status, progress and each run's, the result once every run has ended."""
+        return self.request("GET", f"/experiments/{_segment(job_id)}").json()
+
+    def experiments(self, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        """GET /experiments: ``{"items": [...], "total": n, "limit": ..., "offset": ...}``, newest first."""
+        return self.request("GET", "/experiments", params={"limit": limit, "offset": offset}).json()
+
+    def cancel_experiment(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
+        """POST /experiments/{id}/cancel: the cancelled experiment (its unfinished runs are cancelled too)."""
+        return self.request("POST", f"/experiments/{_segment(job_id)}/cancel", **_cancel_body(reason)).json()
+
+    def delete_experiment(self, job_id: str) -> None:
+        """DELETE /experiments/{id}: the experiment's record, runs and result are removed."""
+        self.request("DELETE", f"/experiments/{_segment(job_id)}")
+
+    def wait_experiment(
+        self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Poll until the experiment is succeeded, failed or cancelled; `progress` sees every status polled."""
+        return self._wait(self.experiment, job_id, poll_interval, timeout, progress)
+
+    def _wait(
+        self, get: Callable[[str], dict[str, Any]], job_id: str, poll_interval: float, timeout: float | None,
+        progress: Progress | None,
+    ) -> dict[str, Any]:  # fmt: skip
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = self.benchmark(job_id)
+            status = get(job_id)
             if progress is not None:
                 progress(status)
             if status.get("status") in TERMINAL_BENCHMARK_STATES:
@@ -477,9 +511,43 @@ class AsyncPlannerClient:
         self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None, progress: Progress | None = None
     ) -> dict[str, Any]:
         """Poll until the job is succeeded, failed or cancelled; `progress` sees every status polled."""
+        return await self._wait(self.benchmark, job_id, poll_interval, timeout, progress)
+
+    async def submit_experiment(self, body: Mapping[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """POST /experiments, with an ``Idempotency-Key`` (see `PlannerClient.submit_experiment`)."""
+        headers = _submission_headers(idempotency_key)
+        return (await self.request("POST", "/experiments", json=dict(body), headers=headers)).json()
+
+    async def experiment(self, job_id: str) -> dict[str, Any]:
+        """GET /experiments/{id}."""
+        return (await self.request("GET", f"/experiments/{_segment(job_id)}")).json()
+
+    async def experiments(self, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        """GET /experiments, newest first."""
+        return (await self.request("GET", "/experiments", params={"limit": limit, "offset": offset})).json()
+
+    async def cancel_experiment(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
+        """POST /experiments/{id}/cancel."""
+        path = f"/experiments/{_segment(job_id)}/cancel"
+        return (await self.request("POST", path, **_cancel_body(reason))).json()
+
+    async def delete_experiment(self, job_id: str) -> None:
+        """DELETE /experiments/{id}."""
+        await self.request("DELETE", f"/experiments/{_segment(job_id)}")
+
+    async def wait_experiment(
+        self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Poll until the experiment is succeeded, failed or cancelled; `progress` sees every status polled."""
+        return await self._wait(self.experiment, job_id, poll_interval, timeout, progress)
+
+    async def _wait(
+        self, get: Callable[[str], Awaitable[dict[str, Any]]], job_id: str, poll_interval: float,
+        timeout: float | None, progress: Progress | None,
+    ) -> dict[str, Any]:  # fmt: skip
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = await self.benchmark(job_id)
+            status = await get(job_id)
             if progress is not None:
                 progress(status)
             if status.get("status") in TERMINAL_BENCHMARK_STATES:

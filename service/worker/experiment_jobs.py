@@ -150,15 +150,32 @@ def _settle_finished(settings: Settings, owner: str) -> None:
             experiments.settle(job_id, status)
 
 
-def submit_experiment(body: ExperimentRequest, settings: Settings, caller: Caller = SHARED) -> dict[str, Any]:
+def _body(record: dict[str, Any]) -> Any:
+    """The submitted body of an experiment record's request (its run ids differ between two submissions)."""
+    return record["body"]
+
+
+def submit_experiment(
+    body: ExperimentRequest, settings: Settings, caller: Caller = SHARED, idempotency_key: str | None = None
+) -> dict[str, Any]:
     """Check the body (limits, dataset, architectures), store its runs and the experiment owned by
-    `caller` (within its cap on active experiments: 429 past it; `create_owned`), queue the runs."""
+    `caller` (within its cap on active experiments: 429 past it; `create_owned`), queue the runs.
+
+    A repeated `idempotency_key` of the same caller gives back the experiment the first submission made,
+    as for benchmarks (409 when the body differs; the key is per owner): the runs made for the repeat are
+    removed again, and the first one's runs that are still queued are sent again (a duplicate message of a
+    run is harmless: its claim is a compare-and-set)."""
     request = body.model_dump(mode="json", warnings=False)
     spec = _spec(request, settings)
     run_count = len(spec.architectures) * len(body.seeds)
     check_experiment_limits(body, settings, run_count)
     experiments, runs = experiment_stores(settings)
     run_ids: list[str] = []
+
+    def forget_runs() -> None:
+        for run_id in run_ids:
+            runs.delete(run_id)
+
     try:
         if caller.owner is not None:
             _settle_finished(settings, caller.owner)
@@ -167,23 +184,31 @@ def submit_experiment(body: ExperimentRequest, settings: Settings, caller: Calle
                 run = {"experiment": request, "index": index, "seed": seed}
                 run_ids.append(runs.create(run, owner=caller.owner).id)
     except Exception as error:
-        for run_id in run_ids:
-            runs.delete(run_id)
+        forget_runs()
         raise unavailable(error) from None
     try:
-        job = create_owned(settings, caller, {"body": request, "runs": run_ids}, store=experiments)
-    except ProblemError:  # over the cap, or the broker down: no experiment refers to the runs
-        for run_id in run_ids:
-            runs.delete(run_id)
+        job = create_owned(settings, caller, {"body": request, "runs": run_ids}, idempotency_key,
+                           store=experiments, body_of=_body)  # fmt: skip
+    except ProblemError:  # over the cap, the broker down, or a reused key: no experiment refers to the runs
+        forget_runs()
         raise
+    if job.request["runs"] != run_ids:  # a repeat (Idempotency-Key): the first submission's experiment
+        with store_errors():
+            forget_runs()
+            queued = [run_id for run_id in job.request["runs"] if (run := runs.get(run_id)) and run.status == QUEUED]
+        try:  # its messages may have been lost with the first answer; the experiment itself stays
+            for run_id in queued:
+                _send(settings, run_id)
+        except Exception as error:
+            raise unavailable(error) from None
+        return experiment_dict(job, settings)
 
     def send_runs(_job_id: str) -> None:
         try:
             for run_id in run_ids:
                 _send(settings, run_id)
         except Exception:
-            for run_id in run_ids:
-                runs.delete(run_id)
+            forget_runs()
             raise
 
     queue_or_forget(settings, job, send_runs, store=experiments)

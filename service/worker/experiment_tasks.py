@@ -83,8 +83,12 @@ def execute_run(store: JobStore, run_id: str, attempt: int, request: dict[str, A
 
 
 @app.task(name=EXPERIMENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-def experiment_run(self: Any, run_id: str) -> dict[str, str]:
-    """Claim run `run_id` and train it; a run another live worker holds is looked at again after its lease."""
+def experiment_run(self: Any, run_id: str) -> dict[str, Any]:
+    """Claim run `run_id` and train it; a run another live worker holds is looked at again after its lease.
+
+    The task's result says what this delivery did, as a benchmark's does: ``attempt`` is the attempt it
+    ran (None when it ran nothing), ``status`` how that attempt ended (``lost``: it ran to its end, but the
+    run had been taken from it, so it wrote nothing)."""
     settings: Settings = app.conf.cnnplan_settings
     store = run_store()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -93,9 +97,11 @@ def experiment_run(self: Any, run_id: str) -> dict[str, str]:
         current = store.get(run_id)
         if current is not None and current.status == RUNNING and current.worker != worker:
             raise self.retry(countdown=settings.job_lease_seconds, max_retries=None)
-        return {"run": run_id, "status": current.status if current else "unknown"}
+        return {"run": run_id, "status": current.status if current else "unknown", "attempt": None}
     logger.info("experiment run %s attempt %d started on %s", run_id, job.attempts, worker)
-    return {"run": run_id, "status": execute_run(store, run_id, job.attempts, job.request, settings)}
+    outcome = execute_run(store, run_id, job.attempts, job.request, settings)
+    logger.info("experiment run %s attempt %d ended: %s", run_id, job.attempts, outcome)
+    return {"run": run_id, "status": outcome, "attempt": job.attempts}
 
 
 @signals.worker_ready.connect

@@ -197,11 +197,13 @@ def create_owned(
     idempotency_key: str | None = None,
     estimate: dict[str, Any] | None = None,
     store: JobStore | None = None,
+    body_of: Callable[[dict[str, Any]], Any] = lambda request: request,
 ) -> Job:
     """Check the broker and the store, then store a queued job owned by `caller` in `store` (default: the
     benchmarks'), within the caller's cap on active jobs of that store (``job_max_active_per_key``, with
     keys configured: 429 past it); 503 when down. A repeated `idempotency_key` of the same caller gives
-    back the job the first submission made (409 when its body differs)."""
+    back the job the first submission made (409 when its body differs: `body_of` of the stored request
+    and of `request`, the whole request by default)."""
     service = job_service(settings)
     cap = settings.job_max_active_per_key if caller.owner is not None else None
     try:
@@ -218,7 +220,7 @@ def create_owned(
         ) from None  # fmt: skip
     except Exception as error:
         raise unavailable(error) from None
-    if job.request != request:  # the key of an earlier submission, sent with another body
+    if body_of(job.request) != body_of(request):  # the key of an earlier submission, sent with another body
         raise ProblemError(
             409, "Idempotency-Key reused", f"the Idempotency-Key was used for job {job.id} with a different body",
             field="Idempotency-Key", code="idempotency_key_reused",

@@ -1,10 +1,11 @@
 """The fleet under faults (issue 13), in CI size: `benchmarks/fleet.py faults` with 2 API processes, 2
-workers and 8 clients for about half a minute, each fault checked on its own counts; and the quotas of
-one key held in total across two API processes on one Redis.
+workers and 8 clients for about half a minute (6 benchmark jobs and 3 two-run experiments among the
+load), each fault checked on its own counts, and the experiments on theirs; and the quotas of one key
+held in total across two API processes on one Redis.
 
 The fault run is one real run of the script (module fixture); its figures are printed, not asserted
 against times. Every assertion is on counts: requests that failed after the client's retries, jobs
-stuck, runs written per job, records present after the Redis restart.
+stuck, runs written per job (and per experiment run), records present after the Redis restart.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pytest
 from worker_procs import ROOT, Processes, RedisServer, free_port, wait_for, worker_env
 
 FAULT_RUN = [sys.executable, str(ROOT / "benchmarks" / "fleet.py"), "faults", "--api-processes", "2", "--workers",
-             "2", "--clients", "8", "--duration", "25", "--warmup", "3", "--jobs", "6", "--json"]  # fmt: skip
+             "2", "--clients", "8", "--duration", "25", "--warmup", "3", "--jobs", "6", "--experiments", "3",
+             "--json"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,7 @@ def test_a_redis_restart_keeps_every_record_and_answers_503_meanwhile(fault_run:
     assert redis["records_before"] > 0 and redis["missing_after"] == []
     assert redis["finished_before"] > 0 and redis["finished_results_changed"] == []
     assert redis["queued_before"] + redis["running_before"] > 0  # work was pending, and it finished (below)
+    assert redis["experiments_before"] > 0  # the experiment records are among those kept (missing_after)
 
 
 def test_every_job_finished_exactly_once(fault_run: dict) -> None:
@@ -67,6 +70,20 @@ def test_every_job_finished_exactly_once(fault_run: dict) -> None:
     assert jobs["written_runs_not_one"] == {} and jobs["ran_to_completion_twice"] == []
     assert jobs["reruns"] >= 1  # the killed worker's job
     assert all(fault_run["checks"].values()), fault_run["checks"]
+
+
+def test_every_experiment_and_each_of_its_runs_finished_exactly_once(fault_run: dict) -> None:
+    """3 experiments by the clients and 1 in the burst before the Redis restart, 2 runs each (each its own
+    Celery task): every one has its record, none stuck, each run written by exactly one attempt."""
+    experiments = fault_run["jobs"]["experiments"]
+    assert experiments["submitted"] == experiments["records"] == 4
+    assert fault_run["requests"]["experiment"]["count"] == 3  # the clients' submissions all went through
+    assert experiments["submitted_without_record"] == [] and experiments["records_nobody_was_given"] == []
+    assert experiments["stuck"] == [] and experiments["runs_stuck"] == []
+    assert set(experiments["statuses"]) <= {"succeeded", "failed"} and experiments["failed_without_reason"] == []
+    assert experiments["runs"] == 2 * experiments["records"]
+    assert set(experiments["run_statuses"]) <= {"succeeded", "failed"}
+    assert experiments["written_runs_not_one"] == {} and experiments["ran_to_completion_twice"] == []
 
 
 # -- quotas shared by two API processes ------------------------------------------------------------

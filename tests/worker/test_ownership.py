@@ -280,12 +280,19 @@ def test_the_blocking_client_retries_lost_answers_against_a_real_server(tmp_path
         policy = RetryPolicy(retries=2, backoff=0.01)
         with PlannerClient(server.url, api_key=ALICE_KEY, retry=policy, transport=LosesAnswersSync(2)) as client:
             job = client.submit_benchmark(JOB)
+        with PlannerClient(server.url, api_key=ALICE_KEY, retry=policy, transport=LosesAnswersSync(2)) as client:
+            experiment = client.submit_experiment(EXPERIMENT)
         with PlannerClient(server.url, api_key=ALICE_KEY, retry=policy, transport=LosesAnswersSync(1)) as client:
             assert [item["id"] for item in client.benchmarks()["items"]] == [job["id"]]
             assert client.cancel_benchmark(job["id"], reason="done")["cancelled_by"] == "alice"
             client.delete_benchmark(job["id"])
+            assert [item["id"] for item in client.experiments()["items"]] == [experiment["id"]]
+            assert client.experiment(experiment["id"])["owner"] == "alice"
+            assert client.cancel_experiment(experiment["id"], reason="done")["cancelled_by"] == "alice"
+            assert client.wait_experiment(experiment["id"], poll_interval=0.01)["status"] == "cancelled"
+            client.delete_experiment(experiment["id"])
         with PlannerClient(server.url, api_key=ALICE_KEY) as client:
-            assert client.benchmarks()["total"] == 0
+            assert client.benchmarks()["total"] == 0 and client.experiments()["total"] == 0
 
 
 def test_a_job_table_of_the_previous_version_gains_the_new_columns(tmp_path: Path) -> None:
@@ -420,3 +427,52 @@ def test_without_keys_experiments_are_shared(tmp_path: Path, redis_url: str | No
     assert cancelled["status"] == "cancelled" and cancelled["cancelled_by"] == "anonymous"
     assert client.delete(f"/experiments/{other['id']}").status_code == 204
     assert experiment_ids(client, {}) == [job["id"]]
+
+
+def test_a_repeated_idempotency_key_gives_the_same_experiment(keyed: TestClient) -> None:
+    """As for benchmarks: the same experiment (no second record, no orphan runs), keys per owner, a reused
+    key with another body the same 409 as POST /benchmarks answers."""
+
+    def post(headers: dict, body: dict = EXPERIMENT) -> httpx.Response:
+        return keyed.post("/experiments", json=body, headers={**headers, "Idempotency-Key": "exp-1"})
+
+    first, again, other = post(ALICE), post(ALICE), post(BOB)  # bob's same key: his own experiment
+    assert first.status_code == again.status_code == other.status_code == 202
+    assert again.json() == first.json() and again.headers["location"] == f"/experiments/{first.json()['id']}"
+    assert other.json()["id"] != first.json()["id"] and other.json()["owner"] == "bob"
+    assert experiment_ids(keyed, ALICE) == [first.json()["id"]] and experiment_ids(keyed, BOB) == [other.json()["id"]]
+    assert run_store(keyed).list(100)[1] == 4  # two runs each: the repeat's runs were removed again
+    reused = post(ALICE, {**EXPERIMENT, "epochs": 2})
+    keyed.post("/benchmarks", json=JOB, headers={**ALICE, "Idempotency-Key": "bench-1"})
+    reused_benchmark = keyed.post("/benchmarks", json={**JOB, "iterations": 2},
+                                  headers={**ALICE, "Idempotency-Key": "bench-1"})  # fmt: skip
+    assert reused.status_code == reused_benchmark.status_code == 409
+    problem, benchmark_problem = reused.json(), reused_benchmark.json()
+    assert (problem["code"], problem["field"]) == ("idempotency_key_reused", "Idempotency-Key")
+    assert first.json()["id"] in problem["detail"] and first.json()["id"] in problem["reason"]
+    worded = ("detail", "reason", "instance")  # they name the job the key was used for
+    assert {k: v for k, v in problem.items() if k not in worded} == {
+        k: v for k, v in benchmark_problem.items() if k not in worded
+    }
+    assert experiment_ids(keyed, ALICE) == [first.json()["id"]] and run_store(keyed).list(100)[1] == 4
+    cancelled = keyed.post(f"/experiments/{first.json()['id']}/cancel", headers=ALICE).json()
+    assert post(ALICE).json() == cancelled  # a repeat after the cancel: the experiment as it is now
+
+
+@pytest.mark.anyio
+async def test_the_client_retries_a_lost_experiment_submission_without_a_duplicate(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path, embedded_worker=False, job_rate_limit="100000/minute"))
+    policy = RetryPolicy(retries=3, backoff=0.01)
+    async with AsyncPlannerClient("http://test", transport=LosesAnswers(app, lose=2), retry=policy) as client:
+        job = await client.submit_experiment(EXPERIMENT)  # handled three times by the server, one experiment made
+        assert job["status"] == "queued" and len(job["runs"]) == 2
+    async with AsyncPlannerClient("http://test", transport=LosesAnswers(app, lose=1), retry=policy) as client:
+        listed = await client.experiments()
+        assert [item["id"] for item in listed["items"]] == [job["id"]] and listed["total"] == 1
+        assert (await client.experiment(job["id"]))["runs"] == job["runs"]
+        assert (await client.cancel_experiment(job["id"], reason="done"))["status"] == "cancelled"
+        await client.delete_experiment(job["id"])
+        assert (await client.experiments())["total"] == 0
+    from cnnplan.service.worker.experiment_jobs import experiment_stores
+
+    assert experiment_stores(app.state.settings)[1].list(100)[1] == 0  # no run was left behind by the repeats

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from cnnplan.service.api._responses import FastJSONResponse
-from cnnplan.service.api.deps import AppSettings, JobCaller, job_caller
+from cnnplan.service.api.deps import AppSettings, IdempotencyKey, JobCaller, job_caller
 from cnnplan.service.api.security import limit_job_submissions
 from cnnplan.service.problems import problem_responses
 from cnnplan.service.worker import jobs
@@ -26,15 +26,6 @@ BENCHMARK_RULES = (
 """The rules of a benchmark request that JSON Schema cannot state (the 422 of the operation lists them)."""
 
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job's id (a UUID).")]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        min_length=1,
-        max_length=200,
-        description="Any unique string per submission: sent again (a retry after a lost answer), the same job "
-        "comes back instead of a second one. The Python client sends one with every submission.",
-    ),
-]
 
 
 @router.post(

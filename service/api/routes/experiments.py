@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from cnnplan.service.api._responses import FastJSONResponse
-from cnnplan.service.api.deps import AppSettings, JobCaller, job_caller
+from cnnplan.service.api.deps import AppSettings, IdempotencyKey, JobCaller, job_caller
 from cnnplan.service.api.formats import SVG_MEDIA_TYPE
 from cnnplan.service.api.security import limit_job_submissions
 from cnnplan.service.experiments.schemas import ExperimentJob, ExperimentJobList, ExperimentRequest
@@ -41,13 +41,16 @@ _FIGURE: dict[int | str, dict[str, Any]] = {200: {"description": "The experiment
     status_code=202,
     dependencies=[Depends(limit_job_submissions)],
     response_model=ExperimentJob,
-    responses=problem_responses(401, 413, 422, 429, 503, rules=EXPERIMENT_RULES),
+    responses=problem_responses(401, 409, 413, 422, 429, 503, rules=EXPERIMENT_RULES),
     summary="Queue a training experiment: the plan, its variants and your networks, several seeds each",
 )
-def post_experiment(body: ExperimentRequest, settings: AppSettings, caller: JobCaller) -> FastJSONResponse:
-    """202 with the queued experiment and its ``Location``; 429 past the key's rate limit or its cap on
-    active experiments; 503 with ``Retry-After`` when the broker is down."""
-    job = experiment_jobs.submit_experiment(body, settings, caller)
+def post_experiment(
+    body: ExperimentRequest, settings: AppSettings, caller: JobCaller, idempotency_key: IdempotencyKey = None
+) -> FastJSONResponse:
+    """202 with the queued experiment and its ``Location``; 409 for an ``Idempotency-Key`` reused with
+    another body; 429 past the key's rate limit or its cap on active experiments; 503 with
+    ``Retry-After`` when the broker is down."""
+    job = experiment_jobs.submit_experiment(body, settings, caller, idempotency_key)
     return FastJSONResponse(job, status_code=202, headers={"Location": f"/experiments/{job['id']}"})
 
 
