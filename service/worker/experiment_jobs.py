@@ -187,12 +187,12 @@ def submit_experiment(
         forget_runs()
         raise unavailable(error) from None
     try:
-        job = create_owned(settings, caller, {"body": request, "runs": run_ids}, idempotency_key,
-                           store=experiments, body_of=_body)  # fmt: skip
+        job, made = create_owned(settings, caller, {"body": request, "runs": run_ids}, idempotency_key,
+                                 store=experiments, body_of=_body)  # fmt: skip
     except ProblemError:  # over the cap, the broker down, or a reused key: no experiment refers to the runs
         forget_runs()
         raise
-    if job.request["runs"] != run_ids:  # a repeat (Idempotency-Key): the first submission's experiment
+    if not made:  # a repeat (Idempotency-Key): the first submission's experiment
         with store_errors():
             forget_runs()
             queued = [run_id for run_id in job.request["runs"] if (run := runs.get(run_id)) and run.status == QUEUED]

@@ -198,17 +198,17 @@ def create_owned(
     estimate: dict[str, Any] | None = None,
     store: JobStore | None = None,
     body_of: Callable[[dict[str, Any]], Any] = lambda request: request,
-) -> Job:
+) -> tuple[Job, bool]:
     """Check the broker and the store, then store a queued job owned by `caller` in `store` (default: the
     benchmarks'), within the caller's cap on active jobs of that store (``job_max_active_per_key``, with
     keys configured: 429 past it); 503 when down. A repeated `idempotency_key` of the same caller gives
     back the job the first submission made (409 when its body differs: `body_of` of the stored request
-    and of `request`, the whole request by default)."""
+    and of `request`, the whole request by default). Also whether this call made the job (False: a repeat)."""
     service = job_service(settings)
     cap = settings.job_max_active_per_key if caller.owner is not None else None
     try:
         service.check()
-        job = (store or service.store).create(
+        job, made = (store or service.store).create_or_find(
             request, owner=caller.owner, max_active=cap, idempotency_key=idempotency_key, estimate=estimate
         )
     except ActiveJobsLimit as refused:
@@ -225,16 +225,19 @@ def create_owned(
             409, "Idempotency-Key reused", f"the Idempotency-Key was used for job {job.id} with a different body",
             field="Idempotency-Key", code="idempotency_key_reused",
         )  # fmt: skip
-    return job
+    return job, made
 
 
-def queue_or_forget(settings: Settings, job: Job, send: Callable[[str], None], store: JobStore | None = None) -> None:
-    """`send(job.id)` (queue its work); if the broker refuses, delete the job from `store` (default: the
-    benchmarks') again and answer 503."""
+def queue_or_forget(
+    settings: Settings, job: Job, send: Callable[[str], None], store: JobStore | None = None, forget: bool = True
+) -> None:
+    """`send(job.id)` (queue its work); if the broker refuses, answer 503, deleting the job from `store`
+    (default: the benchmarks') again when `forget` (a job this request made; a repeat's job stays)."""
     try:
         send(job.id)
     except Exception as error:
-        (store or job_service(settings).store).delete(job.id)
+        if forget:
+            (store or job_service(settings).store).delete(job.id)
         raise unavailable(error) from None
 
 
@@ -251,9 +254,9 @@ def submit_benchmark(
     spec = network_spec(request)  # bad networks are a 422 now, not a failed job later
     analysis = analyse(spec.layers, spec.image_size, spec.in_channels, spec.field)
     estimated = estimate(analysis.flops, request)  # before it is stored and queued: the estimate precedes the run
-    job = create_owned(settings, caller, request, idempotency_key, estimated)
+    job, made = create_owned(settings, caller, request, idempotency_key, estimated)
     if job.status == QUEUED:  # a replay's first message may be lost with the request: a duplicate is harmless
-        queue_or_forget(settings, job, job_service(settings).send)
+        queue_or_forget(settings, job, job_service(settings).send, forget=made)
     return job_dict(job)
 
 

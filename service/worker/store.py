@@ -141,11 +141,25 @@ class JobStore:
 
         With an `idempotency_key` the id is ``uuid5(owner, key)``: a repeated submission (a client retrying
         a request whose answer was lost) gets the job the first one made, as it is now, instead of a second."""
+        return self.create_or_find(
+            request, owner=owner, max_active=max_active, idempotency_key=idempotency_key, estimate=estimate
+        )[0]
+
+    def create_or_find(
+        self,
+        request: dict[str, Any],
+        *,
+        owner: str | None = None,
+        max_active: int | None = None,
+        idempotency_key: str | None = None,
+        estimate: dict[str, Any] | None = None,
+    ) -> tuple[Job, bool]:
+        """`create`, and whether this call made the job (False: a repeated `idempotency_key` found it)."""
         now = time.time()
         job_id = str(uuid.uuid4()) if idempotency_key is None else idempotent_id(owner, idempotency_key)
         job = Job(id=job_id, request=request, created_at=now, updated_at=now, owner=owner, estimate=estimate)
         if idempotency_key is not None and (existing := self._get(job_id)) is not None:
-            return existing
+            return existing, False
         try:
             if max_active is None or owner is None:
                 self._insert(job)
@@ -155,8 +169,8 @@ class JobStore:
             existing = self._get(job_id)
             if existing is None:  # made and deleted in between
                 raise StoreUnavailable(f"job {job_id} changed while it was created; try again") from None
-            return existing
-        return job
+            return existing, False
+        return job, True
 
     def get(self, job_id: str) -> Job | None:
         return self._get(job_id)

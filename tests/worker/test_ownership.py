@@ -476,3 +476,35 @@ async def test_the_client_retries_a_lost_experiment_submission_without_a_duplica
     from cnnplan.service.worker.experiment_jobs import experiment_stores
 
     assert experiment_stores(app.state.settings)[1].list(100)[1] == 0  # no run was left behind by the repeats
+
+
+@pytest.mark.parametrize("broker_refuses", ["the repeat", "the first"])
+def test_a_refused_message_forgets_only_the_job_this_request_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker_refuses: str
+) -> None:
+    """The broker refusing a repeat's message (the first submission's job is in the store) answers 503 and
+    keeps that job; refusing a first submission's message deletes the job it just made."""
+    from cnnplan.service.problems import ProblemError
+    from cnnplan.service.worker import jobs
+    from cnnplan.service.worker.schemas import BenchmarkRequest
+
+    settings = Settings(data_dir=tmp_path, embedded_worker=False, job_rate_limit="100000/minute")
+    body = BenchmarkRequest.model_validate(JOB)
+
+    def refuse(self: jobs.JobService, job_id: str) -> None:
+        raise ConnectionError("the broker refused the message")
+
+    store = jobs.job_service(settings).store
+    if broker_refuses == "the repeat":
+        first = jobs.submit_benchmark(body, settings, jobs.SHARED, "run-1")
+        monkeypatch.setattr(jobs.JobService, "send", refuse)
+        with pytest.raises(ProblemError) as refused:
+            jobs.submit_benchmark(body, settings, jobs.SHARED, "run-1")
+        assert store.get(first["id"]) is not None  # the first submission's job stays, still queued
+        assert store.get(first["id"]).status == "queued"
+    else:
+        monkeypatch.setattr(jobs.JobService, "send", refuse)
+        with pytest.raises(ProblemError) as refused:
+            jobs.submit_benchmark(body, settings, jobs.SHARED, "run-1")
+        assert store.list(10) == ([], 0)  # the job the refused request made is gone again
+    assert refused.value.status == 503
