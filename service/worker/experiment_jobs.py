@@ -195,7 +195,9 @@ def submit_experiment(
     if not made:  # a repeat (Idempotency-Key): the first submission's experiment
         with store_errors():
             forget_runs()
-            queued = [run_id for run_id in job.request["runs"] if (run := runs.get(run_id)) and run.status == QUEUED]
+            queued = [
+                run_id for run_id in job.request["runs"] if (stored := runs.get(run_id)) and stored.status == QUEUED
+            ]
         try:  # its messages may have been lost with the first answer; the experiment itself stays
             for run_id in queued:
                 _send(settings, run_id)
