@@ -323,31 +323,31 @@ def _branch_and_bound(family: _Family, budget: int | None) -> object:
     cap, following, final, alpha, growth = family.cap, family.next, family.final, family.alpha, family.growth
     problems = []
     for n in range(1, family.max_stages + 1):
+        # bounds[l] = U_l; suffix[l] = sum_(l<i<n) U_i 2^(n-1-i) + U_n, the largest scaled depth after stage l
         bound = min(cap[n], final[n])
         bounds = [0] * (n + 1)
-        bounds[n] = bound
+        suffix = [0] * n
+        bounds[n] = running = bound
         for level in range(n - 1, 0, -1):
-            bound = min(cap[level], bound - (1 << level))
+            suffix[level] = running
+            bound -= 1 << level
+            if cap[level] < bound:
+                bound = cap[level]
             limit = following[level]
             if limit is not None and limit < bound:
                 bound = limit
             bounds[level] = bound
-        if bounds[1] < 1:
+            running += bound << (n - 1 - level)
+        if bound < 1:
             continue
-        # suffix[l] = sum_(l<i<n) U_i 2^(n-1-i) + U_n: the largest scaled depth the stages after l can add
-        suffix = [0] * n
-        running = bounds[n]
-        for level in range(n - 1, 0, -1):
-            suffix[level] = running
-            running += bounds[level] << (n - 1 - level)
         suffix[0] = running
-        problems.append((suffix[0] >> (n - 1), alpha[n] + growth * bounds[n], -n, bounds, suffix))
+        problems.append((running >> (n - 1), alpha[n] + growth * bounds[n], -n, bounds, suffix))
     problems.sort(key=_bounds_order, reverse=True)
     best: tuple[int, int, int, tuple[int, ...]] | None = None
     nodes = 0
     for upper, top, rank, bounds, suffix in problems:
         if best is not None and (upper, top, rank) <= best[:3]:
-            continue
+            break  # and every later problem: they are sorted by these bounds
         n = -rank
         shift = n - 1
         top_bound, top_radius = bounds[n], alpha[n]
@@ -364,15 +364,14 @@ def _branch_and_bound(family: _Family, budget: int | None) -> object:
                 return _GAVE_UP
             weight = 1 << (level - 1)
             a = (bounds[level] - total) // weight
-            if level == n:  # the largest a_n is best: deepest and widest
+            if level == n:  # (only with n = 1: the last stage is otherwise evaluated below, with its parent)
                 if a >= 1:
-                    candidate = (depth + a, top_radius + growth * (total + a * weight), rank, (*stages, a))
-                    if best is None or candidate > best:
-                        best = candidate
+                    best = _better(best, (depth + a, top_radius + growth * (total + a * weight), rank, (a,)))
                 continue
             rest, scale, modulus = suffix[level], shift - level, weight << 1
             below = scale - 1 if scale else 0
             following_bound = bounds[level + 1]
+            last = level + 1 == n
             children = []
             while a >= 1:
                 total_next, depth_next = total + a * weight, depth + a
@@ -385,10 +384,23 @@ def _branch_and_bound(family: _Family, budget: int | None) -> object:
                     radius = top_radius + growth * (top_bound - (top_bound - total_next) % modulus)
                     if (depth_next + (scaled >> shift), radius, rank) <= best[:3]:
                         continue
-                children.append((level + 1, total_next, depth_next, (*stages, a + 1)))
+                if last:  # the largest a_n is best: deepest and widest
+                    nodes += 1
+                    a_n = (top_bound - total_next) >> level
+                    if a_n >= 1:
+                        best = _better(best, (depth_next + a_n, top_radius + growth * (total_next + (a_n << level)),
+                                              rank, (*stages, a + 1, a_n)))  # fmt: skip
+                else:
+                    children.append((level + 1, total_next, depth_next, (*stages, a + 1)))
             children.reverse()
             stack.extend(children)
     return best
+
+
+def _better(
+    best: tuple[int, int, int, tuple[int, ...]] | None, candidate: tuple[int, int, int, tuple[int, ...]]
+) -> tuple[int, int, int, tuple[int, ...]]:
+    return candidate if best is None or candidate > best else best
 
 
 def _bounds_order(problem: tuple) -> tuple[int, int, int]:
