@@ -78,20 +78,25 @@ def _relaxed(size: tuple[int, int], kernel_size: int, t: Fraction, rf_side: str)
         weight *= 2
     filled = weight // 2 if count else 0  # T_(n-1) = W q / p
     spare = z * p - kernel_size * filled * q  # a_n = spare / (k p weight)
-    last = Fraction(spare, kernel_size * p * weight)
-    first, middle = Fraction(q, p), Fraction(q, 2 * p)
+    first, middle, last = _ratio(q, p), _ratio(q, 2 * p), _ratio(spare, kernel_size * p * weight)
     stages = ([first] if count else []) + [middle] * max(0, count - 1) + [last]
     # depth over the common denominator 2 k p weight: a_1 = 2 k weight q, a_l = k weight q, a_n = 2 spare
     scale = kernel_size * weight * q
-    numerator = 2 * spare + (2 * scale + (count - 1) * scale if count else 0)
-    depth = Fraction(numerator, 2 * kernel_size * p * weight)
-    shown = {value: (_number(value.numerator, value.denominator), format_fraction(value)) for value in set(stages)}
+    depth = _ratio(2 * spare + (2 * scale + (count - 1) * scale if count else 0), 2 * kernel_size * p * weight)
     return {
-        "stages": [shown[a][0] for a in stages],
-        "stages_exact": [shown[a][1] for a in stages],
-        "depth": _number(depth.numerator, depth.denominator),
-        "depth_exact": format_fraction(depth),
+        "stages": [a[0] for a in stages],
+        "stages_exact": [a[1] for a in stages],
+        "depth": depth[0],
+        "depth_exact": depth[1],
     }
+
+
+def _ratio(numerator: int, denominator: int) -> tuple[float, str]:
+    """numerator / denominator (> 0) as the answer shows a Fraction: (rounded number, "p/q" or "p" reduced)."""
+    common = gcd(numerator, denominator)
+    numerator, denominator = numerator // common, denominator // common
+    exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+    return round(numerator / denominator, C_VALUE_DIGITS), exact
 
 
 def _inputs(request: PlanRequest, size: tuple[int, int], t: Fraction) -> dict[str, Any]:
