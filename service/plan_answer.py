@@ -699,14 +699,12 @@ def _emit_stage_json(
     c, exact = _c_value(first_real, receptive_field)
     shown = repr(c) if c >= 1e-4 else _float_text(c)
     r, padding = receptive_field, effective_padding
+    values: tuple[object, ...] = (1, previous, r, r, padding, padding, shown, shown, exact, exact,
+                                  1, "conv", 1, r, r, padding, padding)  # fmt: skip
     if batch_norm:
-        append_first = (1, previous, r, r, padding, padding, shown, shown, exact, exact,
-                        1, "conv", 1, r, r, padding, padding, 1, "bn", 1, r, r, padding, padding)  # fmt: skip
-    else:
-        append_first = (1, previous, r, r, padding, padding, shown, shown, exact, exact,
-                        1, "conv", 1, r, r, padding, padding)  # fmt: skip
+        values += (1, "bn", 1, r, r, padding, padding)
     append = layers.append
-    append(first % append_first)
+    append(first % values)
     if count == 1:
         return f"{prefix}relu1"
     rest = (

@@ -321,7 +321,7 @@ def _branch_and_bound(family: _Family, budget: int | None) -> object:
     if family.max_stages == 0:
         return None
     cap, following, final, alpha, growth = family.cap, family.next, family.final, family.alpha, family.growth
-    problems = []
+    problems: list[_Problem] = []
     for n in range(1, family.max_stages + 1):
         # bounds[l] = U_l; suffix[l] = sum_(l<i<n) U_i 2^(n-1-i) + U_n, the largest scaled depth after stage l
         bound = min(cap[n], final[n])
@@ -403,7 +403,11 @@ def _better(
     return candidate if best is None or candidate > best else best
 
 
-def _bounds_order(problem: tuple) -> tuple[int, int, int]:
+_Problem = tuple[int, int, int, list[int], list[int]]
+"""One stage count's (depth bound, radius bound, -n, U_1..U_n, scaled suffix sums) in `_branch_and_bound`."""
+
+
+def _bounds_order(problem: _Problem) -> tuple[int, int, int]:
     return problem[0], problem[1], problem[2]
 
 
