@@ -659,74 +659,63 @@ def _emit_stage_json(
     counts: tuple[int, int],
     batch_norm: bool,
 ) -> str:
-    """`_emit_stage` writing JSON text: per stage, one template for a position's conv (+ BN) + ReLU with the
-    stage's constants written in (for the later positions also the stride, input channels, real filter size
-    and counts, and the inputs named from the position); per position one formatting with its number, the
-    receptive field and effective padding (the same number twice: every pair is square) and its c-value."""
-    prefix = f"s{stage}."
-    shape = (
-        f'"output_size":[{output[0]},{output[1]}],"receptive_field":[%d,%d],"jump":[{jump},{jump}],'
-        '"effective_padding":[%d,%d],'
-    )
-    pad = f"[{same[0]},{same[1]}]"
-    conv_head = (
-        f'{{"name":"{prefix}conv%d","type":"conv","level":"feature","inputs":["%s"],"kernel_size":[{kernel},{kernel}],'
-    )
-    conv_fixed = (
-        f'"dilation":[1,1],"padding":[{pad},{pad}],"ceil_mode":false,"groups":1,"out_channels":{channels},'
-        f'"bias":{"false" if batch_norm else "true"},"rate":null,'
-    )
-    c_fields = '"c_value":[%s,%s],"c_value_exact":["%s","%s"],"c_axis":"both",'
-    plain = (
-        f'"level":"feature","inputs":["{prefix}%s%d"],"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],'
-        f'"padding":[[0,0],[0,0]],"ceil_mode":false,"groups":1,"out_channels":{channels},"bias":true,"rate":null,'
-        f'"in_channels":{channels},{shape}"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,'
-    )
-    if batch_norm:
-        after = (
-            f',{{"name":"{prefix}bn%d","type":"bn",{plain}"params":{2 * channels},"flops":0}}'
-            f',{{"name":"{prefix}relu%d","type":"relu",{plain}"params":0,"flops":0}}'
-        )
-    else:
-        after = f',{{"name":"{prefix}relu%d","type":"relu",{plain}"params":0,"flops":0}}'
-    real = kernel * jump
-    first_real = kernel * first_jump_in
-    first = (
-        f'{conv_head}"stride":[{first_stride},{first_stride}],{conv_fixed}"in_channels":{in_channels},{shape}'
-        f'"real_filter_size":[{first_real},{first_real}],{c_fields}"params":{first_counts[0]},'
-        f'"flops":{first_counts[1]}}}{after}'
-    )
-    c, exact = _c_value(first_real, receptive_field)
-    shown = repr(c) if c >= 1e-4 else _float_text(c)
+    """`_emit_stage` writing JSON text: one f-string per position for its conv (+ BN) + ReLU, in the key order
+    and spelling orjson gives `_conv`'s and `_layer`'s dicts. The stage's constants are turned to text once;
+    per position only its number, inputs, receptive field, effective padding and c-value are (and for the first
+    conv its stride, input channels, real filter size and counts). Every pair is square: the same number twice.
+    No template is parsed at run time: an f-string's literal parts are constants of the compiled code."""
+    p = f"s{stage}."
+    k, ch, oh, ow, j = str(kernel), str(channels), str(output[0]), str(output[1]), str(jump)
+    p0, p1 = str(same[0]), str(same[1])
+    bias = "false" if batch_norm else "true"
+    bn_params = str(2 * channels)
+    real_value = kernel * jump
+    source, stride, cin = previous, str(first_stride), str(in_channels)
+    real, weights, flops = kernel * first_jump_in, str(first_counts[0]), str(first_counts[1])
     r, padding = receptive_field, effective_padding
-    values: tuple[object, ...] = (1, previous, r, r, padding, padding, shown, shown, exact, exact,
-                                  1, "conv", 1, r, r, padding, padding)  # fmt: skip
-    if batch_norm:
-        values += (1, "bn", 1, r, r, padding, padding)
     append = layers.append
-    append(first % values)
-    if count == 1:
-        return f"{prefix}relu1"
-    rest = (
-        f'{conv_head.replace("%s", prefix + "relu%d")}"stride":[1,1],{conv_fixed}"in_channels":{channels},{shape}'
-        f'"real_filter_size":[{real},{real}],{c_fields}"params":{counts[0]},"flops":{counts[1]}}}{after}'
-    )
-    for position in range(2, count + 1):
-        r += rf_step
-        padding += padding_step
+    for position in range(1, count + 1):
+        if position == 2:
+            stride, cin, real, weights, flops = "1", ch, real_value, str(counts[0]), str(counts[1])
         common = gcd(real, r)
         numerator, denominator = real // common, r // common
         exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
         c = round(numerator / denominator, C_VALUE_DIGITS)
         shown = repr(c) if c >= 1e-4 else _float_text(c)
+        m, rf, pd, rs = str(position), str(r), str(padding), str(real)
+        conv = (
+            f'{{"name":"{p}conv{m}","type":"conv","level":"feature","inputs":["{source}"],"kernel_size":[{k},{k}],'
+            f'"stride":[{stride},{stride}],"dilation":[1,1],"padding":[[{p0},{p1}],[{p0},{p1}]],"ceil_mode":false,'
+            f'"groups":1,"out_channels":{ch},"bias":{bias},"rate":null,"in_channels":{cin},"output_size":[{oh},{ow}],'
+            f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
+            f'"real_filter_size":[{rs},{rs}],"c_value":[{shown},{shown}],"c_value_exact":["{exact}","{exact}"],'
+            f'"c_axis":"both","params":{weights},"flops":{flops}}}'
+        )
         if batch_norm:
-            append(rest % (position, position - 1, r, r, padding, padding, shown, shown, exact, exact,
-                           position, "conv", position, r, r, padding, padding,
-                           position, "bn", position, r, r, padding, padding))  # fmt: skip
+            append(
+                f'{conv},{{"name":"{p}bn{m}","type":"bn","level":"feature","inputs":["{p}conv{m}"],'
+                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
+                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
+                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
+                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":{bn_params},'
+                f'"flops":0}},{{"name":"{p}relu{m}","type":"relu","level":"feature","inputs":["{p}bn{m}"],'
+                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
+                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
+                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
+                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+            )
         else:
-            append(rest % (position, position - 1, r, r, padding, padding, shown, shown, exact, exact,
-                           position, "conv", position, r, r, padding, padding))  # fmt: skip
-    return f"{prefix}relu{count}"
+            append(
+                f'{conv},{{"name":"{p}relu{m}","type":"relu","level":"feature","inputs":["{p}conv{m}"],'
+                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
+                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
+                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
+                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+            )
+        source = f"{p}relu{m}"
+        r += rf_step
+        padding += padding_step
+    return source
 
 
 def plan_summary(request: PlanRequest) -> dict[str, Any]:
