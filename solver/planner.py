@@ -344,9 +344,14 @@ def _branch_and_bound(family: _Family, budget: int | None) -> object:
         problems.append((running >> (n - 1), alpha[n] + growth * bounds[n], -n, bounds, suffix))
     problems.sort(key=_bounds_order, reverse=True)
     best: tuple[int, int, int, tuple[int, ...]] | None = None
+    # best[:3] as scalars (no depth bound is negative, so -1 admits anything): a node is pruned when
+    # (its depth bound, its radius bound, -n) <= (best_depth, best_radius, best_rank), compared inline
+    best_depth = best_radius = best_rank = -1
     nodes = 0
     for upper, top, rank, bounds, suffix in problems:
-        if best is not None and (upper, top, rank) <= best[:3]:
+        if upper < best_depth or (
+            upper == best_depth and (top < best_radius or (top == best_radius and rank <= best_rank))
+        ):
             break  # and every later problem: they are sorted by these bounds
         n = -rank
         shift = n - 1
@@ -367,6 +372,7 @@ def _branch_and_bound(family: _Family, budget: int | None) -> object:
             if level == n:  # (only with n = 1: the last stage is otherwise evaluated below, with its parent)
                 if a >= 1:
                     best = _better(best, (depth + a, top_radius + growth * (total + a * weight), rank, (a,)))
+                    best_depth, best_radius, best_rank = best[0], best[1], best[2]
                 continue
             rest, scale, modulus = suffix[level], shift - level, weight << 1
             below = scale - 1 if scale else 0
@@ -378,11 +384,16 @@ def _branch_and_bound(family: _Family, budget: int | None) -> object:
                 a -= 1
                 if best is not None:
                     scaled = rest - (total_next << scale)
-                    if (depth_next + (scaled >> shift), top, rank) <= best[:3]:
+                    bound = depth_next + (scaled >> shift)
+                    if bound < best_depth or (
+                        bound == best_depth and (top < best_radius or (top == best_radius and rank <= best_rank))
+                    ):
                         break  # and every smaller a_l
-                    scaled -= ((following_bound - total_next) % modulus) << below
+                    bound = depth_next + ((scaled - (((following_bound - total_next) % modulus) << below)) >> shift)
                     radius = top_radius + growth * (top_bound - (top_bound - total_next) % modulus)
-                    if (depth_next + (scaled >> shift), radius, rank) <= best[:3]:
+                    if bound < best_depth or (
+                        bound == best_depth and (radius < best_radius or (radius == best_radius and rank <= best_rank))
+                    ):
                         continue
                 if last:  # the largest a_n is best: deepest and widest
                     nodes += 1
@@ -390,6 +401,7 @@ def _branch_and_bound(family: _Family, budget: int | None) -> object:
                     if a_n >= 1:
                         best = _better(best, (depth_next + a_n, top_radius + growth * (total_next + (a_n << level)),
                                               rank, (*stages, a + 1, a_n)))  # fmt: skip
+                        best_depth, best_radius, best_rank = best[0], best[1], best[2]
                 else:
                     children.append((level + 1, total_next, depth_next, (*stages, a + 1)))
             children.reverse()
