@@ -218,34 +218,38 @@ def _family(
     from receptive field r0 and jump j0 on a map of side z_map (the stem's output)."""
     p, q = t.numerator, t.denominator
     simplified = model == "simplified"
+    conv = downsample == "conv"
     growth = k if simplified else (k - 1) * j0
+    scale, divisor = k * j0 * q, p * growth
     caps, finals, alphas = [0], [0], [0]
     nexts: list[int | None] = [None]
+    max_stages = 0
+    weight = 1  # 2^(l-1)
     for stage in range(1, 64):
-        weight = 2 ** (stage - 1)
         if simplified:
             alpha = 0
-        elif downsample == "conv":
+        elif conv:
             alpha = r0 + growth - growth * weight
         else:
             alpha = r0 + j0 * (weight - 1)
         # c >= t for the last conv of the stage: t (alpha + G T) <= k j0 2^(l-1)
-        cap = (k * j0 * weight * q - alpha * p) // (p * growth)
-        if downsample == "conv":
+        cap = (scale * weight - alpha * p) // divisor
+        if conv:
             # the simplified model has no per-layer view of the stride-2 conv: it only needs the map,
             # which a stride-2 'same' conv never empties
             following: int | None = None if simplified else cap - weight
         else:  # a 2x2 pool needs a map of side >= 2 (both models: the concrete network must exist)
             following = None if 2 * weight <= z_map else -1
+        final = (z_rf - alpha) // growth
         caps.append(cap)
         nexts.append(following)
-        finals.append((z_rf - alpha) // growth)
+        finals.append(final)
         alphas.append(alpha)
-        if 2 * weight - 1 > finals[-1]:  # T_l >= 2^l - 1 outgrows final_l for good from here on
+        if 2 * weight - 1 <= min(cap, final):  # T_l >= 2^l - 1: stage l can be the last
+            max_stages = stage
+        if 2 * weight - 1 > final:  # T_l >= 2^l - 1 outgrows final_l for good from here on
             break
-    max_stages = max(
-        (stage for stage in range(1, len(caps)) if 2**stage - 1 <= min(caps[stage], finals[stage])), default=0
-    )
+        weight *= 2
     return _Family(
         cap=tuple(caps),
         next=tuple(nexts),
