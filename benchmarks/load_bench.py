@@ -301,55 +301,119 @@ async def asgi_call(app, method: str, path: str, body: bytes = b"") -> int:
 
 
 def breakdown(count: int = 300, repeats: int = 5) -> None:
-    """In-process cost per request (no sockets): GET /healthz, and POST /plan split into the solver's
-    make_plan, the response dict and orjson; each repeat measures all parts back to back and the
-    quietest repeat (smallest total) is reported."""
+    """In-process CPU time per request (no sockets), every part back to back per body so the machine's other
+    load hits them alike; the quietest repeat (smallest total) is reported. Through the ASGI app: GET /healthz,
+    POST /plan of the floor (`floor_app`: the same app and validation, answering the mix's median plan
+    rendered per request), cold POST /plan (full answer, answer cache off) and POST /plan?view=summary; and
+    called directly: the route's `to_plan_request`, the answer `plan_answer_json` split into the input checks,
+    the exact stage optimiser, the relaxed optimum and the stage-wise walk that writes the layers' JSON, the
+    summary `plan_summary`, and the floor's rendering of its fixed answer."""
     import asyncio
 
-    import orjson
-
+    import cnnplan.service.api.routes.plan as plan_routes
+    from cnnplan.service import plan_answer as answers
+    from cnnplan.service.api._responses import render_json
     from cnnplan.service.api.app import create_app
-    from cnnplan.service.convert import plan_dict, to_plan_request
+    from cnnplan.service.convert import to_plan_request
     from cnnplan.service.schemas import PlanRequestModel
     from cnnplan.service.settings import Settings
-    from cnnplan.solver import make_plan
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from floor_app import median_answer
 
     rng = random.Random(7)
     bodies = [plan_body(rng) for _ in range(count)]
     encoded = [json.dumps(body).encode() for body in bodies]
-    models = [PlanRequestModel.model_validate(body) for body in bodies]
-    app = create_app(Settings(embedded_worker=False))
+    requests = [to_plan_request(PlanRequestModel.model_validate(body)) for body in bodies]
+    app = create_app(Settings(embedded_worker=False, answer_cache_entries=0))
+    fixed = median_answer()
+    service_json = plan_routes.plan_body_json
 
-    async def one_repeat() -> tuple[float, ...]:
-        """Per body, back to back (so the machine's background load hits every part alike)."""
-        totals = [0.0] * 5
-        for payload, model in zip(encoded, models, strict=True):
-            t0 = time.perf_counter()
-            assert await asgi_call(app, "GET", "/healthz") == 200
-            t1 = time.perf_counter()
-            assert await asgi_call(app, "POST", "/plan", payload) == 200
-            t2 = time.perf_counter()
-            one = make_plan(to_plan_request(model))
-            t3 = time.perf_counter()
-            data = plan_dict(one)
-            t4 = time.perf_counter()
-            orjson.dumps(data)
-            t5 = time.perf_counter()
-            for index, part in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
-                totals[index] += part
-        return tuple(total / count for total in totals)
+    def floor_json(body: object) -> bytes:
+        return render_json(fixed)
 
-    best = None
+    def checks(request) -> None:
+        answers._check_request(request)
+
+    def optimiser(request) -> None:
+        t, size = answers._check_request(request)
+        answers.optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
+
+    def relaxed(request) -> None:
+        t, size = answers._check_request(request)
+        answers._relaxed(size, request.kernel_size, t, request.rf_side)
+
+    plans = {}
+    for request in requests:
+        t, size = answers._check_request(request)
+        stages = answers.optimal_stages(size, request.kernel_size, t, request.model, request.downsample,
+                                        request.rf_side).stages  # fmt: skip
+        plans[id(request)] = (t, size, stages)
+
+    def walk(request) -> None:
+        t, size, stages = plans[id(request)]
+        answers._walk(request, size, stages, t, [], text=True)
+
+    direct = (
+        ("to_plan_request", lambda index: to_plan_request(PlanRequestModel.model_validate(bodies[index]))),
+        ("answer", lambda index: answers.plan_answer_json(requests[index])),
+        ("checks", lambda index: checks(requests[index])),
+        ("optimiser", lambda index: optimiser(requests[index])),
+        ("relaxed", lambda index: relaxed(requests[index])),
+        ("walk", lambda index: walk(requests[index])),
+        ("summary answer", lambda index: answers.plan_summary(requests[index])),
+        ("floor render", lambda index: render_json(fixed)),
+        ("model_validate", lambda index: PlanRequestModel.model_validate(bodies[index])),
+    )
+
+    async def one_repeat() -> dict[str, float]:
+        totals: dict[str, float] = {}
+        clock = time.process_time
+        for index, payload in enumerate(encoded):
+            for name, method, path, body, answer in (
+                ("GET /healthz", "GET", "/healthz", b"", service_json),
+                ("POST /plan floor", "POST", "/plan", payload, floor_json),
+                ("POST /plan cold", "POST", "/plan", payload, service_json),
+                ("POST /plan summary", "POST", "/plan?view=summary", payload, service_json),
+            ):
+                plan_routes.plan_body_json = answer
+                start = clock()
+                assert await asgi_call(app, method, path, body) == 200
+                totals[name] = totals.get(name, 0.0) + clock() - start
+            plan_routes.plan_body_json = service_json
+            for name, action in direct:
+                start = clock()
+                action(index)
+                totals[name] = totals.get(name, 0.0) + clock() - start
+        return {name: total / count for name, total in totals.items()}
+
+    best: dict[str, float] | None = None
     for _ in range(repeats):
         parts = asyncio.run(one_repeat())
-        if best is None or sum(parts) < sum(best):
+        if best is None or sum(parts.values()) < sum(best.values()):
             best = parts
-    healthz, plan, solver, dump, encode = best
-    extra = plan - healthz - solver - dump - encode
-    print(f"in-process, per request, quietest of {repeats} repeats x {count} mixed bodies (no sockets):")
-    print(f"  GET /healthz  {healthz * 1e6:8.0f} us  (middleware, routing, response: paid by every request)")
-    print(f"  POST /plan    {plan * 1e6:8.0f} us  = that + make_plan {solver * 1e6:.0f} + response dict {dump * 1e6:.0f}"
-          f" + orjson {encode * 1e6:.0f} + body parsing and validation {extra * 1e6:.0f}")  # fmt: skip
+    assert best is not None
+    us = {name: value * 1e6 for name, value in best.items()}
+    answer_rest = us["answer"] - us["optimiser"] - us["relaxed"] - us["walk"]
+    print(f"in-process CPU time per request, quietest of {repeats} repeats x {count} mixed bodies (no sockets; "
+          f"load average {os.getloadavg()[0]:.2f}):")  # fmt: skip
+    print(f"  GET /healthz            {us['GET /healthz']:7.0f} us  (middleware, routing, response)")
+    print(f"  POST /plan, floor       {us['POST /plan floor']:7.0f} us  (body parsing and validation "
+          f"{us['model_validate']:.0f}, rendering its fixed answer {us['floor render']:.0f})")  # fmt: skip
+    print(
+        f"  POST /plan, cold        {us['POST /plan cold']:7.0f} us  = the floor - {us['floor render']:.0f} "
+        f"+ to_plan_request {us['to_plan_request'] - us['model_validate']:.0f} + the answer {us['answer']:.0f}"
+    )
+    print(f"    the answer (plan_answer_json) {us['answer']:.0f} us: input checks {us['checks']:.0f}, stage optimiser "
+          f"{us['optimiser'] - us['checks']:.0f}, relaxed optimum {us['relaxed'] - us['checks']:.0f}, walk writing "
+          f"the layers' JSON {us['walk']:.0f}, the rest (head, joins) {answer_rest + us['checks']:.0f}")  # fmt: skip
+    print(f"  POST /plan, summary     {us['POST /plan summary']:7.0f} us  (its answer, plan_summary: "
+          f"{us['summary answer']:.0f})")  # fmt: skip
+    floor = us["POST /plan floor"]
+    print(
+        f"  floor / cold {floor / us['POST /plan cold']:.2f}, floor / summary {floor / us['POST /plan summary']:.2f}"
+        " (in-process CPU cost ratios; the --against-floor targets are 0.7 and 0.9)"
+    )
 
 
 PHASES = (

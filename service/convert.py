@@ -125,8 +125,9 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
     return layers, image_size, field
 
 
-def validate_body(body: ValidateRequestModel) -> ValidationReport:
-    """Analyse and check the architecture of a validate body; every violation carries its fix."""
+def validate_body(body: ValidateRequestModel, fixes: bool = True) -> ValidationReport:
+    """Analyse and check the architecture of a validate body; every violation carries its fix (unless `fixes`
+    is False: the summary view, which shows none, skips their search and the re-analyses that check them)."""
     layers, image_size, field = architecture_of(body)
     if body.preset is not None:  # a constant graph, checked once per process
         nodes, _order = checked_preset(body.preset)
@@ -135,7 +136,8 @@ def validate_body(body: ValidateRequestModel) -> ValidationReport:
         analysis = analyse_chain(layers, image_size, body.in_channels, field)
     else:
         analysis = analyse(layers, image_size, body.in_channels, field)
-    return attach_fixes(check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side))
+    report = check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side)
+    return attach_fixes(report) if fixes else report
 
 
 def has_closed_form(request: PlanRequest) -> bool:
@@ -381,7 +383,7 @@ def summary_of_validate_body(body: ValidateRequestModel) -> dict[str, Any]:
         )  # fmt: skip
         if answer is not None:
             return answer
-    return report_summary_dict(validate_body(body))
+    return report_summary_dict(validate_body(body, fixes=False))
 
 
 def _report_fields(report: ValidationReport) -> dict[str, Any]:

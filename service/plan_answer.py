@@ -22,7 +22,6 @@ violations, params, FLOPs) without the per-layer list, with the per-stage sums i
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from fractions import Fraction
 from math import gcd
 from typing import Any
@@ -33,7 +32,7 @@ from cnnplan.solver.constraints import AXIS_NAMES, receptive_field_limit, recept
 from cnnplan.solver.errors import InvalidLayerError
 from cnnplan.solver.limits import MAX_CHANNELS
 from cnnplan.solver.network import CLASSIFIER_KERNEL, WidthRule, classifier_pooling, feature_side
-from cnnplan.solver.plan import PlanRequest, make_plan
+from cnnplan.solver.plan import PlanRequest
 from cnnplan.solver.planner import check_plan_inputs, optimal_stages
 from cnnplan.solver.rational import format_fraction
 
@@ -79,20 +78,25 @@ def _relaxed(size: tuple[int, int], kernel_size: int, t: Fraction, rf_side: str)
         weight *= 2
     filled = weight // 2 if count else 0  # T_(n-1) = W q / p
     spare = z * p - kernel_size * filled * q  # a_n = spare / (k p weight)
-    last = Fraction(spare, kernel_size * p * weight)
-    first, middle = Fraction(q, p), Fraction(q, 2 * p)
+    first, middle, last = _ratio(q, p), _ratio(q, 2 * p), _ratio(spare, kernel_size * p * weight)
     stages = ([first] if count else []) + [middle] * max(0, count - 1) + [last]
     # depth over the common denominator 2 k p weight: a_1 = 2 k weight q, a_l = k weight q, a_n = 2 spare
     scale = kernel_size * weight * q
-    numerator = 2 * spare + (2 * scale + (count - 1) * scale if count else 0)
-    depth = Fraction(numerator, 2 * kernel_size * p * weight)
-    shown = {value: (_number(value.numerator, value.denominator), format_fraction(value)) for value in set(stages)}
+    depth = _ratio(2 * spare + (2 * scale + (count - 1) * scale if count else 0), 2 * kernel_size * p * weight)
     return {
-        "stages": [shown[a][0] for a in stages],
-        "stages_exact": [shown[a][1] for a in stages],
-        "depth": _number(depth.numerator, depth.denominator),
-        "depth_exact": format_fraction(depth),
+        "stages": [a[0] for a in stages],
+        "stages_exact": [a[1] for a in stages],
+        "depth": depth[0],
+        "depth_exact": depth[1],
     }
+
+
+def _ratio(numerator: int, denominator: int) -> tuple[float, str]:
+    """numerator / denominator (> 0) as the answer shows a Fraction: (rounded number, "p/q" or "p" reduced)."""
+    common = gcd(numerator, denominator)
+    numerator, denominator = numerator // common, denominator // common
+    exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+    return round(numerator / denominator, C_VALUE_DIGITS), exact
 
 
 def _inputs(request: PlanRequest, size: tuple[int, int], t: Fraction) -> dict[str, Any]:
@@ -245,18 +249,19 @@ def _walk(
     stages: tuple[int, ...],
     t: Fraction,
     layers: list | None,
-    emit_stage: Callable[..., str] | None = None,
+    text: bool = False,
+    violating: list | None = None,
 ) -> dict[str, Any]:
     """The planned network: its feature level (`_features`) followed by the classifier level; returns the
     totals (params, FLOPs), the top feature conv's (receptive field, jump) and whether some feature conv
-    has c < t."""
+    has c < t. With `text` the layers are appended as JSON text (`_layer_json`, `_emit_stage_json`)."""
     features = _features(
         request.kernel_size, request.downsample, request.widths, request.batch_norm, request.in_channels, size,
-        stages, t, layers, None, emit_stage or _emit_stage,
+        stages, t, layers, violating, text,
     )  # fmt: skip
     channels, height, width, receptive_field, jump, effective_padding, previous = features["state"]
     totals = _classifier(request, size, stages, channels, height, width, receptive_field, jump, effective_padding,
-                         previous, layers.append if layers is not None else None)  # fmt: skip
+                         previous, layers.append if layers is not None else None, text)  # fmt: skip
     return {"params": features["params"] + totals[0], "flops": features["flops"] + totals[1],
             "top": (receptive_field, jump), "below_t": features["below_t"]}  # fmt: skip
 
@@ -272,7 +277,7 @@ def _features(
     t: Fraction,
     layers: list | None,
     violating: list | None,
-    emit_stage: Callable[..., str] | None = None,
+    text: bool = False,
 ) -> dict[str, Any]:
     """The stage-wise evaluation of a feature level (module docstring), shared by every closed-form answer.
 
@@ -283,7 +288,8 @@ def _features(
     weights. Within a stage c = k j_in / r falls with m, so c >= t holds for the stage iff it holds for its
     first and its last conv, and the convs m >= 2 below t are those from m_0 = max(2, D // (p g J) + 2) on,
     D = k J q - r_1 p (t = p / q). Appends every layer's dict to `layers` unless it is None (templates per
-    stage, copied per layer) and (name, k j_in, r) of every conv with c < t to `violating` unless it is None.
+    stage, copied per layer; JSON text with `text`) and (name, k j_in, r) of every conv with c < t to `violating`
+    unless it is None.
     Returns params, FLOPs, below_t, vanished (a pool met a map side < 2: the generic analysis raises there)
     and the state after the last layer (channels, height, width, r, j, P, its name).
     """
@@ -298,6 +304,7 @@ def _features(
     params = flops = 0
     below_t = vanished = False
     previous = "input"
+    layer, emit_stage = (_layer_json, _emit_stage_json) if text else (_layer, _emit_stage)
     for stage, count in enumerate(stages, start=1):
         out_channels = widths.width(stage)
         first_stride = 1
@@ -314,7 +321,7 @@ def _features(
                 if layers is not None:
                     name = f"s{stage - 1}.pool"
                     layers.append(
-                        _layer(name, downsample, "feature", previous, 2, 2, channels, channels, (height, width),
+                        layer(name, downsample, "feature", previous, 2, 2, channels, channels, (height, width),
                                (receptive_field, receptive_field), jump, effective_padding, 0, 0)
                     )  # fmt: skip
                     previous = name
@@ -345,7 +352,7 @@ def _features(
         flops += 2 * area * (first_weights + (count - 1) * rest_weights)
         first_padding = effective_padding + left * jump_in
         if layers is not None:
-            previous = (emit_stage or _emit_stage)(
+            previous = emit_stage(
                 layers, stage, count, previous, kernel, same, channels, out_channels, (height, width), stage_jump,
                 jump_in, first_stride, first_rf, growth * stage_jump, first_padding, left * stage_jump,
                 (first_weights + bias, 2 * area * first_weights), (rest_weights + bias, 2 * area * rest_weights),
@@ -437,10 +444,12 @@ def _classifier(
     effective_padding: int,
     previous: str,
     append: Any,
+    text: bool = False,
 ) -> tuple[int, int]:
     """`network.classifier_layers` evaluated: pool to 6..8, two 5x5 'same' convs + ReLU, global max pool,
-    dropout, linear; appends the dicts when `append` is given; returns (params, FLOPs)."""
+    dropout, linear; appends the dicts (JSON text with `text`) when `append` is given; returns (params, FLOPs)."""
     level = "classifier"
+    layer, conv = (_layer_json, _conv_json) if text else (_layer, _conv)
     last_side = min(feature_side(size[0], len(stages), request.downsample),
                     feature_side(size[1], len(stages), request.downsample))  # fmt: skip
     pooling = classifier_pooling(last_side)
@@ -451,7 +460,7 @@ def _classifier(
         jump *= stride
         if append is not None:
             append(
-                _layer("cls.pool", "maxpool", level, previous, kernel, stride, channels, channels, (height, width),
+                layer("cls.pool", "maxpool", level, previous, kernel, stride, channels, channels, (height, width),
                        (receptive_field, receptive_field), jump, effective_padding, 0, 0)
             )  # fmt: skip
             previous = "cls.pool"
@@ -472,13 +481,13 @@ def _classifier(
             output = (height, width)
             name = f"cls.conv{position}"
             append(
-                _conv(name, level, previous, CLASSIFIER_KERNEL, 1, same, in_channels, channels, output,
+                conv(name, level, previous, CLASSIFIER_KERNEL, 1, same, in_channels, channels, output,
                       receptive_field, jump, effective_padding, CLASSIFIER_KERNEL * jump_in, conv_params, conv_flops,
                       True)
             )  # fmt: skip
             relu = f"cls.relu{position}"
             append(
-                _layer(relu, "relu", level, name, 1, 1, channels, channels, output,
+                layer(relu, "relu", level, name, 1, 1, channels, channels, output,
                        (receptive_field, receptive_field), jump, effective_padding, 0, 0)
             )  # fmt: skip
             previous = relu
@@ -488,15 +497,15 @@ def _classifier(
     if append is not None:
         one = (1, 1)
         append(
-            _layer("cls.global_maxpool", "global_maxpool", level, previous, 1, 1, channels, channels, one, whole,
+            layer("cls.global_maxpool", "global_maxpool", level, previous, 1, 1, channels, channels, one, whole,
                    jump, effective_padding, 0, 0)
         )  # fmt: skip
         append(
-            _layer("cls.dropout", "dropout", level, "cls.global_maxpool", 1, 1, channels, channels, one, whole,
+            layer("cls.dropout", "dropout", level, "cls.global_maxpool", 1, 1, channels, channels, one, whole,
                    jump, effective_padding, 0, 0, float(request.dropout))
         )  # fmt: skip
         append(
-            _layer("cls.fc", "linear", level, "cls.dropout", 1, 1, channels, request.num_classes, one, whole,
+            layer("cls.fc", "linear", level, "cls.dropout", 1, 1, channels, request.num_classes, one, whole,
                    jump, effective_padding, linear_params, linear_flops)
         )  # fmt: skip
     return params + linear_params, flops + linear_flops
@@ -508,14 +517,6 @@ def _verdict(request: PlanRequest, size: tuple[int, int], t: Fraction, walk: dic
     top_rf, top_jump = walk["top"]
     valid = not walk["below_t"] and top_rf <= limit
     return valid, _headroom(request.kernel_size, top_jump, top_rf, t, limit) if valid else 0
-
-
-def _violations(request: PlanRequest) -> list[dict[str, Any]]:
-    """The violations of a planned chain that breaks a constraint, by the generic analysis (no planned
-    chain of the current planner does; this keeps the summary exact should one ever)."""
-    from cnnplan.service.convert import report_summary_dict
-
-    return report_summary_dict(make_plan(request).report)["violations"]
 
 
 def plan_answer(request: PlanRequest) -> dict[str, Any]:
@@ -550,7 +551,7 @@ def plan_answer_json(request: PlanRequest) -> bytes:
     relaxed = _relaxed(size, request.kernel_size, t, request.rf_side)
     _check_network(request.num_classes, request.dropout, request.in_channels)
     parts: list[Any] = []
-    walk = _walk(request, size, stage_plan.stages, t, parts, _emit_stage_json)
+    walk = _walk(request, size, stage_plan.stages, t, parts, text=True)
     _, headroom = _verdict(request, size, t, walk)
     head = render_json(
         {
@@ -565,13 +566,76 @@ def plan_answer_json(request: PlanRequest) -> bytes:
             **_PLAIN_CHAIN,
         }
     )
-    layers = ",".join(part if isinstance(part, str) else render_json(part).decode() for part in parts)
-    return b"".join((head[:-1], b',"layers":[', layers.encode(), b"]}"))
+    return b"".join((head[:-1], b',"layers":[', ",".join(parts).encode(), b"]}"))
 
 
 def _float_text(value: float) -> str:
     """A float as orjson writes it: Python's shortest repr, except orjson's exponents below 1e-4 (1e-6)."""
     return repr(value) if value >= 1e-4 else render_json(value).decode()
+
+
+def _layer_json(
+    name: str,
+    kind: str,
+    level: str,
+    previous: str,
+    kernel_size: int,
+    stride: int,
+    in_channels: int,
+    out_channels: int,
+    output_size: tuple[int, int],
+    receptive_field: tuple[int, int],
+    jump: int,
+    effective_padding: int,
+    params: int,
+    flops: int,
+    rate: float | None = None,
+) -> str:
+    """`_layer` as the JSON text orjson writes for its dict (names and kinds are plain ASCII)."""
+    shown = "null" if rate is None else _float_text(rate)
+    return (
+        f'{{"name":"{name}","type":"{kind}","level":"{level}","inputs":["{previous}"],'
+        f'"kernel_size":[{kernel_size},{kernel_size}],"stride":[{stride},{stride}],"dilation":[1,1],'
+        f'"padding":[[0,0],[0,0]],"ceil_mode":false,"groups":1,"out_channels":{out_channels},"bias":true,'
+        f'"rate":{shown},"in_channels":{in_channels},"output_size":[{output_size[0]},{output_size[1]}],'
+        f'"receptive_field":[{receptive_field[0]},{receptive_field[1]}],"jump":[{jump},{jump}],'
+        f'"effective_padding":[{effective_padding},{effective_padding}],"real_filter_size":null,"c_value":null,'
+        f'"c_value_exact":null,"c_axis":null,"params":{params},"flops":{flops}}}'
+    )
+
+
+def _conv_json(
+    name: str,
+    level: str,
+    previous: str,
+    kernel_size: int,
+    stride: int,
+    padding: tuple[int, int],
+    in_channels: int,
+    out_channels: int,
+    output_size: tuple[int, int],
+    receptive_field: int,
+    jump: int,
+    effective_padding: int,
+    real: int,
+    params: int,
+    flops: int,
+    bias: bool,
+) -> str:
+    """`_conv` as the JSON text orjson writes for its dict."""
+    c, exact = _c_value(real, receptive_field)
+    shown = _float_text(c)
+    pad = f"[{padding[0]},{padding[1]}]"
+    return (
+        f'{{"name":"{name}","type":"conv","level":"{level}","inputs":["{previous}"],'
+        f'"kernel_size":[{kernel_size},{kernel_size}],"stride":[{stride},{stride}],"dilation":[1,1],'
+        f'"padding":[{pad},{pad}],"ceil_mode":false,"groups":1,"out_channels":{out_channels},'
+        f'"bias":{"true" if bias else "false"},"rate":null,"in_channels":{in_channels},'
+        f'"output_size":[{output_size[0]},{output_size[1]}],"receptive_field":[{receptive_field},{receptive_field}],'
+        f'"jump":[{jump},{jump}],"effective_padding":[{effective_padding},{effective_padding}],'
+        f'"real_filter_size":[{real},{real}],"c_value":[{shown},{shown}],"c_value_exact":["{exact}","{exact}"],'
+        f'"c_axis":"both","params":{params},"flops":{flops}}}'
+    )
 
 
 def _emit_stage_json(
@@ -595,63 +659,63 @@ def _emit_stage_json(
     counts: tuple[int, int],
     batch_norm: bool,
 ) -> str:
-    """`_emit_stage` writing JSON text: per stage, one template per kind with the stage's constants written in
-    (the later convs' stride, input channels, real filter size and counts too); per position, the receptive
-    field and effective padding pairs written once for its conv (+ BN) + ReLU, then its names, inputs and
-    c-value. Every pair is square: the same number twice."""
-    output_size = f'"output_size":[{output[0]},{output[1]}],'
-    where = f'"receptive_field":[%d,%d],"jump":[{jump},{jump}],"effective_padding":[%d,%d],'
-    pad = f"[{same[0]},{same[1]}]"
+    """`_emit_stage` writing JSON text: one f-string per position for its conv (+ BN) + ReLU, in the key order
+    and spelling orjson gives `_conv`'s and `_layer`'s dicts. The stage's constants are turned to text once;
+    per position only its number, inputs, receptive field, effective padding and c-value are (and for the first
+    conv its stride, input channels, real filter size and counts). Every pair is square: the same number twice.
+    No template is parsed at run time: an f-string's literal parts are constants of the compiled code."""
+    p = f"s{stage}."
+    k, ch, oh, ow, j = str(kernel), str(channels), str(output[0]), str(output[1]), str(jump)
+    p0, p1 = str(same[0]), str(same[1])
     bias = "false" if batch_norm else "true"
-    conv_head = f'{{"name":"%s","type":"conv","level":"feature","inputs":["%s"],"kernel_size":[{kernel},{kernel}],'
-    conv_fixed = (
-        f'"dilation":[1,1],"padding":[{pad},{pad}],"ceil_mode":false,"groups":1,"out_channels":{channels},'
-        f'"bias":{bias},"rate":null,'
-    )
-    c_fields = '"c_value":[%s,%s],"c_value_exact":["%s","%s"],"c_axis":"both",'
-    first = (
-        f'{conv_head}"stride":[%d,%d],{conv_fixed}"in_channels":%d,{output_size}%s"real_filter_size":[%d,%d],'
-        f'{c_fields}"params":%d,"flops":%d}}'
-    )
-    real = kernel * jump
-    rest = (
-        f'{conv_head}"stride":[1,1],{conv_fixed}"in_channels":{channels},{output_size}%s'
-        f'"real_filter_size":[{real},{real}],{c_fields}"params":{counts[0]},"flops":{counts[1]}}}'
-    )
-    plain = (
-        '{"name":"%s","type":"KIND","level":"feature","inputs":["%s"],"kernel_size":[1,1],"stride":[1,1],'
-        f'"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,"groups":1,"out_channels":{channels},'
-        f'"bias":true,"rate":null,"in_channels":{channels},{output_size}%s'
-        '"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,'
-    )
-    kinds: tuple[tuple[str, str], ...] = (
-        (("bn", plain.replace("KIND", "bn") + f'"params":{2 * channels},"flops":0}}'),) if batch_norm else ()
-    )
-    kinds += (("relu", plain.replace("KIND", "relu") + '"params":0,"flops":0}'),)
+    bn_params = str(2 * channels)
+    real_value = kernel * jump
+    source, stride, cin = previous, str(first_stride), str(in_channels)
+    real, weights, flops = kernel * first_jump_in, str(first_counts[0]), str(first_counts[1])
+    r, padding = receptive_field, effective_padding
     append = layers.append
-    prefix = f"s{stage}."
     for position in range(1, count + 1):
-        name = f"{prefix}conv{position}"
-        r, padding = receptive_field, effective_padding
-        geometry = where % (r, r, padding, padding)
-        if position == 1:
-            first_real = kernel * first_jump_in
-            c, exact = _c_value(first_real, r)
-            text = _float_text(c)
-            append(first % (name, previous, first_stride, first_stride, in_channels, geometry, first_real, first_real,
-                            text, text, exact, exact, *first_counts))  # fmt: skip
+        if position == 2:
+            stride, cin, real, weights, flops = "1", ch, real_value, str(counts[0]), str(counts[1])
+        common = gcd(real, r)
+        numerator, denominator = real // common, r // common
+        exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+        c = round(numerator / denominator, C_VALUE_DIGITS)
+        shown = repr(c) if c >= 1e-4 else _float_text(c)
+        m, rf, pd, rs = str(position), str(r), str(padding), str(real)
+        conv = (
+            f'{{"name":"{p}conv{m}","type":"conv","level":"feature","inputs":["{source}"],"kernel_size":[{k},{k}],'
+            f'"stride":[{stride},{stride}],"dilation":[1,1],"padding":[[{p0},{p1}],[{p0},{p1}]],"ceil_mode":false,'
+            f'"groups":1,"out_channels":{ch},"bias":{bias},"rate":null,"in_channels":{cin},"output_size":[{oh},{ow}],'
+            f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
+            f'"real_filter_size":[{rs},{rs}],"c_value":[{shown},{shown}],"c_value_exact":["{exact}","{exact}"],'
+            f'"c_axis":"both","params":{weights},"flops":{flops}}}'
+        )
+        if batch_norm:
+            append(
+                f'{conv},{{"name":"{p}bn{m}","type":"bn","level":"feature","inputs":["{p}conv{m}"],'
+                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
+                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
+                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
+                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":{bn_params},'
+                f'"flops":0}},{{"name":"{p}relu{m}","type":"relu","level":"feature","inputs":["{p}bn{m}"],'
+                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
+                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
+                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
+                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+            )
         else:
-            c, exact = _c_value(real, r)
-            text = _float_text(c)
-            append(rest % (name, previous, geometry, text, text, exact, exact))
-        previous = name
-        for kind, template in kinds:
-            name = f"{prefix}{kind}{position}"
-            append(template % (name, previous, geometry))
-            previous = name
-        receptive_field += rf_step
-        effective_padding += padding_step
-    return previous
+            append(
+                f'{conv},{{"name":"{p}relu{m}","type":"relu","level":"feature","inputs":["{p}conv{m}"],'
+                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
+                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
+                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
+                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+            )
+        source = f"{p}relu{m}"
+        r += rf_step
+        padding += padding_step
+    return source
 
 
 def plan_summary(request: PlanRequest) -> dict[str, Any]:
@@ -661,15 +725,18 @@ def plan_summary(request: PlanRequest) -> dict[str, Any]:
     t, size = _check_request(request)
     stage_plan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
     _check_network(request.num_classes, request.dropout, request.in_channels)
-    walk = _walk(request, size, stage_plan.stages, t, None)
+    violating: list[tuple[str, int, int]] = []
+    walk = _walk(request, size, stage_plan.stages, t, None, violating=violating)
     valid, headroom = _verdict(request, size, t, walk)
+    violations = [] if valid else _feature_violations(violating, walk["top"][0], stage_plan.stages, size,
+                                                      request.rf_side, t)[0]  # fmt: skip
     return {
         "depth": stage_plan.depth,
         "stages": list(stage_plan.stages),
         "top_receptive_field": [walk["top"][0]] * 2,
         "depth_headroom": headroom,
         "valid": valid,
-        "violations": [] if valid else _violations(request),
+        "violations": violations,
         "params": walk["params"],
         "flops": walk["flops"],
     }
@@ -686,6 +753,33 @@ def _violation(constraint: str, layer: str, axis: str, value: Fraction, limit: F
         "limit": _number(limit.numerator, limit.denominator),
         "limit_exact": format_fraction(limit),
     }
+
+
+def _feature_violations(
+    violating: list[tuple[str, int, int]],
+    receptive_field: int,
+    stages: tuple[int, ...],
+    size: tuple[int, int],
+    rf_side: str,
+    t: Fraction,
+) -> tuple[list[dict[str, Any]], str, int, tuple[int, int]]:
+    """The summary violations of a planned chain's feature level, whose convs with c < t `_features` listed and
+    whose top conv has receptive field `receptive_field` (the constraints check feature-level convs only), and
+    (top layer, top axis, per-axis limits).
+
+    Square convs: r_h = r_w = r, growing with every conv (k >= 2), so the last conv is the top on both axes, the
+    binding axis of constraint 2 is the one with the smaller limit (height on ties), and every c-value binds on
+    both axes (height named, as `binding_axis` breaks ties)."""
+    limits = receptive_field_limits(size, rf_side)  # type: ignore[arg-type]
+    top_axis = 0 if limits[1] >= limits[0] else 1
+    limit = limits[top_axis]
+    top = f"s{len(stages)}.conv{stages[-1]}"
+    violations = [_violation("c_value", name, "height", Fraction(real, r), t) for name, real, r in violating]
+    if receptive_field > limit:
+        violations.append(
+            _violation("receptive_field", top, AXIS_NAMES[top_axis], Fraction(receptive_field), Fraction(limit))
+        )
+    return violations, top, top_axis, limits
 
 
 def chain_summary(
@@ -713,18 +807,8 @@ def chain_summary(
     if walked["vanished"]:
         return None
     receptive_field, jump = walked["state"][3], walked["state"][4]
-    limits = receptive_field_limits(size, rf_side)  # type: ignore[arg-type]
-    # Square convs: r_h = r_w = r, growing with every conv (k >= 2), so the last conv is the top on both axes,
-    # the binding axis of constraint 2 is the one with the smaller limit (height on ties), and every c-value
-    # binds on both axes (height named, as `binding_axis` breaks ties).
-    top_axis = 0 if limits[1] >= limits[0] else 1
+    violations, top, top_axis, limits = _feature_violations(violating, receptive_field, stages, size, rf_side, t)
     limit = limits[top_axis]
-    top = f"s{len(stages)}.conv{stages[-1]}"
-    violations = [_violation("c_value", name, "height", Fraction(real, r), t) for name, real, r in violating]
-    if receptive_field > limit:
-        violations.append(
-            _violation("receptive_field", top, AXIS_NAMES[top_axis], Fraction(receptive_field), Fraction(limit))
-        )
     return {
         "valid": not violations,
         "violations": violations,

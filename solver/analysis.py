@@ -171,6 +171,41 @@ def analyse_checked(nodes: tuple[Layer, ...], size: Pair, in_channels: int, fiel
     )
 
 
+Walk = dict[str, tuple[Layer, "_State", LayerStats]]
+"""`walk_checked`'s answer: per node name, the node, the state after it and its stats."""
+
+
+def walk_checked(nodes: tuple[Layer, ...], size: Pair, in_channels: int, reuse: Walk | None = None) -> Walk:
+    """The walk of `analyse_checked` (same order, same errors), keyed by node name. With `reuse`, an earlier
+    walk of other nodes on the same input, a node that is the same object as there and whose inputs were all
+    reused keeps its state and stats: they are functions of the node and its inputs' states alone. A repair
+    that edits one place of a network so re-walks only what its edit reaches."""
+    order = topological_order(nodes, "layers")
+    states: dict[str, _State] = {INPUT: _State((1, 1), (1, 1), (0, 0), size, in_channels)}
+    walked: Walk = {}
+    fresh: set[str] = set()
+    for index in order:
+        node = nodes[index]
+        assert node.name is not None  # as_graph names every node
+        inputs = node.inputs or ()
+        if reuse is not None:
+            before = reuse.get(node.name)
+            if before is not None and before[0] is node and fresh.isdisjoint(inputs):
+                states[node.name] = before[1]
+                walked[node.name] = before
+                continue
+        where = f"layers[{index}]"
+        sources = [states[name] for name in inputs]
+        if node.kind in MERGE_KINDS:
+            state, layer_stats = _merge(node, index, where, sources)
+        else:
+            state, layer_stats = _single(node, index, where, sources[0], inputs)
+        states[node.name] = state
+        walked[node.name] = (node, state, layer_stats)
+        fresh.add(node.name)
+    return walked
+
+
 def analyse_chain(
     layers: Sequence[Layer], image_size: ImageSize, in_channels: int = 3, field: str = "layers"
 ) -> Analysis:
@@ -463,6 +498,7 @@ __all__ = [
     "analyse",
     "analyse_chain",
     "analyse_checked",
+    "walk_checked",
     "depth",
     "is_feature_conv",
     "normalize_image_size",

@@ -27,6 +27,12 @@ polynomial in the number of stages n = O(log z); within a class only the lexicog
 from stage l to l+1 keeps depth * 2^l - T invariant, so each reachable T_(l+1) is extended from its
 single best source (see `_collect`): one sweep per residue of T_l mod 2^l instead of one move per
 source and value of a_(l+1).
+
+The programme's cost does not depend on how close the optimum is to its bound; for the usual plans (up to
+~10 stages) a branch and bound over a_1, a_2, ... that uses D = sum_(l<n) T_l / 2^l + T_n / 2^(n-1) (increasing
+in every T_l) as its bound settles in a few dozen nodes, about twice as fast; `_optimise` runs it first, with a
+node budget, and the programme past it (`_branch_and_bound`, `_optimise_dp`: both exact, compared in
+tests/solver/test_solver_planner_search.py).
 """
 
 from __future__ import annotations
@@ -212,34 +218,38 @@ def _family(
     from receptive field r0 and jump j0 on a map of side z_map (the stem's output)."""
     p, q = t.numerator, t.denominator
     simplified = model == "simplified"
+    conv = downsample == "conv"
     growth = k if simplified else (k - 1) * j0
+    scale, divisor = k * j0 * q, p * growth
     caps, finals, alphas = [0], [0], [0]
     nexts: list[int | None] = [None]
+    max_stages = 0
+    weight = 1  # 2^(l-1)
     for stage in range(1, 64):
-        weight = 2 ** (stage - 1)
         if simplified:
             alpha = 0
-        elif downsample == "conv":
+        elif conv:
             alpha = r0 + growth - growth * weight
         else:
             alpha = r0 + j0 * (weight - 1)
         # c >= t for the last conv of the stage: t (alpha + G T) <= k j0 2^(l-1)
-        cap = (k * j0 * weight * q - alpha * p) // (p * growth)
-        if downsample == "conv":
+        cap = (scale * weight - alpha * p) // divisor
+        if conv:
             # the simplified model has no per-layer view of the stride-2 conv: it only needs the map,
             # which a stride-2 'same' conv never empties
             following: int | None = None if simplified else cap - weight
         else:  # a 2x2 pool needs a map of side >= 2 (both models: the concrete network must exist)
             following = None if 2 * weight <= z_map else -1
+        final = (z_rf - alpha) // growth
         caps.append(cap)
         nexts.append(following)
-        finals.append((z_rf - alpha) // growth)
+        finals.append(final)
         alphas.append(alpha)
-        if 2 * weight - 1 > finals[-1]:  # T_l >= 2^l - 1 outgrows final_l for good from here on
+        if 2 * weight - 1 <= min(cap, final):  # T_l >= 2^l - 1: stage l can be the last
+            max_stages = stage
+        if 2 * weight - 1 > final:  # T_l >= 2^l - 1 outgrows final_l for good from here on
             break
-    max_stages = max(
-        (stage for stage in range(1, len(caps)) if 2**stage - 1 <= min(caps[stage], finals[stage])), default=0
-    )
+        weight *= 2
     return _Family(
         cap=tuple(caps),
         next=tuple(nexts),
@@ -278,8 +288,147 @@ def _residues(family: _Family, level: int) -> list[int]:
     return sorted(bounds)
 
 
+BRANCH_AND_BOUND_NODES = 512
+"""Nodes `_branch_and_bound` may visit before `_optimise` hands the problem to the dynamic programme: plans
+of up to ~10 stages (images up to ~2,000 pixels at the usual t) need a few dozen; deeper searches, where
+the bound is loose by several layers, are cheaper as the programme's O(n^2 / t) sweep."""
+
+
 def _optimise(family: _Family) -> tuple[int, int, int, tuple[int, ...]] | None:
-    """Best (depth, top radius, -stages, stages) over all feasible stage lists, or None."""
+    """Best (depth, top radius, -stages, stages) over all feasible stage lists, or None: by branch and
+    bound where it settles within `BRANCH_AND_BOUND_NODES` nodes, else by the dynamic programme (both exact;
+    tests/solver/test_solver_planner_search.py compares them)."""
+    found = _branch_and_bound(family, BRANCH_AND_BOUND_NODES)
+    return _optimise_dp(family) if found is _GAVE_UP else found  # type: ignore[return-value]
+
+
+_GAVE_UP = object()
+"""What `_branch_and_bound` answers when it ran out of nodes."""
+
+
+def _branch_and_bound(family: _Family, budget: int | None) -> object:
+    """`_optimise` by depth-first search over a_1, a_2, ... for each stage count n, or `_GAVE_UP` after
+    `budget` nodes (None: no limit).
+
+    With n stages the constraints are upper bounds on the T_l: T_l <= cap_l (l <= n), T_l <= next_l (l < n),
+    T_n <= final_n; and a_(l+1) >= 1 gives T_l <= T_(l+1) - 2^l, so the cascaded U_n = min(cap_n, final_n),
+    U_l = min(cap_l, next_l, U_(l+1) - 2^l) state them all (n is feasible iff U_1 >= 1). The depth is
+    D = sum_(l<n) T_l / 2^l + T_n / 2^(n-1), increasing in every T_l, so a node at level l (T_l, depth d_l)
+    can reach at most d_l - T_l / 2^l + sum_(l<i<n) U_i / 2^i + U_n / 2^(n-1) (evaluated in integers scaled by
+    2^(n-1)), less the part of U_(l+1) that T_(l+1) = T_l (mod 2^l) must leave; and its top radius is at most
+    alpha_n + g (U_n - ((U_n - T_l) mod 2^l)). A node is pruned when (its depth bound, its radius bound, -n)
+    cannot beat the best (depth, radius, -n) found; the first bound falls by 1/2 per unit less of a_l, so the
+    values of a_l are tried from the largest down and the first pruned by it ends the loop. Children are
+    visited in the lexicographic order of the stages, largest first, so of two equal objectives the one found
+    first is the lexicographically larger, and a node (l, T_l) met again with no larger depth is skipped
+    (its future is the same). Stage counts are tried by decreasing depth bound."""
+    if family.max_stages == 0:
+        return None
+    cap, following, final, alpha, growth = family.cap, family.next, family.final, family.alpha, family.growth
+    problems: list[_Problem] = []
+    for n in range(1, family.max_stages + 1):
+        # bounds[l] = U_l; suffix[l] = sum_(l<i<n) U_i 2^(n-1-i) + U_n, the largest scaled depth after stage l
+        bound = min(cap[n], final[n])
+        bounds = [0] * (n + 1)
+        suffix = [0] * n
+        bounds[n] = running = bound
+        for level in range(n - 1, 0, -1):
+            suffix[level] = running
+            bound -= 1 << level
+            if cap[level] < bound:
+                bound = cap[level]
+            limit = following[level]
+            if limit is not None and limit < bound:
+                bound = limit
+            bounds[level] = bound
+            running += bound << (n - 1 - level)
+        if bound < 1:
+            continue
+        suffix[0] = running
+        problems.append((running >> (n - 1), alpha[n] + growth * bounds[n], -n, bounds, suffix))
+    problems.sort(key=_bounds_order, reverse=True)
+    best: tuple[int, int, int, tuple[int, ...]] | None = None
+    # best[:3] as scalars (no depth bound is negative, so -1 admits anything): a node is pruned when
+    # (its depth bound, its radius bound, -n) <= (best_depth, best_radius, best_rank), compared inline
+    best_depth = best_radius = best_rank = -1
+    nodes = 0
+    for upper, top, rank, bounds, suffix in problems:
+        if upper < best_depth or (
+            upper == best_depth and (top < best_radius or (top == best_radius and rank <= best_rank))
+        ):
+            break  # and every later problem: they are sorted by these bounds
+        n = -rank
+        shift = n - 1
+        top_bound, top_radius = bounds[n], alpha[n]
+        seen: dict[tuple[int, int], int] = {}
+        stack: list[tuple[int, int, int, tuple[int, ...]]] = [(1, 0, 0, ())]
+        while stack:
+            level, total, depth, stages = stack.pop()
+            key = (level, total)
+            if seen.get(key, -1) >= depth:
+                continue
+            seen[key] = depth
+            nodes += 1
+            if budget is not None and nodes > budget:
+                return _GAVE_UP
+            weight = 1 << (level - 1)
+            a = (bounds[level] - total) // weight
+            if level == n:  # (only with n = 1: the last stage is otherwise evaluated below, with its parent)
+                if a >= 1:
+                    best = _better(best, (depth + a, top_radius + growth * (total + a * weight), rank, (a,)))
+                    best_depth, best_radius, best_rank = best[0], best[1], best[2]
+                continue
+            rest, scale, modulus = suffix[level], shift - level, weight << 1
+            below = scale - 1 if scale else 0
+            following_bound = bounds[level + 1]
+            last = level + 1 == n
+            children = []
+            while a >= 1:
+                total_next, depth_next = total + a * weight, depth + a
+                a -= 1
+                if best is not None:
+                    scaled = rest - (total_next << scale)
+                    bound = depth_next + (scaled >> shift)
+                    if bound < best_depth or (
+                        bound == best_depth and (top < best_radius or (top == best_radius and rank <= best_rank))
+                    ):
+                        break  # and every smaller a_l
+                    bound = depth_next + ((scaled - (((following_bound - total_next) % modulus) << below)) >> shift)
+                    radius = top_radius + growth * (top_bound - (top_bound - total_next) % modulus)
+                    if bound < best_depth or (
+                        bound == best_depth and (radius < best_radius or (radius == best_radius and rank <= best_rank))
+                    ):
+                        continue
+                if last:  # the largest a_n is best: deepest and widest
+                    nodes += 1
+                    a_n = (top_bound - total_next) >> level
+                    if a_n >= 1:
+                        best = _better(best, (depth_next + a_n, top_radius + growth * (total_next + (a_n << level)),
+                                              rank, (*stages, a + 1, a_n)))  # fmt: skip
+                        best_depth, best_radius, best_rank = best[0], best[1], best[2]
+                else:
+                    children.append((level + 1, total_next, depth_next, (*stages, a + 1)))
+            children.reverse()
+            stack.extend(children)
+    return best
+
+
+def _better(
+    best: tuple[int, int, int, tuple[int, ...]] | None, candidate: tuple[int, int, int, tuple[int, ...]]
+) -> tuple[int, int, int, tuple[int, ...]]:
+    return candidate if best is None or candidate > best else best
+
+
+_Problem = tuple[int, int, int, list[int], list[int]]
+"""One stage count's (depth bound, radius bound, -n, U_1..U_n, scaled suffix sums) in `_branch_and_bound`."""
+
+
+def _bounds_order(problem: _Problem) -> tuple[int, int, int]:
+    return problem[0], problem[1], problem[2]
+
+
+def _optimise_dp(family: _Family) -> tuple[int, int, int, tuple[int, ...]] | None:
+    """`_optimise` by the dynamic programme over stages of the module docstring."""
     if family.max_stages == 0:
         return None
     final_suffix_max = [0] * (family.max_stages + 2)

@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 from . import arithmetic as ar
-from .analysis import Analysis, LayerStats, Pair, analyse_checked, is_feature_conv
+from .analysis import Analysis, LayerStats, Pair, Walk, analyse_checked, is_feature_conv, walk_checked
 from .constraints import (
     C_VALUE,
     ValidationReport,
@@ -157,13 +157,15 @@ def attach_fixes(report: ValidationReport, alternatives: bool = True) -> Validat
     run_start = _run_starts(found)
     stats = {layer.name: layer for layer in analysis.layers}
     verify = alternatives and len(analysis.nodes) * len(report.violations) <= _VERIFY_BUDGET
+    # the walk of the network as it is: each alternative's check re-walks only what its edit reaches
+    base = walk_checked(analysis.nodes, analysis.image_size, analysis.in_channels) if verify else None
     fixed = []
     for position, violation in enumerate(report.violations):
         if position >= MAX_FIXES and violation.constraint == C_VALUE:
             note = f" Fix: not computed (only the first {MAX_FIXES} violations get one; a repair finds the rest)."
             fixed.append(replace(violation, message=violation.message + note))
         elif violation.constraint == C_VALUE:
-            fixed.append(_fix_c_value(report, violation, stats, found, block_of, run_start, verify))
+            fixed.append(_fix_c_value(report, violation, stats, found, block_of, run_start, base))
         else:
             fixed.append(_fix_receptive_field(report, violation, stats, found))
     return replace(report, violations=tuple(fixed))
@@ -193,7 +195,7 @@ def _fix_c_value(
     found: list[_Block],
     block_of: dict[str, int],
     run_start: list[int],
-    verify: bool,
+    verify: Walk | None,
 ) -> Violation:
     layer = stats[violation.layer]
     t = report.min_c_value
@@ -220,7 +222,7 @@ def _fix_c_value(
             fix = _removal(layer.name, [found[last - n] for n in range(chosen + 1)])
     if fix is None and found[here].removable:
         fix = _removal(layer.name, [found[here]])
-    alternatives = _c_alternatives(report, layer, axes, t) if verify else []
+    alternatives = _c_alternatives(report, layer, axes, t, verify) if verify is not None else []
     sentence = None
     if fix is None and alternatives:
         fix, alternatives = alternatives[0], alternatives[1:]
@@ -267,10 +269,11 @@ def _removal(stage_end: str, removed: list[_Block]) -> dict[str, Any]:
 
 
 def _c_alternatives(
-    report: ValidationReport, layer: LayerStats, axes: tuple[int, ...], t: Fraction
+    report: ValidationReport, layer: LayerStats, axes: tuple[int, ...], t: Fraction, base: Walk
 ) -> list[dict[str, Any]]:
     """Downsampling before `layer`, then the smallest larger kernel: each kept only when re-analysis shows
-    that `layer` then has c >= t on every constrained axis."""
+    that `layer` then has c >= t on every constrained axis (the edited network walked from `base`, the walk
+    of the unedited one: the same verdict and errors as `analyse_checked` of it)."""
     nodes = report.analysis.nodes
     names = {node.name for node in nodes}
     pool_name = f"{layer.name}.pool"
@@ -292,10 +295,9 @@ def _c_alternatives(
     for candidate in candidates:
         try:
             edited = apply_fix(nodes, candidate)
-            analysis = analyse_checked(edited, report.analysis.image_size, report.analysis.in_channels)
+            after = walk_checked(edited, report.analysis.image_size, report.analysis.in_channels, base)[layer.name][2]
         except SolverError:
             continue
-        after = analysis.by_name(layer.name)
         bound = binding_axis(after, report.include_pointwise)
         if bound is None or after.c_value[bound] >= t:  # type: ignore[index]
             kept.append(candidate)

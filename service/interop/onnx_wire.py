@@ -12,6 +12,8 @@ weights. `strip_weights` copies the serialized ``ModelProto`` but leaves out, in
 
 from __future__ import annotations
 
+import mmap
+
 DEFAULT_LIMIT = 65536
 """Data fields longer than this many bytes are dropped: 4096 elements of at most 16 bytes stay readable."""
 
@@ -24,7 +26,7 @@ class WireFormatError(ValueError):
     """The bytes are not a well-formed protobuf message."""
 
 
-def strip_weights(data: bytes, limit: int = DEFAULT_LIMIT) -> bytes:
+def strip_weights(data: bytes | mmap.mmap, limit: int = DEFAULT_LIMIT) -> bytes | mmap.mmap:
     """`data` (a serialized ModelProto) without the initializer data fields longer than `limit` bytes; `data`
     itself when nothing is that long, or when it is not well-formed (the protobuf parser then reports it)."""
     view = memoryview(data)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from cnnplan.service.cli.main import main
-from cnnplan.service.interop.onnx_import import OnnxImportError, validate_onnx
+from cnnplan.service.interop.onnx_import import OnnxImportError, validate_onnx, validate_onnx_file
 from cnnplan.service.worker.builder import build_model
 from cnnplan.solver import PlanRequest, SolverError, WidthRule, analyse, make_plan
 
@@ -202,6 +202,19 @@ def test_cli_validates_an_onnx_file(tmp_path):
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     broken = CliRunner().invoke(main, ["validate", str(tmp_path / "broken.onnx")])
     assert broken.exit_code == 2 and "model" in broken.output
+
+
+def test_a_file_mapped_into_memory_gives_the_report_of_its_bytes(tmp_path):
+    """`validate_onnx_file` maps the file instead of reading it: the same report as `validate_onnx` of the
+    bytes, with an initializer large enough to be skipped (128 KiB), and an empty file is refused."""
+    model = onnx.load_from_string(hand_built())
+    model.graph.initializer.append(numpy_helper.from_array(np.ones(32768, dtype=np.float32), "spare"))
+    path = tmp_path / "wide.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert validate_onnx_file(str(path), 32) == validate_onnx(path.read_bytes(), 32)[0]
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(OnnxImportError, match="is empty"):
+        validate_onnx_file(str(tmp_path / "empty.onnx"))
 
 
 def test_products_of_feature_maps_follow_the_conventions():

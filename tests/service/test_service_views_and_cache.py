@@ -47,6 +47,38 @@ async def test_validate_summary_is_the_full_report_without_the_layers(client, bo
     assert summary == _without_layers_and_messages(full)
 
 
+def _explicit_candidate(rng: random.Random) -> list[dict]:
+    """An explicit conv stack like an AutoML draw: k x k convs (some strided, some unpadded), BN, ReLU, pools."""
+    layers: list[dict] = []
+    for index in range(rng.randint(3, 14)):
+        kernel = rng.choice([1, 3, 5, 7])
+        layers.append({"name": f"conv{index}", "type": "conv", "kernel_size": kernel, "out_channels": 8,
+                       "stride": rng.choice([1, 1, 2]), "padding": rng.choice(["same", 0, kernel // 2])})  # fmt: skip
+        if rng.random() < 0.5:
+            layers.append({"name": f"bn{index}", "type": "bn"})
+        layers.append({"name": f"relu{index}", "type": "relu"})
+        if rng.random() < 0.3:
+            layers.append({"name": f"pool{index}", "type": "maxpool", "kernel_size": 2, "stride": 2})
+    return layers
+
+
+async def test_an_explicit_layer_summary_without_the_fixes_is_the_full_report_without_the_layers(client):
+    """The summary view skips the fixes' search (it shows none): still the full answer's verdict and numbers."""
+    rng = random.Random(5)
+    invalid = 0
+    for _ in range(40):
+        body = {"image_size": rng.choice([32, 64, 224]), "min_c_value": "1/6", "layers": _explicit_candidate(rng)}
+        full = await client.post("/validate", json=body)
+        summary = await client.post("/validate", params={"view": "summary"}, json=body)
+        assert summary.status_code == full.status_code
+        if full.status_code != 200:  # a map that vanishes: the same problem
+            assert summary.json() == full.json()
+            continue
+        assert summary.json() == _without_layers_and_messages(full.json())
+        invalid += not full.json()["valid"]
+    assert invalid >= 5
+
+
 async def test_batches_answer_summaries_item_by_item(client):
     plans = [{"image_size": 64}, {"image_size": 0}, {"image_size": 300, "model": "simplified"}]
     full = (await client.post("/plan/batch", json={"requests": plans})).json()["results"]

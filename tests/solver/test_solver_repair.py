@@ -130,3 +130,33 @@ def test_drawn_invalid_chains_repair_to_valid_chains(layers, side, t) -> None:
             assert (violation.constraint, violation.layer) not in left
         else:
             assert not any(constraint == "receptive_field" for constraint, _ in left)
+
+
+@pytest.mark.parametrize("name", HAND_WRITTEN)
+def test_a_walk_that_reuses_the_unedited_network_is_the_full_walk(name) -> None:
+    """`walk_checked` with `reuse` (what the alternatives' checks run) gives every node the stats, and every
+    edit the error, of a walk from scratch: for every fix and alternative edit of every violation at t = 1/2."""
+    from cnnplan.solver.analysis import analyse_checked, walk_checked
+    from cnnplan.solver.errors import SolverError
+    from cnnplan.solver.layers import as_graph
+
+    nodes = as_graph(preset(name))
+    size = (224, 224)
+    base = walk_checked(nodes, size, 3)
+    report = validate(preset(name), size, min_c_value="1/2")
+    edits = 0
+    for violation in report.violations:
+        for fix in (violation.fix, *violation.alternatives):
+            if fix is None or fix.get("action") == "remove":
+                continue
+            edited = apply_fix(nodes, fix)
+            try:
+                expected = {layer.name: layer for layer in analyse_checked(edited, size, 3).layers}
+            except SolverError as error:
+                with pytest.raises(type(error)):
+                    walk_checked(edited, size, 3, base)
+                continue
+            walked = walk_checked(edited, size, 3, base)
+            assert {name: entry[2] for name, entry in walked.items()} == expected
+            edits += 1
+    assert edits > 0
