@@ -19,6 +19,7 @@ from pathlib import Path
 from cnnplan.solver import PlanRequest, format_fraction, make_plan, preset, preset_info, preset_names, validate
 from cnnplan.solver.constraints import C_VALUE, RECEPTIVE_FIELD, binding_axis, is_constrained
 from cnnplan.solver.presets import preset_params
+from cnnplan.solver.rational import DEFAULT_MIN_C_VALUE
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORTS = ROOT / "docs" / "zoo_imports.json"
@@ -41,11 +42,39 @@ def _compared_c(layer) -> Fraction:
     return layer.c_value[binding_axis(layer)]
 
 
+def checked(name: str):
+    """The zoo preset validated at its native resolution (default t), and that resolution."""
+    size = preset_info(name)["default_image_size"]
+    return validate(preset(name), size), size
+
+
+def at_a_glance(names: list[str]) -> list[str]:
+    """Counts over the whole table, computed from the same reports as the rows."""
+    reports = [checked(name) for name in names]
+    kinds = [{v.constraint for v in report.violations} for report, _ in reports]
+    over = sum(RECEPTIVE_FIELD in k for k in kinds)
+    starved = sum(C_VALUE in k for k in kinds)
+    valid = sum(not k for k in kinds)
+    deeper = sum(report.depth > make_plan(PlanRequest(size)).depth for report, size in reports)
+    ratios = sorted(max(report.top_receptive_field) / max(report.receptive_field_limit) for report, _ in reports)
+    median = ratios[len(ratios) // 2]
+    return [
+        "At a glance (computed from the rows below):",
+        "",
+        f"- {valid} of {len(names)} models satisfy both constraints at their native resolution.",
+        f"- {over} of {len(names)} grow their top receptive field past the image (constraint 2); the median top "
+        f"receptive field is {median:.1f}x the image side.",
+        f"- {starved} of {len(names)} have at least one convolution below c = {format_fraction(DEFAULT_MIN_C_VALUE)} "
+        "(constraint 1).",
+        f"- {deeper} of {len(names)} are deeper (feature-level convolutions) than the planner's deepest valid network "
+        "for the same image size.",
+        "",
+    ]
+
+
 def row(name: str) -> str:
     """The table row of one zoo preset."""
-    info = preset_info(name)
-    size = info["default_image_size"]
-    report = validate(preset(name), size)
+    report, size = checked(name)
     constrained = [layer for layer in report.analysis.layers if is_constrained(layer)]
     smallest = min(constrained, key=_compared_c) if constrained else None
     binding = "-"
@@ -111,6 +140,7 @@ def page() -> str:
         "width; the c-value is the one constraint 1 compares, on the binding axis (named when the axes differ; "
         "see [geometry.md](geometry.md)).",
         "",
+        *at_a_glance(names),
         "| model | px | depth | top r / side | smallest c (where) | C1 | C2 | headroom | params | FLOPs | planner: depth (stages), top r |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]

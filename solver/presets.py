@@ -9,6 +9,7 @@ size: a linear layer's input width is channels x h x w of whatever map reaches i
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 from collections.abc import Callable
@@ -341,8 +342,21 @@ def preset_names() -> list[str]:
 def _lookup(name: object) -> _Preset:
     presets = _all()
     if not isinstance(name, str) or name not in presets:
-        raise UnknownPresetError("preset", f"unknown preset {name!r}; expected one of {', '.join(sorted(presets))}")
+        raise UnknownPresetError("preset", unknown_preset_reason(name, sorted(presets)))
     return presets[name]
+
+
+def unknown_preset_reason(name: object, names: list[str]) -> str:
+    """The reason for an unknown preset: the hand-written names in full, the zoo by its prefixes, and the
+    closest names (`difflib`) when there are any."""
+    hand_written = [n for n in names if not n.startswith(("tv.", "timm."))]
+    zoo = len(names) - len(hand_written)
+    close = difflib.get_close_matches(name, names, n=3) if isinstance(name, str) else []
+    hint = f"; did you mean {', '.join(close)}?" if close else "."
+    return (
+        f"unknown preset {name!r}{hint} Presets: {', '.join(hand_written)}, and {zoo} zoo models named tv.<name> "
+        "(torchvision) and timm.<name> (GET /presets lists them all)"
+    )
 
 
 def preset(name: str) -> tuple[Layer, ...]:

@@ -134,6 +134,8 @@ _FOLDABLE = frozenset(
 )
 _NCHW = (2, 3)
 _ZERO_KEEPING = frozenset({"Cast", "CastLike", "Expand", "Identity"})
+_SHAPE_ONLY = frozenset({"Cast", "CastLike", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose"})
+"""Operators that give a weight another shape or type, not other values."""
 """Operators whose output is all zeros when their first input is."""
 _DATA_INPUTS = {"CastLike": 1, "Expand": 1}
 """Operators whose later inputs only lend a type or a shape: a feature map there does not make the output one."""
@@ -274,6 +276,9 @@ class _Walk:
         self.stored = {t.name: int(np.prod(t.dims)) for t in graph.initializer if t.dims and int(np.prod(t.dims)) > 1}
         """Stored weights (more than one element) by name."""
         self.elementwise_read: set[str] = set()
+        self.weight_of: dict[str, str] = {}
+        """A constant computed from one stored weight by a shape-only operator (timm's ``gamma.reshape(1, -1, 1, 1)``)
+        -> that weight's name."""
         self.zero_filled: set[str] = set()
         """Tensors the graph computes as all zeros (torch.export's stand-in bias of a bias-free convolution)."""
         self.gates = 0
@@ -391,7 +396,8 @@ class _Walk:
         if len(distinct) == 1:
             if len(spatial) < len(maps):
                 self.gates += 1
-            self.elementwise_read.update(name for name in node.input if name in self.stored)
+            reads = (self.weight_of.get(name, name) for name in node.input)
+            self.elementwise_read.update(name for name in reads if name in self.stored)
             return self._pass(node, op, spatial[0])
         axes = {m.axes for m in distinct.values()}
         if len(axes) != 1:
@@ -579,9 +585,14 @@ class _Walk:
         return sum(self.stored[name] for name in self.elementwise_read)
 
     def _track_zeros(self, node) -> None:
-        """Remember an all-zero constant, and its casts and broadcasts (``Expand(CastLike(0, x), shape)``)."""
+        """Remember an all-zero constant, and its casts and broadcasts (``Expand(CastLike(0, x), shape)``); and
+        which stored weight a reshaped or cast copy of one comes from."""
         if not node.output:
             return
+        if node.op_type in _SHAPE_ONLY and node.input:
+            source = self.weight_of.get(node.input[0], node.input[0])
+            if source in self.stored:
+                self.weight_of[node.output[0]] = source
         if node.op_type in ("Constant", "ConstantOfShape"):
             value = self.values.get(node.output[0])
             if value is not None and value.size > 0 and not value.any():

@@ -124,6 +124,32 @@ def export_onnx(model: Any, image_size: int, exporter: str) -> bytes:
         return buffer.getvalue()
 
 
+PROTOBUF_LIMIT = 2**31 - 1
+"""Bytes one serialized protobuf message can hold: a model whose weights pass it is written as a file with its
+weights beside it (ONNX external data)."""
+
+
+def export_onnx_file(model: Any, image_size: int, exporter: str, path: Any) -> None:
+    """`export_onnx` to the file `path` with the weights as external data beside it (the only way past
+    `PROTOBUF_LIMIT`, e.g. torchvision's RegNet-Y-128GF: 644 M parameters)."""
+    import torch
+
+    example = torch.zeros(1, 3, image_size, image_size)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            program = torch.onnx.export(model, (example,), dynamo=True, verbose=False)
+            assert program is not None  # returned whenever no file is named
+            program.save(str(path), external_data=True)
+        else:  # the TorchScript exporter writes external data itself when the model passes the limit
+            torch.onnx.export(model, (example,), str(path), dynamo=False)
+
+
+def stored_bytes(model: Any) -> int:
+    """Bytes of the model's parameters and buffers as stored (what an exported file holds, roughly)."""
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
 def torch_flops(model: Any, image_size: int) -> int:
     """FLOPs of one forward pass by ``torch.utils.flop_counter`` (2 per multiply-add of conv and matmul)."""
     import torch
@@ -136,7 +162,8 @@ def torch_flops(model: Any, image_size: int) -> int:
 
 EXPORTERS = ("dynamo", "torchscript")
 
-__all__ = ["EXPORTERS", "TIMM_MODELS", "TORCHVISION_FAMILIES", "ZooModel", "build", "export_onnx", "preset_entry",
+__all__ = ["EXPORTERS", "PROTOBUF_LIMIT", "TIMM_MODELS", "TORCHVISION_FAMILIES", "ZooModel", "build", "export_onnx",
+           "export_onnx_file", "preset_entry", "stored_bytes",
            "preset_key", "timm_zoo",
            "torch_flops", "torchvision_zoo"]  # fmt: skip
 
