@@ -638,6 +638,62 @@ def _conv_json(
     )
 
 
+def _c_text(numerator: int, denominator: int) -> str:
+    """round(numerator / denominator, 6) as orjson writes it (`_float_text`), from integers where that is exact.
+
+    q = numerator 10^6 / denominator rounded half up is the rounding of the exact ratio; `round` rounds the
+    double nearest to it, which lies within 2^-53 of the ratio relative, so the two agree unless the ratio is
+    that close to a rounding boundary: |2 rem - denominator| 2^31 > numerator (rem = numerator 10^6 mod
+    denominator) rules that out with margin, and then the rounded double's repr is q / 10^6 with its trailing
+    zeros stripped (a decimal of at most 7 significant digits is its own shortest repr). Near a boundary, below
+    1e-4 (where orjson writes an exponent) or at 10^6 and above, the float path answers."""
+    q, rem = divmod(numerator * 1_000_000, denominator)
+    twice = 2 * rem - denominator
+    if ((twice if twice > 0 else -twice) << 31) > numerator:
+        if twice > 0:
+            q += 1
+        if 100 <= q < 1_000_000:
+            return "0." + str(q + 1_000_000)[1:].rstrip("0")
+    return _float_text(round(numerator / denominator, C_VALUE_DIGITS))
+
+
+_BN_MIDDLE = (
+    '"],"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,"groups":1,'
+)
+"""The constant middle of a stage's BN and ReLU layers, from their inputs to their out_channels."""
+
+_CONV_TYPE = '","type":"conv","level":"feature","inputs":["'
+
+
+def _stage_names(stage: int, batch_norm: bool) -> tuple[str, str, str, str, str, str]:
+    """The text pieces of stage `stage`'s layer names (they depend on the stage number and the BN flag only):
+    the conv's head up to its position, the input of a conv m >= 2 up to m - 1, the end of a conv up to the
+    next layer's position, the BN's type and input up to the position (empty without BN), the ReLU's likewise,
+    and the ReLU's name up to its position."""
+    p = f"s{stage}."
+    if batch_norm:
+        return (
+            f'{{"name":"{p}conv',
+            f"{_CONV_TYPE}{p}relu",
+            f'}},{{"name":"{p}bn',
+            f'","type":"bn","level":"feature","inputs":["{p}conv',
+            f'","type":"relu","level":"feature","inputs":["{p}bn',
+            f'{{"name":"{p}relu',
+        )
+    return (
+        f'{{"name":"{p}conv',
+        f"{_CONV_TYPE}{p}relu",
+        f'}},{{"name":"{p}relu',
+        "",
+        f'","type":"relu","level":"feature","inputs":["{p}conv',
+        f'{{"name":"{p}relu',
+    )
+
+
+_STAGE_NAMES = {flag: tuple(_stage_names(stage, flag) for stage in range(65)) for flag in (False, True)}
+"""`_stage_names` of stages 0..64 (a table of constants: stage number and BN flag, nothing of a request)."""
+
+
 def _emit_stage_json(
     layers: list[Any],
     stage: int,
@@ -659,63 +715,70 @@ def _emit_stage_json(
     counts: tuple[int, int],
     batch_norm: bool,
 ) -> str:
-    """`_emit_stage` writing JSON text: one f-string per position for its conv (+ BN) + ReLU, in the key order
-    and spelling orjson gives `_conv`'s and `_layer`'s dicts. The stage's constants are turned to text once;
-    per position only its number, inputs, receptive field, effective padding and c-value are (and for the first
-    conv its stride, input channels, real filter size and counts). Every pair is square: the same number twice.
-    No template is parsed at run time: an f-string's literal parts are constants of the compiled code."""
-    p = f"s{stage}."
-    k, ch, oh, ow, j = str(kernel), str(channels), str(output[0]), str(output[1]), str(jump)
-    p0, p1 = str(same[0]), str(same[1])
-    bias = "false" if batch_norm else "true"
-    bn_params = str(2 * channels)
-    real_value = kernel * jump
-    source, stride, cin = previous, str(first_stride), str(in_channels)
-    real, weights, flops = kernel * first_jump_in, str(first_counts[0]), str(first_counts[1])
+    """`_emit_stage` writing JSON text, in the key order and spelling orjson gives `_conv`'s and `_layer`'s dicts.
+
+    The layers' name pieces come from a table by stage number (`_STAGE_NAMES`); the stage's other constants
+    (kernel, channels, map size, jump, padding, bias, the BN's params) are turned into a few text pieces once
+    per stage, the first conv's (stride, input channels, real filter size, counts) and then the others'; per
+    position only its number, its receptive field and effective padding (one text, shared by its conv, BN and
+    ReLU) and its c-value are written, into one f-string of under 30 parts (one BUILD_STRING, no list and
+    join). Every pair is square: the same number twice. No template is parsed at run time: an f-string's
+    literal parts are constants of the compiled code."""
+    names = _STAGE_NAMES[batch_norm]
+    conv_head, relu_input_head, conv_end, bn_input, relu_input, relu_head = (
+        names[stage] if stage < len(names) else _stage_names(stage, batch_norm)
+    )
+    k, ch = kernel, channels
+    size = f'"output_size":[{output[0]},{output[1]}],"receptive_field":['
+    before = f'"],"kernel_size":[{k},{k}],"stride":['
+    after_stride = (
+        f'],"dilation":[1,1],"padding":[[{same[0]},{same[1]}],[{same[0]},{same[1]}]],"ceil_mode":false,"groups":1,'
+        f'"out_channels":{ch},"bias":{"false" if batch_norm else "true"},"rate":null,"in_channels":'
+    )
+    geometry_middle = f'],"jump":[{jump},{jump}],"effective_padding":['
+    rest = f'{_BN_MIDDLE}"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},{size}'
+    relu_end = ',"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}'
+    bn_end = (
+        f',"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":{2 * ch},"flops":0}},'
+        f"{relu_head}"
+    )
+    # the first conv has its own input, stride, input channels, real filter size and counts; the others the stage's
+    real = kernel * first_jump_in
+    setup_head, source = _CONV_TYPE, previous
+    setup = f"{before}{first_stride},{first_stride}{after_stride}{in_channels},{size}"
+    real_text = f',"real_filter_size":[{real},{real}],"c_value":['
+    counts_text = f'"],"c_axis":"both","params":{first_counts[0]},"flops":{first_counts[1]}{conv_end}'
     r, padding = receptive_field, effective_padding
     append = layers.append
     for position in range(1, count + 1):
         if position == 2:
-            stride, cin, real, weights, flops = "1", ch, real_value, str(counts[0]), str(counts[1])
+            real = kernel * jump
+            setup_head = relu_input_head
+            setup = f"{before}1,1{after_stride}{ch},{size}"
+            real_text = f',"real_filter_size":[{real},{real}],"c_value":['
+            counts_text = f'"],"c_axis":"both","params":{counts[0]},"flops":{counts[1]}{conv_end}'
         common = gcd(real, r)
         numerator, denominator = real // common, r // common
         exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
-        c = round(numerator / denominator, C_VALUE_DIGITS)
-        shown = repr(c) if c >= 1e-4 else _float_text(c)
-        m, rf, pd, rs = str(position), str(r), str(padding), str(real)
-        conv = (
-            f'{{"name":"{p}conv{m}","type":"conv","level":"feature","inputs":["{source}"],"kernel_size":[{k},{k}],'
-            f'"stride":[{stride},{stride}],"dilation":[1,1],"padding":[[{p0},{p1}],[{p0},{p1}]],"ceil_mode":false,'
-            f'"groups":1,"out_channels":{ch},"bias":{bias},"rate":null,"in_channels":{cin},"output_size":[{oh},{ow}],'
-            f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
-            f'"real_filter_size":[{rs},{rs}],"c_value":[{shown},{shown}],"c_value_exact":["{exact}","{exact}"],'
-            f'"c_axis":"both","params":{weights},"flops":{flops}}}'
-        )
+        shown = _c_text(numerator, denominator)
+        m = str(position)
+        rf, pd = str(r), str(padding)
+        geometry = f"{rf},{rf}{geometry_middle}{pd},{pd}]"
         if batch_norm:
             append(
-                f'{conv},{{"name":"{p}bn{m}","type":"bn","level":"feature","inputs":["{p}conv{m}"],'
-                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
-                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
-                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
-                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":{bn_params},'
-                f'"flops":0}},{{"name":"{p}relu{m}","type":"relu","level":"feature","inputs":["{p}bn{m}"],'
-                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
-                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
-                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
-                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+                f'{conv_head}{m}{setup_head}{source}{setup}{geometry}{real_text}{shown},{shown}],"c_value_exact":["'
+                f'{exact}","{exact}{counts_text}{m}{bn_input}{m}{rest}{geometry}{bn_end}{m}{relu_input}{m}'
+                f"{rest}{geometry}{relu_end}"
             )
         else:
             append(
-                f'{conv},{{"name":"{p}relu{m}","type":"relu","level":"feature","inputs":["{p}conv{m}"],'
-                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
-                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
-                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
-                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+                f'{conv_head}{m}{setup_head}{source}{setup}{geometry}{real_text}{shown},{shown}],"c_value_exact":["'
+                f'{exact}","{exact}{counts_text}{m}{relu_input}{m}{rest}{geometry}{relu_end}'
             )
-        source = f"{p}relu{m}"
+        source = m
         r += rf_step
         padding += padding_step
-    return source
+    return f"s{stage}.relu{count}" if count else previous
 
 
 def plan_summary(request: PlanRequest) -> dict[str, Any]:
