@@ -623,8 +623,10 @@ def _conv_json(
     bias: bool,
 ) -> str:
     """`_conv` as the JSON text orjson writes for its dict."""
-    c, exact = _c_value(real, receptive_field)
-    shown = _float_text(c)
+    common = gcd(real, receptive_field)
+    numerator, denominator = real // common, receptive_field // common
+    exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+    shown = _c_text(real / receptive_field)
     pad = f"[{padding[0]},{padding[1]}]"
     return (
         f'{{"name":"{name}","type":"conv","level":"{level}","inputs":["{previous}"],'
@@ -638,23 +640,15 @@ def _conv_json(
     )
 
 
-def _c_text(numerator: int, denominator: int) -> str:
-    """round(numerator / denominator, 6) as orjson writes it (`_float_text`), from integers where that is exact.
-
-    q = numerator 10^6 / denominator rounded half up is the rounding of the exact ratio; `round` rounds the
-    double nearest to it, which lies within 2^-53 of the ratio relative, so the two agree unless the ratio is
-    that close to a rounding boundary: |2 rem - denominator| 2^31 > numerator (rem = numerator 10^6 mod
-    denominator) rules that out with margin, and then the rounded double's repr is q / 10^6 with its trailing
-    zeros stripped (a decimal of at most 7 significant digits is its own shortest repr). Near a boundary, below
-    1e-4 (where orjson writes an exponent) or at 10^6 and above, the float path answers."""
-    q, rem = divmod(numerator * 1_000_000, denominator)
-    twice = 2 * rem - denominator
-    if ((twice if twice > 0 else -twice) << 31) > numerator:
-        if twice > 0:
-            q += 1
-        if 100 <= q < 1_000_000:
-            return "0." + str(q + 1_000_000)[1:].rstrip("0")
-    return _float_text(round(numerator / denominator, C_VALUE_DIGITS))
+def _c_text(value: float) -> str:
+    """round(value, 6) as orjson writes it (`_float_text`) for 0 < value < 10^15: '%.6f' rounds the double to
+    6 decimals exactly as `round` does (both are dtoa's correctly rounded mode 3), and the double `round`
+    returns has that decimal, trailing zeros stripped, as its shortest repr (a decimal of at most 15 significant
+    digits is); below 1e-4, where orjson writes an exponent, the float path answers."""
+    if value < 1e-4:
+        return _float_text(round(value, C_VALUE_DIGITS))
+    text = f"{value:.6f}".rstrip("0")
+    return text + "0" if text[-1] == "." else text
 
 
 _BN_MIDDLE = (
@@ -760,7 +754,13 @@ def _emit_stage_json(
         common = gcd(real, r)
         numerator, denominator = real // common, r // common
         exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
-        shown = _c_text(numerator, denominator)
+        value = real / r  # c, rounded and written as `_c_text` does, inline
+        if value >= 1e-4:
+            shown = f"{value:.6f}".rstrip("0")
+            if shown[-1] == ".":
+                shown += "0"
+        else:
+            shown = _float_text(round(value, C_VALUE_DIGITS))
         m = str(position)
         rf, pd = str(r), str(padding)
         geometry = f"{rf},{rf}{geometry_middle}{pd},{pd}]"
