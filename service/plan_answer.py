@@ -477,7 +477,11 @@ def _classifier(
         params += conv_params
         flops += conv_flops
         channels = out_channels
-        if append is not None:
+        if text and append is not None:
+            append(_classifier_conv_json(position, previous, in_channels, channels, height, width, receptive_field,
+                                         jump, effective_padding, CLASSIFIER_KERNEL * jump_in, conv_params, conv_flops))  # fmt: skip
+            previous = f"cls.relu{position}"
+        elif append is not None:
             output = (height, width)
             name = f"cls.conv{position}"
             append(
@@ -494,7 +498,10 @@ def _classifier(
     whole = (receptive_field + (height - 1) * jump, receptive_field + (width - 1) * jump)  # the global pool's
     linear_params = channels * request.num_classes + request.num_classes
     linear_flops = 2 * channels * request.num_classes
-    if append is not None:
+    if text and append is not None:
+        append(_classifier_head_json(previous, channels, request.num_classes, whole, jump, effective_padding,
+                                     float(request.dropout), linear_params, linear_flops))  # fmt: skip
+    elif append is not None:
         one = (1, 1)
         append(
             layer("cls.global_maxpool", "global_maxpool", level, previous, 1, 1, channels, channels, one, whole,
@@ -509,6 +516,71 @@ def _classifier(
                    jump, effective_padding, linear_params, linear_flops)
         )  # fmt: skip
     return params + linear_params, flops + linear_flops
+
+
+def _classifier_conv_json(
+    position: int,
+    previous: str,
+    in_channels: int,
+    channels: int,
+    height: int,
+    width: int,
+    receptive_field: int,
+    jump: int,
+    effective_padding: int,
+    real: int,
+    params: int,
+    flops: int,
+) -> str:
+    """The JSON text of `_conv_json` + `_layer_json` for the classifier's conv `position` (5x5 'same', stride 1,
+    bias) and its ReLU, sharing their geometry text (output size, receptive field, jump, effective padding)."""
+    common = gcd(real, receptive_field)
+    numerator, denominator = real // common, receptive_field // common
+    exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+    shown = _c_text(real / receptive_field)
+    geometry = (
+        f'"output_size":[{height},{width}],"receptive_field":[{receptive_field},{receptive_field}],'
+        f'"jump":[{jump},{jump}],"effective_padding":[{effective_padding},{effective_padding}],'
+    )
+    return (
+        f'{{"name":"cls.conv{position}","type":"conv","level":"classifier","inputs":["{previous}"],'
+        f'"kernel_size":[5,5],"stride":[1,1],"dilation":[1,1],"padding":[[2,2],[2,2]],"ceil_mode":false,"groups":1,'
+        f'"out_channels":{channels},"bias":true,"rate":null,"in_channels":{in_channels},{geometry}'
+        f'"real_filter_size":[{real},{real}],"c_value":[{shown},{shown}],"c_value_exact":["{exact}","{exact}"],'
+        f'"c_axis":"both","params":{params},"flops":{flops}}},{{"name":"cls.relu{position}","type":"relu",'
+        f'"level":"classifier","inputs":["cls.conv{position}"]{_BN_MIDDLE[2:]}"out_channels":{channels},"bias":true,'
+        f'"rate":null,"in_channels":{channels},{geometry}"real_filter_size":null,"c_value":null,'
+        f'"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+    )
+
+
+def _classifier_head_json(
+    previous: str,
+    channels: int,
+    num_classes: int,
+    whole: tuple[int, int],
+    jump: int,
+    effective_padding: int,
+    rate: float,
+    params: int,
+    flops: int,
+) -> str:
+    """The JSON text of `_layer_json` for the global max pool, the dropout and the linear layer, sharing their
+    geometry text (1x1 output, the global pool's receptive field, jump, effective padding)."""
+    geometry = (
+        f'"output_size":[1,1],"receptive_field":[{whole[0]},{whole[1]}],"jump":[{jump},{jump}],'
+        f'"effective_padding":[{effective_padding},{effective_padding}],"real_filter_size":null,"c_value":null,'
+        f'"c_value_exact":null,"c_axis":null,"params":'
+    )
+    middle = f'{_BN_MIDDLE[2:]}"out_channels":'
+    return (
+        f'{{"name":"cls.global_maxpool","type":"global_maxpool","level":"classifier","inputs":["{previous}"]'
+        f'{middle}{channels},"bias":true,"rate":null,"in_channels":{channels},{geometry}0,"flops":0}},'
+        f'{{"name":"cls.dropout","type":"dropout","level":"classifier","inputs":["cls.global_maxpool"]'
+        f'{middle}{channels},"bias":true,"rate":{_float_text(rate)},"in_channels":{channels},{geometry}0,"flops":0}},'
+        f'{{"name":"cls.fc","type":"linear","level":"classifier","inputs":["cls.dropout"]'
+        f'{middle}{num_classes},"bias":true,"rate":null,"in_channels":{channels},{geometry}{params},"flops":{flops}}}'
+    )
 
 
 def _verdict(request: PlanRequest, size: tuple[int, int], t: Fraction, walk: dict[str, Any]) -> tuple[bool, int]:
