@@ -4,8 +4,9 @@ In one run, on this machine, each tool's median over ``--runs`` repetitions (aft
 
 * cnnplan, analytic: what POST /validate runs for ``{"preset": name, "image_size": 224}`` (the request
   model, the exact per-layer analysis of the preset's graph, checked once per process, and both
-  constraints; no module, no tensor), and the plain solver call ``validate(preset(name), 224)``
-  (which checks the graph on every call);
+  constraints; no module, no tensor; the full answer's fixes included), the same with ``fixes=False``
+  (what POST /validate?view=summary runs: the analysis and the verdict; the peers compute no fixes either),
+  and the plain solver call ``validate(preset(name), 224)`` (which checks the graph on every call);
 * cnnplan, ONNX file: ``validate_onnx_file`` (what ``cnnplan validate model.onnx`` runs: map the file into
   memory, parse it without its weights, import, analyse, check), and ``validate_onnx`` of the file's bytes
   read into memory first (what an upload to POST /validate/onnx pays once its body has arrived), for files
@@ -124,6 +125,10 @@ def run(names: list[str], runs: int) -> dict:
                 lambda body=body: validate_body(ValidateRequestModel.model_validate(body)), max(runs, 21)
             )
             row["cpu cnnplan preset"] = LAST_CPU[-1]
+            row["cnnplan preset, view=summary"] = median_seconds(  # the analysis and the verdict, no fixes
+                lambda body=body: validate_body(ValidateRequestModel.model_validate(body), fixes=False), max(runs, 21)
+            )
+            row["cpu cnnplan preset, view=summary"] = LAST_CPU[-1]
             row["cnnplan validate(preset(...))"] = median_seconds(
                 lambda name=name: validate(preset(name), 224), max(runs, 21)
             )

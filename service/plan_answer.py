@@ -477,7 +477,11 @@ def _classifier(
         params += conv_params
         flops += conv_flops
         channels = out_channels
-        if append is not None:
+        if text and append is not None:
+            append(_classifier_conv_json(position, previous, in_channels, channels, height, width, receptive_field,
+                                         jump, effective_padding, CLASSIFIER_KERNEL * jump_in, conv_params, conv_flops))  # fmt: skip
+            previous = f"cls.relu{position}"
+        elif append is not None:
             output = (height, width)
             name = f"cls.conv{position}"
             append(
@@ -494,7 +498,10 @@ def _classifier(
     whole = (receptive_field + (height - 1) * jump, receptive_field + (width - 1) * jump)  # the global pool's
     linear_params = channels * request.num_classes + request.num_classes
     linear_flops = 2 * channels * request.num_classes
-    if append is not None:
+    if text and append is not None:
+        append(_classifier_head_json(previous, channels, request.num_classes, whole, jump, effective_padding,
+                                     float(request.dropout), linear_params, linear_flops))  # fmt: skip
+    elif append is not None:
         one = (1, 1)
         append(
             layer("cls.global_maxpool", "global_maxpool", level, previous, 1, 1, channels, channels, one, whole,
@@ -509,6 +516,71 @@ def _classifier(
                    jump, effective_padding, linear_params, linear_flops)
         )  # fmt: skip
     return params + linear_params, flops + linear_flops
+
+
+def _classifier_conv_json(
+    position: int,
+    previous: str,
+    in_channels: int,
+    channels: int,
+    height: int,
+    width: int,
+    receptive_field: int,
+    jump: int,
+    effective_padding: int,
+    real: int,
+    params: int,
+    flops: int,
+) -> str:
+    """The JSON text of `_conv_json` + `_layer_json` for the classifier's conv `position` (5x5 'same', stride 1,
+    bias) and its ReLU, sharing their geometry text (output size, receptive field, jump, effective padding)."""
+    common = gcd(real, receptive_field)
+    numerator, denominator = real // common, receptive_field // common
+    exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+    shown = _c_text(real / receptive_field)
+    geometry = (
+        f'"output_size":[{height},{width}],"receptive_field":[{receptive_field},{receptive_field}],'
+        f'"jump":[{jump},{jump}],"effective_padding":[{effective_padding},{effective_padding}],'
+    )
+    return (
+        f'{{"name":"cls.conv{position}","type":"conv","level":"classifier","inputs":["{previous}"],'
+        f'"kernel_size":[5,5],"stride":[1,1],"dilation":[1,1],"padding":[[2,2],[2,2]],"ceil_mode":false,"groups":1,'
+        f'"out_channels":{channels},"bias":true,"rate":null,"in_channels":{in_channels},{geometry}'
+        f'"real_filter_size":[{real},{real}],"c_value":[{shown},{shown}],"c_value_exact":["{exact}","{exact}"],'
+        f'"c_axis":"both","params":{params},"flops":{flops}}},{{"name":"cls.relu{position}","type":"relu",'
+        f'"level":"classifier","inputs":["cls.conv{position}"]{_BN_MIDDLE[2:]}"out_channels":{channels},"bias":true,'
+        f'"rate":null,"in_channels":{channels},{geometry}"real_filter_size":null,"c_value":null,'
+        f'"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+    )
+
+
+def _classifier_head_json(
+    previous: str,
+    channels: int,
+    num_classes: int,
+    whole: tuple[int, int],
+    jump: int,
+    effective_padding: int,
+    rate: float,
+    params: int,
+    flops: int,
+) -> str:
+    """The JSON text of `_layer_json` for the global max pool, the dropout and the linear layer, sharing their
+    geometry text (1x1 output, the global pool's receptive field, jump, effective padding)."""
+    geometry = (
+        f'"output_size":[1,1],"receptive_field":[{whole[0]},{whole[1]}],"jump":[{jump},{jump}],'
+        f'"effective_padding":[{effective_padding},{effective_padding}],"real_filter_size":null,"c_value":null,'
+        f'"c_value_exact":null,"c_axis":null,"params":'
+    )
+    middle = f'{_BN_MIDDLE[2:]}"out_channels":'
+    return (
+        f'{{"name":"cls.global_maxpool","type":"global_maxpool","level":"classifier","inputs":["{previous}"]'
+        f'{middle}{channels},"bias":true,"rate":null,"in_channels":{channels},{geometry}0,"flops":0}},'
+        f'{{"name":"cls.dropout","type":"dropout","level":"classifier","inputs":["cls.global_maxpool"]'
+        f'{middle}{channels},"bias":true,"rate":{_float_text(rate)},"in_channels":{channels},{geometry}0,"flops":0}},'
+        f'{{"name":"cls.fc","type":"linear","level":"classifier","inputs":["cls.dropout"]'
+        f'{middle}{num_classes},"bias":true,"rate":null,"in_channels":{channels},{geometry}{params},"flops":{flops}}}'
+    )
 
 
 def _verdict(request: PlanRequest, size: tuple[int, int], t: Fraction, walk: dict[str, Any]) -> tuple[bool, int]:
@@ -623,8 +695,10 @@ def _conv_json(
     bias: bool,
 ) -> str:
     """`_conv` as the JSON text orjson writes for its dict."""
-    c, exact = _c_value(real, receptive_field)
-    shown = _float_text(c)
+    common = gcd(real, receptive_field)
+    numerator, denominator = real // common, receptive_field // common
+    exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+    shown = _c_text(real / receptive_field)
     pad = f"[{padding[0]},{padding[1]}]"
     return (
         f'{{"name":"{name}","type":"conv","level":"{level}","inputs":["{previous}"],'
@@ -636,6 +710,54 @@ def _conv_json(
         f'"real_filter_size":[{real},{real}],"c_value":[{shown},{shown}],"c_value_exact":["{exact}","{exact}"],'
         f'"c_axis":"both","params":{params},"flops":{flops}}}'
     )
+
+
+def _c_text(value: float) -> str:
+    """round(value, 6) as orjson writes it (`_float_text`) for 0 < value < 10^15: '%.6f' rounds the double to
+    6 decimals exactly as `round` does (both are dtoa's correctly rounded mode 3), and the double `round`
+    returns has that decimal, trailing zeros stripped, as its shortest repr (a decimal of at most 15 significant
+    digits is); below 1e-4, where orjson writes an exponent, the float path answers."""
+    if value < 1e-4:
+        return _float_text(round(value, C_VALUE_DIGITS))
+    text = f"{value:.6f}".rstrip("0")
+    return text + "0" if text[-1] == "." else text
+
+
+_BN_MIDDLE = (
+    '"],"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,"groups":1,'
+)
+"""The constant middle of a stage's BN and ReLU layers, from their inputs to their out_channels."""
+
+_CONV_TYPE = '","type":"conv","level":"feature","inputs":["'
+
+
+def _stage_names(stage: int, batch_norm: bool) -> tuple[str, str, str, str, str, str]:
+    """The text pieces of stage `stage`'s layer names (they depend on the stage number and the BN flag only):
+    the conv's head up to its position, the input of a conv m >= 2 up to m - 1, the end of a conv up to the
+    next layer's position, the BN's type and input up to the position (empty without BN), the ReLU's likewise,
+    and the ReLU's name up to its position."""
+    p = f"s{stage}."
+    if batch_norm:
+        return (
+            f'{{"name":"{p}conv',
+            f"{_CONV_TYPE}{p}relu",
+            f'}},{{"name":"{p}bn',
+            f'","type":"bn","level":"feature","inputs":["{p}conv',
+            f'","type":"relu","level":"feature","inputs":["{p}bn',
+            f'{{"name":"{p}relu',
+        )
+    return (
+        f'{{"name":"{p}conv',
+        f"{_CONV_TYPE}{p}relu",
+        f'}},{{"name":"{p}relu',
+        "",
+        f'","type":"relu","level":"feature","inputs":["{p}conv',
+        f'{{"name":"{p}relu',
+    )
+
+
+_STAGE_NAMES = {flag: tuple(_stage_names(stage, flag) for stage in range(65)) for flag in (False, True)}
+"""`_stage_names` of stages 0..64 (a table of constants: stage number and BN flag, nothing of a request)."""
 
 
 def _emit_stage_json(
@@ -659,63 +781,76 @@ def _emit_stage_json(
     counts: tuple[int, int],
     batch_norm: bool,
 ) -> str:
-    """`_emit_stage` writing JSON text: one f-string per position for its conv (+ BN) + ReLU, in the key order
-    and spelling orjson gives `_conv`'s and `_layer`'s dicts. The stage's constants are turned to text once;
-    per position only its number, inputs, receptive field, effective padding and c-value are (and for the first
-    conv its stride, input channels, real filter size and counts). Every pair is square: the same number twice.
-    No template is parsed at run time: an f-string's literal parts are constants of the compiled code."""
-    p = f"s{stage}."
-    k, ch, oh, ow, j = str(kernel), str(channels), str(output[0]), str(output[1]), str(jump)
-    p0, p1 = str(same[0]), str(same[1])
-    bias = "false" if batch_norm else "true"
-    bn_params = str(2 * channels)
-    real_value = kernel * jump
-    source, stride, cin = previous, str(first_stride), str(in_channels)
-    real, weights, flops = kernel * first_jump_in, str(first_counts[0]), str(first_counts[1])
+    """`_emit_stage` writing JSON text, in the key order and spelling orjson gives `_conv`'s and `_layer`'s dicts.
+
+    The layers' name pieces come from a table by stage number (`_STAGE_NAMES`); the stage's other constants
+    (kernel, channels, map size, jump, padding, bias, the BN's params) are turned into a few text pieces once
+    per stage, the first conv's (stride, input channels, real filter size, counts) and then the others'; per
+    position only its number, its receptive field and effective padding (one text, shared by its conv, BN and
+    ReLU) and its c-value are written, into one f-string of under 30 parts (one BUILD_STRING, no list and
+    join). Every pair is square: the same number twice. No template is parsed at run time: an f-string's
+    literal parts are constants of the compiled code."""
+    names = _STAGE_NAMES[batch_norm]
+    conv_head, relu_input_head, conv_end, bn_input, relu_input, relu_head = (
+        names[stage] if stage < len(names) else _stage_names(stage, batch_norm)
+    )
+    k, ch = kernel, channels
+    size = f'"output_size":[{output[0]},{output[1]}],"receptive_field":['
+    before = f'"],"kernel_size":[{k},{k}],"stride":['
+    after_stride = (
+        f'],"dilation":[1,1],"padding":[[{same[0]},{same[1]}],[{same[0]},{same[1]}]],"ceil_mode":false,"groups":1,'
+        f'"out_channels":{ch},"bias":{"false" if batch_norm else "true"},"rate":null,"in_channels":'
+    )
+    geometry_middle = f'],"jump":[{jump},{jump}],"effective_padding":['
+    rest = f'{_BN_MIDDLE}"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},{size}'
+    relu_end = ',"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}'
+    bn_end = (
+        f',"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":{2 * ch},"flops":0}},'
+        f"{relu_head}"
+    )
+    # the first conv has its own input, stride, input channels, real filter size and counts; the others the stage's
+    real = kernel * first_jump_in
+    setup_head, source = _CONV_TYPE, previous
+    setup = f"{before}{first_stride},{first_stride}{after_stride}{in_channels},{size}"
+    real_text = f',"real_filter_size":[{real},{real}],"c_value":['
+    counts_text = f'"],"c_axis":"both","params":{first_counts[0]},"flops":{first_counts[1]}{conv_end}'
     r, padding = receptive_field, effective_padding
     append = layers.append
     for position in range(1, count + 1):
         if position == 2:
-            stride, cin, real, weights, flops = "1", ch, real_value, str(counts[0]), str(counts[1])
+            real = kernel * jump
+            setup_head = relu_input_head
+            setup = f"{before}1,1{after_stride}{ch},{size}"
+            real_text = f',"real_filter_size":[{real},{real}],"c_value":['
+            counts_text = f'"],"c_axis":"both","params":{counts[0]},"flops":{counts[1]}{conv_end}'
         common = gcd(real, r)
         numerator, denominator = real // common, r // common
         exact = str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
-        c = round(numerator / denominator, C_VALUE_DIGITS)
-        shown = repr(c) if c >= 1e-4 else _float_text(c)
-        m, rf, pd, rs = str(position), str(r), str(padding), str(real)
-        conv = (
-            f'{{"name":"{p}conv{m}","type":"conv","level":"feature","inputs":["{source}"],"kernel_size":[{k},{k}],'
-            f'"stride":[{stride},{stride}],"dilation":[1,1],"padding":[[{p0},{p1}],[{p0},{p1}]],"ceil_mode":false,'
-            f'"groups":1,"out_channels":{ch},"bias":{bias},"rate":null,"in_channels":{cin},"output_size":[{oh},{ow}],'
-            f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
-            f'"real_filter_size":[{rs},{rs}],"c_value":[{shown},{shown}],"c_value_exact":["{exact}","{exact}"],'
-            f'"c_axis":"both","params":{weights},"flops":{flops}}}'
-        )
+        value = real / r  # c, rounded and written as `_c_text` does, inline
+        if value >= 1e-4:
+            shown = f"{value:.6f}".rstrip("0")
+            if shown[-1] == ".":
+                shown += "0"
+        else:
+            shown = _float_text(round(value, C_VALUE_DIGITS))
+        m = str(position)
+        rf, pd = str(r), str(padding)
+        geometry = f"{rf},{rf}{geometry_middle}{pd},{pd}]"
         if batch_norm:
             append(
-                f'{conv},{{"name":"{p}bn{m}","type":"bn","level":"feature","inputs":["{p}conv{m}"],'
-                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
-                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
-                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
-                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":{bn_params},'
-                f'"flops":0}},{{"name":"{p}relu{m}","type":"relu","level":"feature","inputs":["{p}bn{m}"],'
-                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
-                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
-                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
-                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+                f'{conv_head}{m}{setup_head}{source}{setup}{geometry}{real_text}{shown},{shown}],"c_value_exact":["'
+                f'{exact}","{exact}{counts_text}{m}{bn_input}{m}{rest}{geometry}{bn_end}{m}{relu_input}{m}'
+                f"{rest}{geometry}{relu_end}"
             )
         else:
             append(
-                f'{conv},{{"name":"{p}relu{m}","type":"relu","level":"feature","inputs":["{p}conv{m}"],'
-                f'"kernel_size":[1,1],"stride":[1,1],"dilation":[1,1],"padding":[[0,0],[0,0]],"ceil_mode":false,'
-                f'"groups":1,"out_channels":{ch},"bias":true,"rate":null,"in_channels":{ch},"output_size":[{oh},{ow}],'
-                f'"receptive_field":[{rf},{rf}],"jump":[{j},{j}],"effective_padding":[{pd},{pd}],'
-                f'"real_filter_size":null,"c_value":null,"c_value_exact":null,"c_axis":null,"params":0,"flops":0}}'
+                f'{conv_head}{m}{setup_head}{source}{setup}{geometry}{real_text}{shown},{shown}],"c_value_exact":["'
+                f'{exact}","{exact}{counts_text}{m}{relu_input}{m}{rest}{geometry}{relu_end}'
             )
-        source = f"{p}relu{m}"
+        source = m
         r += rf_step
         padding += padding_step
-    return source
+    return f"s{stage}.relu{count}" if count else previous
 
 
 def plan_summary(request: PlanRequest) -> dict[str, Any]:

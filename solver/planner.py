@@ -147,7 +147,7 @@ def check_plan_inputs(
     if stem != "none" and model == "simplified":
         raise InvalidLayerError("stem", "the simplified model has no stem (it counts stages only); use model 'exact'")
     t = parse_min_c_value(min_c_value)
-    if t < _MIN_C_VALUE_FLOOR:
+    if t.numerator * _MIN_C_VALUE_FLOOR.denominator < _MIN_C_VALUE_FLOOR.numerator * t.denominator:  # t < floor
         raise InvalidLayerError(
             "min_c_value", f"the planner takes t >= {PLAN_MIN_C_VALUE_FLOOR}, got {format_fraction(t)}"
         )

@@ -15,6 +15,8 @@ def parse_min_c_value(value: object, field: str = "min_c_value") -> Fraction:
     """Return t as an exact Fraction in (0, 1]; decimals are read as written (0.25 -> 1/4)."""
     if value is None:
         return DEFAULT_MIN_C_VALUE
+    if type(value) is Fraction and 0 < value.numerator <= value.denominator <= MAX_FRACTION_DENOMINATOR:
+        return value  # already exact and in range (a parsed request's t): the checks below in integers
     if isinstance(value, bool):
         raise SolverError(field, "must be a number or a 'p/q' string, not a boolean")
     if not isinstance(value, (Real, str)):
