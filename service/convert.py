@@ -128,14 +128,16 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
 def validate_body(body: ValidateRequestModel, fixes: bool = True) -> ValidationReport:
     """Analyse and check the architecture of a validate body; every violation carries its fix (unless `fixes`
     is False: the summary view, which shows none, skips their search and the re-analyses that check them)."""
-    layers, image_size, field = architecture_of(body)
-    if body.preset is not None:  # a constant graph, checked once per process
-        nodes, _order = checked_preset(body.preset)
-        analysis = analyse_checked(nodes, normalize_image_size(image_size), body.in_channels, field)
-    elif body.chain is not None:  # generated like the planner's layers: checked by construction
-        analysis = analyse_chain(layers, image_size, body.in_channels, field)
+    if body.preset is not None:  # a constant graph, checked and ordered once per process
+        nodes, order = checked_preset(body.preset)
+        size = body.image_size if body.image_size is not None else preset_info(body.preset)["default_image_size"]
+        analysis = analyse_checked(nodes, normalize_image_size(size), body.in_channels, "preset", order)  # type: ignore[arg-type]
     else:
-        analysis = analyse(layers, image_size, body.in_channels, field)
+        layers, image_size, field = architecture_of(body)
+        if body.chain is not None:  # generated like the planner's layers: checked by construction
+            analysis = analyse_chain(layers, image_size, body.in_channels, field)
+        else:
+            analysis = analyse(layers, image_size, body.in_channels, field)
     report = check_constraints(analysis, body.min_c_value, body.include_pointwise, body.rf_side)
     return attach_fixes(report) if fixes else report
 

@@ -148,10 +148,14 @@ def analyse(
     return analyse_checked(as_graph(architecture, field), size, in_channels, field)
 
 
-def analyse_checked(nodes: tuple[Layer, ...], size: Pair, in_channels: int, field: str = "layers") -> Analysis:
+def analyse_checked(
+    nodes: tuple[Layer, ...], size: Pair, in_channels: int, field: str = "layers", order: Sequence[int] | None = None
+) -> Analysis:
     """`analyse` of nodes `as_graph` already checked and named (e.g. a repair's edits of them): the walk
-    without the parameter checks. Graph errors (misaligned merges, vanishing maps) still raise."""
-    order = topological_order(nodes, field)
+    without the parameter checks, in `order` when given (their `topological_order`, e.g. a preset's, computed
+    once). Graph errors (misaligned merges, vanishing maps) still raise."""
+    if order is None:
+        order = topological_order(nodes, field)
     states: dict[str, _State] = {INPUT: _State((1, 1), (1, 1), (0, 0), size, in_channels)}
     stats: list[LayerStats | None] = [None] * len(nodes)
     for index in order:
