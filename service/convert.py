@@ -105,11 +105,9 @@ def chain_layers(chain: ChainModel) -> tuple[Layer, ...]:
 def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tuple[int, int] | int, str]:
     """(layers, image size, field prefix) of a validate body (the model saw to exactly one of layers, graph,
     preset, and to an image size unless it is a preset)."""
-    image_size = body.image_size
+    image_size = image_size_of(body)
     if body.preset is not None:
         layers = preset(body.preset)
-        if image_size is None:
-            image_size = int(preset_info(body.preset)["default_image_size"])  # type: ignore[call-overload]
         field = "preset"
     elif body.graph is not None:
         layers = tuple(to_layer(node) for node in body.graph.nodes)
@@ -121,8 +119,15 @@ def architecture_of(body: ValidateRequestModel) -> tuple[tuple[Layer, ...], tupl
         assert body.layers is not None
         layers = tuple(to_layer(layer) for layer in body.layers)
         field = "layers"
-    assert image_size is not None
     return layers, image_size, field
+
+
+def image_size_of(body: ValidateRequestModel) -> tuple[int, int] | int:
+    """The body's image size; a preset's default when the body names a preset and no size."""
+    if body.image_size is not None:
+        return body.image_size
+    assert body.preset is not None  # the model requires an image size unless a preset is named
+    return int(preset_info(body.preset)["default_image_size"])  # type: ignore[call-overload]
 
 
 def validate_body(body: ValidateRequestModel, fixes: bool = True) -> ValidationReport:
@@ -130,8 +135,7 @@ def validate_body(body: ValidateRequestModel, fixes: bool = True) -> ValidationR
     is False: the summary view, which shows none, skips their search and the re-analyses that check them)."""
     if body.preset is not None:  # a constant graph, checked and ordered once per process
         nodes, order = checked_preset(body.preset)
-        size = body.image_size if body.image_size is not None else preset_info(body.preset)["default_image_size"]
-        analysis = analyse_checked(nodes, normalize_image_size(size), body.in_channels, "preset", order)  # type: ignore[arg-type]
+        analysis = analyse_checked(nodes, normalize_image_size(image_size_of(body)), body.in_channels, "preset", order)
     else:
         layers, image_size, field = architecture_of(body)
         if body.chain is not None:  # generated like the planner's layers: checked by construction

@@ -594,12 +594,26 @@ def _verdict(request: PlanRequest, size: tuple[int, int], t: Fraction, walk: dic
 def plan_answer(request: PlanRequest) -> dict[str, Any]:
     """`convert.plan_dict(make_plan(request))`, equal value for value, evaluated stage-wise; raises what
     `make_plan` raises (`InvalidLayerError`, `InfeasiblePlanError`) for the same inputs."""
+    layers: list[dict[str, Any]] = []
+    return {**_answer_fields(request, layers, text=False), "layers": layers}
+
+
+def plan_answer_json(request: PlanRequest) -> bytes:
+    """`plan_answer` rendered: the same bytes as ``render_json(plan_answer(request))``, with the stages'
+    layers written straight from per-stage JSON templates (`_emit_stage_json`) instead of as dicts."""
+    parts: list[Any] = []
+    head = render_json(_answer_fields(request, parts, text=True))
+    return b"".join((head[:-1], b',"layers":[', ",".join(parts).encode(), b"]}"))
+
+
+def _answer_fields(request: PlanRequest, layers: list[Any], text: bool) -> dict[str, Any]:
+    """Every field of `plan_answer` but ``layers``, which the walk appends to `layers` (as JSON text when
+    `text`), in the answer's key order."""
     t, size = _check_request(request)
     stage_plan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
     relaxed = _relaxed(size, request.kernel_size, t, request.rf_side)
     _check_network(request.num_classes, request.dropout, request.in_channels)
-    layers: list[dict[str, Any]] = []
-    walk = _walk(request, size, stage_plan.stages, t, layers)
+    walk = _walk(request, size, stage_plan.stages, t, layers, text=text)
     _, headroom = _verdict(request, size, t, walk)
     return {
         "depth": stage_plan.depth,
@@ -611,34 +625,7 @@ def plan_answer(request: PlanRequest) -> dict[str, Any]:
         "flops": walk["flops"],
         "inputs": _inputs(request, size, t),
         **_PLAIN_CHAIN,
-        "layers": layers,
     }
-
-
-def plan_answer_json(request: PlanRequest) -> bytes:
-    """`plan_answer` rendered: the same bytes as ``render_json(plan_answer(request))``, with the stages'
-    layers written straight from per-stage JSON templates (`_emit_stage_json`) instead of as dicts."""
-    t, size = _check_request(request)
-    stage_plan = optimal_stages(size, request.kernel_size, t, request.model, request.downsample, request.rf_side)
-    relaxed = _relaxed(size, request.kernel_size, t, request.rf_side)
-    _check_network(request.num_classes, request.dropout, request.in_channels)
-    parts: list[Any] = []
-    walk = _walk(request, size, stage_plan.stages, t, parts, text=True)
-    _, headroom = _verdict(request, size, t, walk)
-    head = render_json(
-        {
-            "depth": stage_plan.depth,
-            "stages": list(stage_plan.stages),
-            "top_receptive_field": [walk["top"][0]] * 2,
-            "depth_headroom": headroom,
-            "relaxed": relaxed,
-            "params": walk["params"],
-            "flops": walk["flops"],
-            "inputs": _inputs(request, size, t),
-            **_PLAIN_CHAIN,
-        }
-    )
-    return b"".join((head[:-1], b',"layers":[', ",".join(parts).encode(), b"]}"))
 
 
 def _float_text(value: float) -> str:

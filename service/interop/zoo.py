@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,13 +113,9 @@ def export_onnx(model: Any, image_size: int, exporter: str) -> bytes:
     ``torchscript`` (``dynamo=False``), each with its default options; the serialized model."""
     import torch
 
-    example = torch.zeros(1, 3, image_size, image_size)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with _quiet_example(image_size) as example:
         if exporter == "dynamo":
-            program = torch.onnx.export(model, (example,), dynamo=True, verbose=False)
-            assert program is not None  # returned whenever no file is named
-            return program.model_proto.SerializeToString()
+            return _dynamo_program(model, example).model_proto.SerializeToString()
         buffer = io.BytesIO()
         torch.onnx.export(model, (example,), buffer, dynamo=False)  # type: ignore[arg-type]  # a file object works; the stubs say path
         return buffer.getvalue()
@@ -134,15 +131,30 @@ def export_onnx_file(model: Any, image_size: int, exporter: str, path: Any) -> N
     `PROTOBUF_LIMIT`, e.g. torchvision's RegNet-Y-128GF: 644 M parameters)."""
     import torch
 
-    example = torch.zeros(1, 3, image_size, image_size)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with _quiet_example(image_size) as example:
         if exporter == "dynamo":
-            program = torch.onnx.export(model, (example,), dynamo=True, verbose=False)
-            assert program is not None  # returned whenever no file is named
-            program.save(str(path), external_data=True)
+            _dynamo_program(model, example).save(str(path), external_data=True)
         else:  # the TorchScript exporter writes external data itself when the model passes the limit
             torch.onnx.export(model, (example,), str(path), dynamo=False)
+
+
+@contextlib.contextmanager
+def _quiet_example(image_size: int) -> Iterator[Any]:
+    """A 1x3xSxS zero input, with the exporters' warnings and progress lines silenced."""
+    import torch
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield torch.zeros(1, 3, image_size, image_size)
+
+
+def _dynamo_program(model: Any, example: Any) -> Any:
+    """The default exporter's program for `model` on `example` (returned whenever no file is named)."""
+    import torch
+
+    program = torch.onnx.export(model, (example,), dynamo=True, verbose=False)
+    assert program is not None
+    return program
 
 
 def stored_bytes(model: Any) -> int:
