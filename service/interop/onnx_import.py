@@ -290,7 +290,7 @@ class _Walk:
         features = [name for name in node.input[: _DATA_INPUTS.get(node.op_type)] if name in self.maps]
         if not features:
             _fold(node, self.dims, self.values)
-            self._track_zeros(node)
+            self._track_constants(node)
             return
         op = node.op_type
         shown = f"{op} (node {_shown(node, index)})"
@@ -584,7 +584,7 @@ class _Walk:
         """Elements of the stored weights read by element-wise operators, each weight once."""
         return sum(self.stored[name] for name in self.elementwise_read)
 
-    def _track_zeros(self, node) -> None:
+    def _track_constants(self, node) -> None:
         """Remember an all-zero constant, and its casts and broadcasts (``Expand(CastLike(0, x), shape)``); and
         which stored weight a reshaped or cast copy of one comes from."""
         if not node.output:
